@@ -1,0 +1,3 @@
+"""probe_exporter: a multi-target probe exporter for Prometheus."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from probe_exporter.cli import main
+
+raise SystemExit(main())

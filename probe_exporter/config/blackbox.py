@@ -1,0 +1,338 @@
+"""blackbox_exporter's per-prober blocks (`http:`, `tcp:`, `dns:`, `icmp:`, `grpc:`, `unix:`, `websocket:`).
+
+Field names, defaults and load-time validation follow blackbox_exporter's config/config.go and
+prometheus/common's HTTPClientConfig, which the `http:` block inlines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, field_validator, model_validator
+
+from probe_exporter.config.tls import TLSConfig
+from probe_exporter.config.types import Base2Bytes, RawBytes, Regex, Secret, StrictModel
+
+# --- prometheus/common HTTPClientConfig ------------------------------------------------------------
+
+
+class BasicAuth(StrictModel):
+    username: str | None = None
+    username_file: str | None = None
+    username_ref: str | None = None
+    password: Secret | None = None
+    password_file: str | None = None
+    password_ref: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> BasicAuth:
+        if sum(bool(x) for x in (self.username, self.username_file, self.username_ref)) > 1:
+            raise ValueError("at most one of basic_auth username, username_file & username_ref must be configured")
+        if sum(bool(x) for x in (self.password, self.password_file, self.password_ref)) > 1:
+            raise ValueError("at most one of basic_auth password, password_file & password_ref must be configured")
+        return self
+
+
+class Authorization(StrictModel):
+    type: str = "Bearer"
+    credentials: Secret | None = None
+    credentials_file: str | None = None
+    credentials_ref: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Authorization:
+        if self.type.lower() == "basic":
+            raise ValueError('authorization type cannot be set to "basic", use "basic_auth" instead')
+        if self.credentials and self.credentials_file:
+            raise ValueError("at most one of authorization credentials & credentials_file must be configured")
+        return self
+
+
+class ProxyConfig(StrictModel):
+    proxy_url: str | None = None
+    no_proxy: str | None = None
+    proxy_from_environment: bool = False
+    proxy_connect_header: dict[str, list[Secret]] | None = None
+
+
+class OAuth2(ProxyConfig):
+    client_id: str | None = None
+    client_secret: Secret | None = None
+    client_secret_file: str | None = None
+    client_secret_ref: str | None = None
+    client_certificate_key_id: str | None = None
+    client_certificate_key: Secret | None = None
+    client_certificate_key_file: str | None = None
+    client_certificate_key_ref: str | None = None
+    grant_type: str | None = None
+    signature_algorithm: str | None = None
+    iss: str | None = None
+    audience: str | None = None
+    claims: dict[str, Any] | None = None
+    scopes: list[str] | None = None
+    token_url: str | None = None
+    endpoint_params: dict[str, str] | None = None
+    tls_config: TLSConfig = Field(default_factory=TLSConfig)
+
+
+class Header(StrictModel):
+    values: list[str] | None = None
+    secrets: list[Secret] | None = None
+    files: list[str] | None = None
+
+
+# Headers prometheus/common refuses in http_headers, because the client owns them.
+_RESERVED_HEADERS = {name.lower() for name in (
+    "Authorization", "Host", "Content-Encoding", "Content-Length", "Content-Type", "User-Agent", "Connection",
+    "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Www-Authenticate", "Accept-Encoding",
+    "X-Prometheus-Remote-Write-Version", "X-Prometheus-Remote-Read-Version", "X-Prometheus-Scrape-Timeout-Seconds",
+    "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-Sha256")}
+
+
+class HTTPClientConfig(ProxyConfig):
+    basic_auth: BasicAuth | None = None
+    authorization: Authorization | None = None
+    oauth2: OAuth2 | None = None
+    bearer_token: Secret | None = None
+    bearer_token_file: str | None = None
+    tls_config: TLSConfig = Field(default_factory=TLSConfig)
+    follow_redirects: bool = True
+    enable_http2: bool = True
+    http_headers: dict[str, Header] | None = None
+
+    @model_validator(mode="after")
+    def _check_client(self) -> HTTPClientConfig:
+        if self.bearer_token and self.bearer_token_file:
+            raise ValueError("at most one of bearer_token & bearer_token_file must be configured")
+        auths = [self.basic_auth, self.authorization, self.oauth2,
+                 self.bearer_token or self.bearer_token_file or None]
+        if sum(a is not None for a in auths) > 1:
+            raise ValueError("at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured")
+        for name in self.http_headers or {}:
+            if name.lower() in _RESERVED_HEADERS:
+                raise ValueError(f"setting header {name!r} is not allowed")
+        if self.proxy_from_environment and (self.proxy_url or self.no_proxy):
+            raise ValueError("if proxy_from_environment is configured, proxy_url and no_proxy must not be configured")
+        if self.no_proxy and not self.proxy_url:
+            raise ValueError("if no_proxy is configured, proxy_url must also be configured")
+        return self
+
+
+# --- blackbox probe blocks -------------------------------------------------------------------------
+
+
+class HeaderMatch(StrictModel):
+    header: str = ""
+    regexp: Regex | None = None
+    allow_missing: bool = False
+
+    @model_validator(mode="after")
+    def _check(self) -> HeaderMatch:
+        if not self.header:
+            raise ValueError("header name must be set for HTTP header matchers")
+        if self.regexp is None or not self.regexp.pattern:
+            raise ValueError("regexp must be set for HTTP header matchers")
+        return self
+
+
+class HTTPProbe(HTTPClientConfig):
+    valid_status_codes: list[int] = Field(default_factory=list)
+    valid_http_versions: list[str] = Field(default_factory=list)
+    ip_protocol_fallback: bool = True
+    preferred_ip_protocol: str = ""
+    skip_resolve_phase_with_proxy: bool = False
+    no_follow_redirects: bool | None = Field(default=None, exclude=True)
+    fail_if_ssl: bool = False
+    fail_if_not_ssl: bool = False
+    method: str = "GET"
+    headers: dict[str, str] = Field(default_factory=dict)
+    fail_if_body_matches_regexp: list[Regex] = Field(default_factory=list)
+    fail_if_body_not_matches_regexp: list[Regex] = Field(default_factory=list)
+    fail_if_body_json_matches_cel: str | None = None
+    fail_if_body_json_not_matches_cel: str | None = None
+    fail_if_header_matches: list[HeaderMatch] = Field(default_factory=list)
+    fail_if_header_not_matches: list[HeaderMatch] = Field(default_factory=list)
+    body: str | None = None
+    body_file: str | None = None
+    compression: str = ""
+    body_size_limit: Base2Bytes = 0
+    enable_http3: bool = False
+
+    @field_validator("headers", mode="before")
+    @classmethod
+    def _headers_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: "" if v is None else str(v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _check_probe(self) -> HTTPProbe:
+        if self.no_follow_redirects is not None:
+            self.follow_redirects = not self.no_follow_redirects
+        if self.body and self.body_file:
+            raise ValueError("setting body and body_file both are not allowed")
+        if self.enable_http3:
+            if self.enable_http2:
+                raise ValueError("when enable_http3 is true, enable_http2 must be set to false")
+            if any(v != "HTTP/3.0" for v in self.valid_http_versions):
+                raise ValueError("HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed "
+                                 "when enable_http3 is true")
+        elif "HTTP/3.0" in self.valid_http_versions:
+            raise ValueError("HTTP/3 is only allowed when enable_http3 is true")
+        if self.compression:
+            for name, value in self.headers.items():
+                if name.lower() == "accept-encoding" and not accepts_encoding(value, self.compression):
+                    raise ValueError(f'invalid configuration "Accept-Encoding: {value}", '
+                                     f'"compression: {self.compression}"')
+        return self
+
+
+def accepts_encoding(accept_encoding: str, encoding: str) -> bool:
+    """Whether an Accept-Encoding value allows `encoding` with q > 0 (`*` counts)."""
+    for part in accept_encoding.split(","):
+        name, _, params = part.strip().partition(";")
+        name = name.strip().lower()
+        if name not in (encoding.lower(), "*"):
+            continue
+        quality = 1.0
+        for param in params.split(";"):
+            key, _, val = param.strip().partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(val)
+                except ValueError:
+                    quality = 0.0
+        if quality > 0:
+            return True
+    return False
+
+
+class Label(StrictModel):
+    name: str
+    value: str
+
+
+class QueryResponse(StrictModel):
+    expect: Regex | None = None
+    expect_bytes: RawBytes | None = None
+    send: RawBytes | None = None
+    starttls: bool = False
+    labels: list[Label] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check(self) -> QueryResponse:
+        if self.expect is not None and self.expect_bytes is not None:
+            raise ValueError("expect and expect_bytes are mutually exclusive")
+        return self
+
+
+class TCPProbe(StrictModel):
+    ip_protocol_fallback: bool = True
+    preferred_ip_protocol: str = ""
+    source_ip_address: str | None = None
+    query_response: list[QueryResponse] = Field(default_factory=list)
+    tls: bool = False
+    tls_config: TLSConfig = Field(default_factory=TLSConfig)
+
+    @field_validator("source_ip_address")
+    @classmethod
+    def _check_source(cls, value: str | None) -> str | None:
+        return _check_ip(value)
+
+
+class UnixProbe(StrictModel):
+    query_response: list[QueryResponse] = Field(default_factory=list)
+    tls: bool = False
+    tls_config: TLSConfig = Field(default_factory=TLSConfig)
+
+
+class ICMPProbe(StrictModel):
+    ip_protocol_fallback: bool = True
+    preferred_ip_protocol: str = ""
+    source_ip_address: str | None = None
+    payload_size: int = 0
+    dont_fragment: bool = False
+    ttl: int = 64
+
+    @field_validator("ttl")
+    @classmethod
+    def _check_ttl(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError('"ttl" cannot be negative')
+        if value > 255:
+            raise ValueError('"ttl" cannot exceed 255')
+        return value
+
+    @field_validator("source_ip_address")
+    @classmethod
+    def _check_source(cls, value: str | None) -> str | None:
+        return _check_ip(value)
+
+
+class DNSRRValidator(StrictModel):
+    fail_if_matches_regexp: list[str] = Field(default_factory=list)
+    fail_if_all_match_regexp: list[str] = Field(default_factory=list)
+    fail_if_not_matches_regexp: list[str] = Field(default_factory=list)
+    fail_if_none_matches_regexp: list[str] = Field(default_factory=list)
+
+
+DNS_QUERY_CLASSES = {"IN", "CS", "CH", "HS", "NONE", "ANY"}
+
+
+class DNSProbe(StrictModel):
+    ip_protocol_fallback: bool = True
+    preferred_ip_protocol: str = ""
+    source_ip_address: str | None = None
+    transport_protocol: str = ""
+    dns_over_tls: bool = False
+    tls_config: TLSConfig = Field(default_factory=TLSConfig)
+    query_class: str = "IN"
+    query_name: str = ""
+    query_type: str = "ANY"
+    recursion_desired: bool = True
+    valid_rcodes: list[str] = Field(default_factory=list)
+    validate_answer_rrs: DNSRRValidator = Field(default_factory=DNSRRValidator)
+    validate_authority_rrs: DNSRRValidator = Field(default_factory=DNSRRValidator)
+    validate_additional_rrs: DNSRRValidator = Field(default_factory=DNSRRValidator)
+
+    @model_validator(mode="after")
+    def _check(self) -> DNSProbe:
+        import dns.rdatatype
+
+        if not self.query_name:
+            raise ValueError("query name must be set for DNS module")
+        if self.query_class.upper() not in DNS_QUERY_CLASSES:
+            raise ValueError(f"query class '{self.query_class}' is not valid")
+        try:
+            dns.rdatatype.from_text(self.query_type.upper())
+        except Exception:
+            raise ValueError(f"query type '{self.query_type}' is not valid") from None
+        return self
+
+
+class GRPCProbe(StrictModel):
+    service: str = ""
+    tls: bool = False
+    tls_config: TLSConfig = Field(default_factory=TLSConfig)
+    ip_protocol_fallback: bool = True
+    preferred_ip_protocol: str = ""
+    metadata: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class WebsocketProbe(StrictModel):
+    ip_protocol_fallback: bool = True
+    preferred_ip_protocol: str = ""
+    query_response: list[QueryResponse] = Field(default_factory=list)
+    http_config: HTTPClientConfig = Field(default_factory=HTTPClientConfig)
+    headers: dict[str, Header] = Field(default_factory=dict)
+
+
+def _check_ip(value: str | None) -> str | None:
+    import ipaddress
+
+    if value:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError(f"invalid source_ip_address {value!r}") from None
+    return value

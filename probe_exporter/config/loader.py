@@ -1,0 +1,146 @@
+"""Loading config files: globs, several files merged, format detection, errors with file:line.
+
+One file may hold blackbox-style modules (with `prober:`), snmp_exporter modules (no `prober:`,
+with `auths:` beside them), and our own `prober: sql` modules.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from probe_exporter.config.errors import ConfigError
+from probe_exporter.config.module import Module
+from probe_exporter.config.yamlfile import LineMap, load_yaml
+
+TOP_LEVEL_KEYS = ("modules", "auths")
+
+
+@dataclass
+class Config:
+    modules: dict[str, Module] = field(default_factory=dict)
+    # snmp_exporter `auths:` (name -> auth model), merged over every file.
+    snmp_auths: dict[str, Any] = field(default_factory=dict)
+    module_files: dict[str, str] = field(default_factory=dict)
+    files: list[str] = field(default_factory=list)
+    checksum: str = ""
+
+
+def expand_patterns(patterns: list[str]) -> list[str]:
+    files: list[str] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        if not matches:
+            raise ConfigError(f"no file matches {pattern!r}")
+        for path in matches:
+            if path not in files:
+                files.append(path)
+    return files
+
+
+def load_config(patterns: list[str]) -> Config:
+    config = Config()
+    digest = hashlib.sha256()
+    for path in expand_patterns(patterns):
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except OSError as err:
+            raise ConfigError(err.strerror or str(err), file=path) from None
+        digest.update(path.encode() + b"\0" + raw)
+        _load_file(config, path, raw)
+        config.files.append(path)
+    config.checksum = digest.hexdigest()
+    return config
+
+
+def _load_file(config: Config, path: str, raw: bytes) -> None:
+    data, lines = load_yaml(raw, path)
+    if data is None:
+        return
+    if not isinstance(data, dict):
+        raise ConfigError("top level must be a mapping", file=path, line=1)
+    # --- SNMP: snmp_exporter's pre-0.23 layout (modules at the top level, auth inside) ---
+    from probe_exporter.config import snmp as snmp_format
+
+    if snmp_format.is_legacy_file(data):
+        data, lines = snmp_format.upgrade_legacy_file(data, lines)
+    # --- end SNMP ---
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise ConfigError(f"field {key} not found", file=path, line=lines.line_of((key,)), key=str(key))
+    modules = data.get("modules") or {}
+    if not isinstance(modules, dict):
+        raise ConfigError("modules must be a mapping", file=path, line=lines.line_of(("modules",)), key="modules")
+
+    snmp_modules = {name: body for name, body in modules.items() if not _has_prober(body)}
+    if "auths" in data or snmp_modules:
+        from probe_exporter.config import snmp
+
+        snmp_auths, snmp_parsed = snmp.parse_snmp_file(data.get("auths"), snmp_modules, lines, path)
+        for name, auth in snmp_auths.items():
+            config.snmp_auths[name] = auth
+        for name, snmp_module in snmp_parsed.items():
+            _add_module(config, name, Module(prober="snmp", snmp=snmp_module), path, lines)
+
+    for name, body in modules.items():
+        if name in snmp_modules:
+            continue
+        module = validate_model(Module, body, lines, path, ("modules", name))
+        if module.prober == "snmp" and module.snmp is not None:
+            from probe_exporter.config import snmp
+
+            module.snmp = snmp.parse_snmp_module(name, module.snmp, lines, path)
+        if module.prober == "sql":  # collector files are relative to this file (probe_exporter.config.sql)
+            from probe_exporter.config import sql
+
+            sql.load_module_collectors(module, path, lines, ("modules", name))
+        _add_module(config, name, module, path, lines)
+
+
+def _has_prober(body: Any) -> bool:
+    return isinstance(body, dict) and "prober" in body
+
+
+def _add_module(config: Config, name: str, module: Module, path: str, lines: LineMap) -> None:
+    if name in config.modules:
+        raise ConfigError(f"module {name!r} is already defined in {config.module_files[name]}",
+                          file=path, line=lines.line_of(("modules", name)), key=f"modules.{name}")
+    config.modules[name] = module
+    config.module_files[name] = path
+
+
+def validate_model(model: Any, body: Any, lines: LineMap, path: str, prefix: tuple[str | int, ...]) -> Any:
+    """model.model_validate(body), turning pydantic's error into a ConfigError with file, line and key."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as err:
+        raise config_error_from(err, lines, path, prefix) from None
+
+
+def config_error_from(err: ValidationError, lines: LineMap, path: str,
+                      prefix: tuple[str | int, ...]) -> ConfigError:
+    first = err.errors(include_url=False)[0]
+    loc = (*prefix, *(part for part in first["loc"] if isinstance(part, (str, int))))
+    key = ".".join(str(part) for part in loc)
+    if first["type"] == "extra_forbidden":
+        message = f"field {loc[-1]} not found"
+    elif first["type"] == "missing":
+        message = f"field {loc[-1]} is required"
+    else:
+        message = first["msg"].removeprefix("Value error, ")
+    return ConfigError(message, file=path, line=lines.line_of(loc), key=key)
+
+
+def default_config_patterns() -> list[str]:
+    """The shipped modules: ./modules/*.yml when run from a checkout, else the installed copy."""
+    local = os.path.join("modules", "*.yml")
+    if glob.glob(local):
+        return [local]
+    here = os.path.dirname(os.path.abspath(__file__))
+    return [os.path.join(os.path.dirname(here), "modules", "*.yml")]

@@ -1,0 +1,58 @@
+"""A module: what a `/probe?module=NAME` request runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, PrivateAttr, field_validator
+
+from probe_exporter.config.blackbox import (
+    DNSProbe,
+    GRPCProbe,
+    HTTPProbe,
+    ICMPProbe,
+    TCPProbe,
+    UnixProbe,
+    WebsocketProbe,
+)
+from probe_exporter.config.sql import SQLModule
+from probe_exporter.config.types import GoDuration, StrictModel
+
+# Every prober name a config may use. Blackbox's seven, plus ours.
+PROBER_NAMES = ("http", "tcp", "icmp", "dns", "grpc", "unix", "websocket", "snmp", "sql")
+
+
+class Module(StrictModel):
+    prober: str
+    timeout: GoDuration = 0.0
+    http: HTTPProbe = Field(default_factory=HTTPProbe)
+    tcp: TCPProbe = Field(default_factory=TCPProbe)
+    icmp: ICMPProbe = Field(default_factory=ICMPProbe)
+    # Go validates dns: only when the block is written, so the default skips validation.
+    dns: DNSProbe = Field(default_factory=lambda: DNSProbe.model_construct())
+    # Not in blackbox's DefaultModule: without a grpc: block, ip_protocol_fallback is false.
+    grpc: GRPCProbe = Field(default_factory=lambda: GRPCProbe(ip_protocol_fallback=False))
+    unix: UnixProbe = Field(default_factory=UnixProbe)
+    websocket: WebsocketProbe = Field(default_factory=WebsocketProbe)
+    # Our own probers' blocks; their schemas live in their own config modules.
+    snmp: Any = Field(default=None, exclude=True)
+    sql: SQLModule | None = None
+
+    # Objects a prober builds once per module (clients, SSL contexts) and reuses across probes;
+    # they go away with the module on reload.
+    _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @field_validator("prober")
+    @classmethod
+    def _check_prober(cls, value: str) -> str:
+        if value not in PROBER_NAMES:
+            raise ValueError(f"prober '{value}' is not valid")
+        return value
+
+    def cached(self, key: str, build: Any) -> Any:
+        """The per-module object under `key`, built by `build()` on first use."""
+        try:
+            return self._cache[key]
+        except KeyError:
+            value = self._cache[key] = build()
+            return value

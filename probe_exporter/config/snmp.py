@@ -1,0 +1,231 @@
+"""snmp_exporter's snmp.yml: `auths:` + `modules:` (v0.23+), and the older format with the auth
+inside each module (v0.22 and before), validated strictly with upstream's defaults and messages.
+
+The generated snmp.yml is large (2 MB, ~5,000 metrics), so the models are plain pydantic models
+without per-field Python validators on the hot path; checks that need Python run once per metric.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from probe_exporter.config.errors import ConfigError
+from probe_exporter.config.types import GoDuration, Regex, Secret, StrictModel
+from probe_exporter.config.yamlfile import LineMap
+
+DEFAULT_AUTH = "public_v2"
+DEFAULT_MODULE = "if_mib"
+
+SECURITY_LEVELS = ("noAuthNoPriv", "authNoPriv", "authPriv")
+AUTH_PROTOCOLS = ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
+PRIV_PROTOCOLS = ("DES", "AES", "AES192", "AES192C", "AES256", "AES256C")
+
+# collector.go's RenderableIndexTypes (HEAD): anything else cannot be turned into a label.
+INDEX_TYPES = frozenset({
+    "Integer32", "Integer", "gauge", "counter", "PhysAddress48", "OctetString", "DisplayString",
+    "InetAddressIPv4", "InetAddressIPv6", "InetAddress", "InetAddressMissingSize", "LldpPortId", "EnumAsInfo",
+})
+# Every metric type the collector renders; an unknown one would panic upstream at scrape time.
+METRIC_TYPES = frozenset({
+    "gauge", "counter", "Float", "Double", "DateAndTime", "ParseDateAndTime", "NTPTimeStamp", "EnumAsInfo",
+    "EnumAsStateSet", "Bits", "OctetString", "DisplayString", "PhysAddress48", "InetAddressIPv4",
+    "InetAddressIPv6", "InetAddress", "InetAddressMissingSize", "LldpPortId",
+})
+# Lookup types are rendered with pduValueAsString, which knows the same string types.
+LOOKUP_TYPES = METRIC_TYPES
+
+
+class SnmpAuth(StrictModel):
+    community: Secret = Field(default_factory=lambda: Secret("public"))
+    security_level: str = "noAuthNoPriv"
+    username: str = ""
+    password: Secret = Field(default_factory=lambda: Secret(""))
+    auth_protocol: str = "MD5"
+    priv_protocol: str = "DES"
+    priv_password: Secret = Field(default_factory=lambda: Secret(""))
+    context_name: str = ""
+    version: int = 2
+
+    @model_validator(mode="after")
+    def _check(self) -> SnmpAuth:
+        # config.Auth.UnmarshalYAML: the v3 fields are only checked for version 3.
+        if self.version not in (1, 2, 3):
+            raise ValueError(f"SNMP version must be 1, 2 or 3. Got: {self.version}")
+        if self.version != 3:
+            return self
+        level = self.security_level
+        if level not in SECURITY_LEVELS:
+            raise ValueError("security level must be one of authPriv, authNoPriv or noAuthNoPriv")
+        if level == "authPriv":
+            if not self.priv_password:
+                raise ValueError("priv password is missing, required for SNMPv3 with priv")
+            if self.priv_protocol not in PRIV_PROTOCOLS:
+                raise ValueError("priv protocol must be DES, AES, AES192, AES192C, AES256 or AES256C")
+        if level in ("authPriv", "authNoPriv"):
+            if not self.password:
+                raise ValueError("auth password is missing, required for SNMPv3 with auth")
+            if self.auth_protocol not in AUTH_PROTOCOLS:
+                raise ValueError("auth protocol must be SHA, SHA224, SHA256, SHA384, SHA512 or MD5")
+        if not self.username:
+            raise ValueError("auth username is missing, required for SNMPv3")
+        return self
+
+
+class AnchoredRegex(Regex):
+    """config.Regexp: the pattern is matched whole, as `^(?:pattern)$` with RE2 semantics."""
+
+    __slots__ = ()
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__(f"^(?:{pattern})$")
+        self.pattern = pattern
+
+    @classmethod
+    def _validate(cls, value: Any) -> AnchoredRegex:
+        if isinstance(value, AnchoredRegex):
+            return value
+        if not isinstance(value, str):
+            raise ValueError("regular expression must be a string")
+        return cls(value)
+
+
+class RegexpExtract(StrictModel):
+    regex: AnchoredRegex
+    value: str = "$1"
+
+
+class Index(StrictModel):
+    labelname: str = ""
+    type: str = ""
+    fixed_size: int = 0
+    implied: bool = False
+    enum_values: dict[int, str] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _check_type(cls, value: str) -> str:
+        if value not in INDEX_TYPES:
+            raise ValueError(f'invalid index type "{value}"')
+        return value
+
+
+class Lookup(StrictModel):
+    labels: list[str] = Field(default_factory=list)
+    labelname: str = ""
+    oid: str = ""
+    type: str = ""
+    display_hint: str = ""
+    enum_values: dict[int, str] = Field(default_factory=dict)
+
+
+class Metric(StrictModel):
+    name: str
+    oid: str
+    type: str
+    help: str = ""
+    indexes: list[Index] = Field(default_factory=list)
+    lookups: list[Lookup] = Field(default_factory=list)
+    regex_extracts: dict[str, list[RegexpExtract]] = Field(default_factory=dict)
+    datetime_pattern: str = ""
+    enum_values: dict[int, str] = Field(default_factory=dict)
+    offset: float = 0.0
+    scale: float = 0.0
+    display_hint: str = ""
+
+    @field_validator("type")
+    @classmethod
+    def _check_type(cls, value: str) -> str:
+        if value not in METRIC_TYPES:
+            raise ValueError(f'unknown metric type "{value}"')
+        return value
+
+
+class DynamicFilter(StrictModel):
+    oid: str
+    targets: list[str] = Field(default_factory=list)
+    values: list[Regex] = Field(default_factory=list)
+
+
+class SnmpModule(StrictModel):
+    walk: list[str] = Field(default_factory=list)
+    get: list[str] = Field(default_factory=list)
+    metrics: list[Metric] = Field(default_factory=list)
+    max_repetitions: int = Field(default=25, ge=0, le=0xFFFFFFFF)
+    retries: int = Field(default=3, ge=0)
+    timeout: GoDuration = 5.0
+    allow_nonincreasing_oids: bool = False
+    use_unconnected_udp_socket: bool = False
+    filters: list[DynamicFilter] = Field(default_factory=list)
+    # The pre-0.23 format kept the SNMP version and credentials in the module; such a module
+    # uses them when the request names no `auth`.
+    version: int | None = Field(default=None, exclude=True)
+    auth: SnmpAuth | None = None
+
+    @model_validator(mode="after")
+    def _legacy_auth(self) -> SnmpModule:
+        if self.version is not None or self.auth is not None:
+            given = self.auth.model_fields_set if self.auth is not None else set()
+            data: dict[str, Any] = {key: getattr(self.auth, key) for key in given}
+            # Re-validated with the module's version, so the v3 checks apply.
+            data["version"] = self.version if self.version is not None else data.get("version", 2)
+            self.auth = SnmpAuth.model_validate(data)
+            self.version = None
+        return self
+
+
+def _validate(model: Any, body: Any, lines: LineMap, path: str, prefix: tuple[str | int, ...]) -> Any:
+    from probe_exporter.config.loader import config_error_from
+
+    try:
+        return model.model_validate(body)
+    except ValidationError as err:
+        raise config_error_from(err, lines, path, prefix) from None
+
+
+def parse_snmp_file(auths: Any, modules: dict[str, Any], lines: LineMap,
+                    path: str) -> tuple[dict[str, SnmpAuth], dict[str, SnmpModule]]:
+    """The `auths:` and the prober-less `modules:` of one file."""
+    if auths is not None and not isinstance(auths, dict):
+        raise ConfigError("auths must be a mapping", file=path, line=lines.line_of(("auths",)), key="auths")
+    parsed_auths = {str(name): _validate(SnmpAuth, body or {}, lines, path, ("auths", name))
+                    for name, body in (auths or {}).items()}
+    parsed_modules = {str(name): parse_snmp_module(name, body, lines, path, ("modules", name))
+                      for name, body in modules.items()}
+    return parsed_auths, parsed_modules
+
+
+def parse_snmp_module(name: str, body: Any, lines: LineMap, path: str,
+                      prefix: tuple[str | int, ...] | None = None) -> SnmpModule:
+    """One module body (snmp.yml's, or the `snmp:` block of a `prober: snmp` module)."""
+    if prefix is None:  # the `snmp:` block of a `prober: snmp` module
+        prefix = ("modules", name, "snmp")
+    module: SnmpModule = _validate(SnmpModule, body if body is not None else {}, lines, path, prefix)
+    return module
+
+
+def is_legacy_file(data: dict[Any, Any]) -> bool:
+    """A pre-0.23 snmp.yml: the top level maps module names straight to module bodies."""
+    if not data or "modules" in data or "auths" in data:
+        return False
+    return all(isinstance(body, dict) and ("walk" in body or "metrics" in body or "get" in body)
+               for body in data.values())
+
+
+class _RerootedLines(LineMap):
+    """The line map of a pre-0.23 file, answering for paths under `modules:`."""
+
+    def __init__(self, original: LineMap) -> None:
+        super().__init__()
+        self._original = original
+
+    def line_of(self, path: tuple[str | int, ...]) -> int | None:
+        if path and path[0] == "modules":
+            path = path[1:]
+        return self._original.line_of(path)
+
+
+def upgrade_legacy_file(data: dict[Any, Any], lines: LineMap) -> tuple[dict[str, Any], LineMap]:
+    """Re-root a pre-0.23 file under `modules:`; each module keeps its own version and auth."""
+    return {"modules": data}, _RerootedLines(lines)

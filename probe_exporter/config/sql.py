@@ -1,0 +1,426 @@
+"""The `sql:` block of a `prober: sql` module, and burningalchemist sql_exporter collector files.
+
+Collector files are read unmodified (one collector per file, unknown keys rejected as sql_exporter
+does). They are loaded when the config is loaded, so a bad file fails the load or the reload, never
+a probe. Metric and label names are checked here too: prometheus_client would happily write an
+invalid name, and Prometheus would then reject the whole scrape.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import ipaddress
+import os
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, PlainSerializer, PrivateAttr, field_validator, model_validator
+
+from probe_exporter.config.errors import ConfigError
+from probe_exporter.config.types import GoDuration, Secret, StrictModel
+from probe_exporter.config.yamlfile import LineMap, load_yaml
+
+METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+# Prometheus adds these to a /probe scrape; a query-made label of the same name would be overwritten.
+RESERVED_LABELS = ("job", "instance")
+
+DRIVERS = ("postgresql", "mysql", "sqlite", "sqlalchemy")
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+
+
+def _check_label_name(name: str, what: str) -> str:
+    if not LABEL_NAME.match(name) or name.startswith("__"):
+        raise ValueError(f"invalid label name {name!r} in {what}")
+    if name in RESERVED_LABELS:
+        raise ValueError(f"label name {name!r} in {what} is reserved (Prometheus sets it)")
+    return name
+
+
+# --- collector files (burningalchemist/sql_exporter format) ---------------------------------------
+
+class CollectorQuery(StrictModel):
+    """A named query under `queries:`, shared by metrics through `query_ref`."""
+
+    query_name: str
+    query: str
+    no_prepared_statement: bool = False
+
+
+class CollectorMetric(StrictModel):
+    metric_name: str
+    type: str
+    help: str
+    key_labels: list[str] = Field(default_factory=list)
+    value_label: str | None = None
+    values: list[str] = Field(default_factory=list)
+    static_labels: dict[str, str] = Field(default_factory=dict)
+    static_value: float | None = None
+    timestamp_value: str | None = None
+    query: str | None = None
+    query_ref: str | None = None
+    no_prepared_statement: bool = False
+
+    @field_validator("metric_name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not METRIC_NAME.match(value):
+            raise ValueError(f"invalid metric name {value!r}")
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _check_type(cls, value: str) -> str:
+        kind = value.lower()
+        if kind not in ("counter", "gauge"):
+            raise ValueError(f'unsupported metric type {value!r} (counter or gauge)')
+        return kind
+
+    @model_validator(mode="after")
+    def _check_shape(self) -> CollectorMetric:
+        what = f"metric {self.metric_name}"
+        if (self.query is None) == (self.query_ref is None):
+            raise ValueError(f"exactly one of query and query_ref must be specified for {what}")
+        if (self.static_value is None) == (not self.values):
+            raise ValueError(f"exactly one of values and static_value must be specified for {what}")
+        if len(self.values) > 1 and not self.value_label:
+            raise ValueError(f"value_label must be defined for {what} (it has more than one value column)")
+        if len(self.values) <= 1 and self.value_label:
+            raise ValueError(f"value_label is only allowed with more than one value column in {what}")
+        if len(set(self.key_labels)) != len(self.key_labels):
+            raise ValueError(f"duplicate key label in {what}")
+        for column in self.values:
+            if column in self.key_labels:
+                raise ValueError(f"column {column!r} used both as key and value in {what}")
+        for label in self.label_names():
+            _check_label_name(label, what)
+        if len(set(self.label_names())) != len(self.label_names()):
+            raise ValueError(f"duplicate label name in {what} (key_labels, value_label and static_labels overlap)")
+        return self
+
+    def label_names(self) -> list[str]:
+        names = list(self.key_labels)
+        if self.value_label:
+            names.append(self.value_label)
+        names.extend(self.static_labels)
+        return names
+
+
+class Collector(StrictModel):
+    collector_name: str
+    min_interval: GoDuration = 0.0
+    metrics: list[CollectorMetric] = Field(min_length=1)
+    queries: list[CollectorQuery] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _check_refs(self) -> Collector:
+        names = [q.query_name for q in self.queries]
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"duplicate query name {sorted(duplicates)[0]!r} in collector {self.collector_name}")
+        for metric in self.metrics:
+            if metric.query_ref is not None and metric.query_ref not in names:
+                raise ValueError(f"query_ref {metric.query_ref!r} not found in collector {self.collector_name}")
+        used_as: dict[tuple[str, str], str] = {}  # (query, column) -> "key" | "value"
+        for metric in self.metrics:
+            query = metric.query_ref or f"metric:{metric.metric_name}"
+            for role, columns in (("key", metric.key_labels), ("value", metric.values)):
+                for column in columns:
+                    if used_as.setdefault((query, column), role) != role:
+                        raise ValueError(f"column {column!r} used both as key and value in collector "
+                                         f"{self.collector_name}")
+        return self
+
+    def plans(self) -> list[QueryPlan]:
+        """The queries this collector runs, each with the metrics built from its rows."""
+        plans: list[QueryPlan] = []
+        by_name = {q.query_name: QueryPlan(q.query_name, q.query, [], q.no_prepared_statement)
+                   for q in self.queries}
+        for metric in self.metrics:
+            if metric.query_ref is not None:
+                by_name[metric.query_ref].metrics.append(metric)
+            else:
+                assert metric.query is not None
+                plans.append(QueryPlan(metric.metric_name, metric.query, [metric], metric.no_prepared_statement))
+        # Named queries no metric uses are not run (sql_exporter does the same).
+        plans.extend(plan for plan in by_name.values() if plan.metrics)
+        return plans
+
+
+class QueryPlan:
+    __slots__ = ("metrics", "name", "no_prepared_statement", "sql")
+
+    def __init__(self, name: str, sql: str, metrics: list[CollectorMetric], no_prepared_statement: bool) -> None:
+        self.name = name
+        self.sql = sql
+        self.metrics = metrics
+        self.no_prepared_statement = no_prepared_statement
+
+
+def load_collector_file(path: str) -> Collector:
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read()
+    except OSError as err:
+        raise ConfigError(err.strerror or str(err), file=path) from None
+    data, lines = load_yaml(raw, path)
+    if not isinstance(data, dict):
+        raise ConfigError("a collector file must be a mapping with collector_name and metrics", file=path, line=1)
+    if "collectors" in data:
+        raise ConfigError("a collector file holds one collector (collector_name, metrics), not a collectors: list",
+                          file=path, line=lines.line_of(("collectors",)), key="collectors")
+    from probe_exporter.config.loader import validate_model
+
+    collector: Collector = validate_model(Collector, data, lines, path, ())
+    return collector
+
+
+# --- credentials ------------------------------------------------------------------------------------
+
+class SQLAuth(StrictModel):
+    """Credentials, each given at most one way. `*_file` is re-read on each probe (rotation)."""
+
+    username: str | None = None
+    username_file: str | None = None
+    username_env: str | None = None
+    password: Secret | None = None
+    password_file: str | None = None
+    password_env: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SQLAuth:
+        for field in ("username", "password"):
+            given = [k for k in (field, f"{field}_file", f"{field}_env") if getattr(self, k) is not None]
+            if len(given) > 1:
+                raise ValueError(f"at most one of {', '.join(given)} may be set")
+        return self
+
+    def has_password(self) -> bool:
+        return any(v is not None for v in (self.password, self.password_file, self.password_env))
+
+    def resolve(self) -> tuple[str | None, Secret | None]:
+        """(username, password) as of now; raises OSError/KeyError with a message free of secrets."""
+        return (_read_source(self.username, self.username_file, self.username_env, "username"),
+                _secret_source(self.password, self.password_file, self.password_env))
+
+
+def _read_source(value: str | None, file: str | None, env: str | None, what: str) -> str | None:
+    if value is not None:
+        return value
+    if file is not None:
+        with open(file, encoding="utf-8") as handle:
+            return handle.read().strip()
+    if env is not None:
+        if env not in os.environ:
+            raise KeyError(f"environment variable {env} for the {what} is not set")
+        return os.environ[env]
+    return None
+
+
+def _secret_source(value: Secret | None, file: str | None, env: str | None) -> Secret | None:
+    if value is not None:
+        return value
+    text = _read_source(None, file, env, "password")
+    return None if text is None else Secret(text)
+
+
+# --- targets ----------------------------------------------------------------------------------------
+
+class TargetAlias(StrictModel):
+    """A name usable as `?target=`, standing for a host, a socket or (SQLite) a file."""
+
+    host: str | None = None
+    port: int | None = None
+    socket: str | None = None
+    database: str | None = None
+    # SQLite: the database file. With `seed_script` and no `path`, the file is built from the script
+    # on first use in a cache directory, then opened read-only like any other.
+    path: str | None = None
+    seed_script: str | None = None
+
+    @model_validator(mode="after")
+    def _one_address(self) -> TargetAlias:
+        given = [k for k in ("host", "socket", "path") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"only one of {', '.join(given)} may be set")
+        if not given and self.seed_script is None:
+            raise ValueError("one of host, socket, path or seed_script must be set")
+        return self
+
+
+def _mask_dsn(dsn: str | None) -> str | None:
+    return None if dsn is None else mask_dsn_password(dsn)
+
+
+def mask_dsn_password(dsn: str) -> str:
+    """`scheme://user:***@host/...`: the password of a URL-style DSN never shows."""
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:
+        return "<unparseable dsn>"
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return dsn.replace(parts.netloc, f"{user}:***@{netloc[2]}", 1)
+
+
+MaskedDSN = Annotated[str | None, PlainSerializer(_mask_dsn)]
+
+
+class SQLModule(StrictModel):
+    driver: Literal["postgresql", "mysql", "sqlite", "sqlalchemy"]
+    # URL template; {host}, {port}, {target}, {path} and {database} are filled per probe.
+    # Optional for postgresql/mysql (built from the target), required for sqlalchemy.
+    dsn: MaskedDSN = None
+    database: str | None = None
+    default_port: int | None = None
+    auth: SQLAuth | None = None
+    # CIDRs, IP addresses or host-name globs; the target must match one before anything connects.
+    target_allow: list[str] = Field(default_factory=list)
+    # SQLite: file globs a path target must match (after resolving symlinks).
+    target_allow_paths: list[str] = Field(default_factory=list)
+    targets: dict[str, TargetAlias] = Field(default_factory=dict)
+    # Driver connection parameters (libpq keywords such as sslmode/sslrootcert/require_auth; for
+    # mysql: charset, ssl_ca, ssl_cert, ssl_key, ssl_verify).
+    options: dict[str, str] = Field(default_factory=dict)
+    # Session settings (PG GUCs, MySQL session variables) applied at connect.
+    session: dict[str, str] = Field(default_factory=dict)
+    query_timeout: GoDuration = 0.0
+    connect_timeout: GoDuration = 0.0
+    max_rows_per_query: int = Field(default=10_000, ge=1)
+    max_connections_per_probe: int = Field(default=1, ge=1, le=16)
+    max_concurrency_per_target: int = Field(default=2, ge=1)
+    max_concurrency: int = Field(default=32, ge=1)
+    max_cache_keys: int = Field(default=1000, ge=1)
+    collector_files: list[str] = Field(default_factory=list)
+    collectors: list[dict[str, Any]] = Field(default_factory=list)
+    # Names or globs of the collectors to run; default: every loaded collector.
+    collector_names: list[str] = Field(default_factory=list)
+
+    _collectors: list[Collector] = PrivateAttr(default_factory=list)
+    _base_dir: str = PrivateAttr(default=".")
+
+    @field_validator("target_allow")
+    @classmethod
+    def _check_allow(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            if "/" in entry:
+                try:
+                    ipaddress.ip_network(entry, strict=False)
+                except ValueError:
+                    raise ValueError(f"invalid CIDR {entry!r} in target_allow") from None
+        return entries
+
+    @field_validator("session")
+    @classmethod
+    def _check_session(cls, settings: dict[str, str]) -> dict[str, str]:
+        for key in settings:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", key):
+                raise ValueError(f"invalid session setting name {key!r}")
+        return settings
+
+    @model_validator(mode="after")
+    def _check(self) -> SQLModule:
+        if self.driver == "sqlalchemy" and not self.dsn:
+            raise ValueError("dsn is required for the sqlalchemy driver")
+        if self.has_credentials() and not (self.target_allow or self.target_allow_paths):
+            raise ValueError("a module with credentials needs target_allow (or target_allow_paths): without it, "
+                             "/probe would send the credentials to any host")
+        return self
+
+    def has_credentials(self) -> bool:
+        dsn_password = bool(self.dsn) and urlsplit(self.dsn or "").password is not None
+        return dsn_password or self.auth is not None
+
+    @property
+    def loaded_collectors(self) -> list[Collector]:
+        return self._collectors
+
+    @property
+    def base_dir(self) -> str:
+        return self._base_dir
+
+    def port(self) -> int | None:
+        return self.default_port or DEFAULT_PORTS.get(self.driver)
+
+
+def load_module_collectors(module: Any, path: str, lines: LineMap, prefix: tuple[str | int, ...]) -> None:
+    """Called by the loader for a `prober: sql` module: load its collectors, relative to `path`."""
+    sql: SQLModule | None = module.sql
+    key = ".".join(str(p) for p in prefix)
+    if sql is None:
+        raise ConfigError("a sql prober module needs a sql: block", file=path, line=lines.line_of(prefix), key=key)
+    base_dir = os.path.dirname(os.path.abspath(path))
+    sql._base_dir = base_dir
+    collectors: list[Collector] = []
+    sources: list[str] = []
+    for i, body in enumerate(sql.collectors):
+        from probe_exporter.config.loader import validate_model
+
+        collectors.append(validate_model(Collector, body, lines, path, (*prefix, "sql", "collectors", i)))
+        sources.append(path)
+    for i, pattern in enumerate(sql.collector_files):
+        full = pattern if os.path.isabs(pattern) else os.path.join(base_dir, pattern)
+        matches = sorted(glob.glob(full)) if glob.has_magic(full) else [full]
+        if not matches:
+            raise ConfigError(f"no collector file matches {pattern!r}", file=path,
+                              line=lines.line_of((*prefix, "sql", "collector_files", i)),
+                              key=f"{key}.sql.collector_files")
+        for match in matches:
+            collectors.append(load_collector_file(match))
+            sources.append(match)
+    seen: dict[str, str] = {}
+    for collector, source in zip(collectors, sources):
+        if collector.collector_name in seen:
+            raise ConfigError(f"collector {collector.collector_name!r} is defined twice ({seen[collector.collector_name]}"
+                              f" and {source})", file=path, line=lines.line_of((*prefix, "sql")), key=f"{key}.sql")
+        seen[collector.collector_name] = source
+    if sql.collector_names:
+        selected = [c for c in collectors
+                    if any(fnmatch.fnmatchcase(c.collector_name, p) for p in sql.collector_names)]
+        for i, pattern in enumerate(sql.collector_names):
+            if not any(fnmatch.fnmatchcase(c.collector_name, pattern) for c in collectors):
+                raise ConfigError(f"unknown collector {pattern!r}", file=path,
+                                  line=lines.line_of((*prefix, "sql", "collector_names", i)),
+                                  key=f"{key}.sql.collector_names")
+        collectors = selected
+    if not collectors:
+        raise ConfigError("no collectors: set collector_files or collectors", file=path,
+                          line=lines.line_of((*prefix, "sql")), key=f"{key}.sql")
+    try:
+        check_families(collectors)
+    except ValueError as err:
+        raise ConfigError(str(err), file=path, line=lines.line_of((*prefix, "sql")), key=f"{key}.sql") from None
+    for alias_name, alias in sql.targets.items():
+        if alias.seed_script is not None and not os.path.isabs(alias.seed_script):
+            alias.seed_script = os.path.join(base_dir, alias.seed_script)
+        if alias.path is not None and not os.path.isabs(alias.path):
+            alias.path = os.path.join(base_dir, alias.path)
+        if alias.seed_script is not None and not os.path.isfile(alias.seed_script):
+            raise ConfigError(f"seed_script {alias.seed_script!r} not found", file=path,
+                              line=lines.line_of((*prefix, "sql", "targets", alias_name, "seed_script")),
+                              key=f"{key}.sql.targets.{alias_name}.seed_script")
+    sql.target_allow_paths = [p if os.path.isabs(p) else os.path.join(base_dir, p) for p in sql.target_allow_paths]
+    sql._collectors = collectors
+
+
+_RESERVED_OWN = ("probe_success", "probe_duration_seconds")
+
+
+def check_families(collectors: list[Collector]) -> None:
+    """A metric name used twice must mean the same family (type, help, label names), as Go's registry checks."""
+    families: dict[str, tuple[str, str, frozenset[str], str]] = {}
+    for collector in collectors:
+        for metric in collector.metrics:
+            name = metric.metric_name
+            if name in _RESERVED_OWN or name.startswith("probe_sql_"):
+                raise ValueError(f"metric name {name!r} in collector {collector.collector_name} is reserved "
+                                 "for the prober's own metrics")
+            shape = (metric.type, metric.help, frozenset(metric.label_names()), collector.collector_name)
+            previous = families.setdefault(name, shape)
+            if previous[:3] != shape[:3]:
+                raise ValueError(f"metric {name!r} is defined differently in collectors {previous[3]} and "
+                                 f"{collector.collector_name} (type, help and label names must match)")

@@ -1,0 +1,55 @@
+"""The running exporter: its flags, the loaded config, and atomic reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+
+from probe_exporter import logs
+from probe_exporter.config import Config, ConfigError, load_config
+from probe_exporter.selfmetrics import SelfMetrics
+
+
+@dataclass
+class Settings:
+    config_files: list[str]
+    listen_addresses: list[str] = field(default_factory=lambda: [":10115"])
+    timeout_offset: float = 0.5
+    log_level: str = "info"
+    log_format: str = "logfmt"
+
+
+class Exporter:
+    def __init__(self, settings: Settings, config: Config | None = None) -> None:
+        self.settings = settings
+        self.metrics = SelfMetrics()
+        self._reload_lock = asyncio.Lock()
+        self.config: Config = config if config is not None else load_config(settings.config_files)
+        self._loaded(self.config)
+
+    def _loaded(self, config: Config) -> None:
+        self.metrics.reload_success.set(1)
+        self.metrics.reload_timestamp.set(time.time())
+        self.metrics.modules_loaded.clear()
+        for prober, count in Tally(m.prober for m in config.modules.values()).items():
+            self.metrics.modules_loaded.labels(prober).set(count)
+
+    async def reload(self) -> None:
+        """Load the files again; on any error keep serving the old config and raise ConfigError."""
+        async with self._reload_lock:
+            try:
+                config = await asyncio.to_thread(load_config, self.settings.config_files)
+            except ConfigError as err:
+                self.metrics.reload_success.set(0)
+                logs.log(logging.ERROR, "Error reloading config", err=str(err))
+                raise
+            if config.checksum == self.config.checksum:
+                logs.log(logging.INFO, "Config unchanged, not reloaded")
+                self.metrics.reload_success.set(1)
+                return
+            self.config = config
+            self._loaded(config)
+            logs.log(logging.INFO, "Reloaded config", files=",".join(config.files), modules=len(config.modules))

@@ -1,0 +1,198 @@
+"""The one exposition writer: renders metric families the way the Go exporters do.
+
+Differences from prometheus_client's own writer, on purpose: names exactly as given (a counter
+called `ifInOctets` stays `ifInOctets`), families sorted by name, series sorted by label values,
+labels sorted by name, Go's shortest float formatting (`1`, `1e+06`, `-6.21355968e+10`), and no
+`_created` series. OpenMetrics is rendered when the scraper asks for it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+from collections.abc import Iterable
+from decimal import Decimal
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
+
+_SUFFIX_LABEL = {"histogram": "le", "gaugehistogram": "le", "summary": "quantile"}
+
+
+def go_float(value: float) -> str:
+    """strconv.FormatFloat(value, 'g', -1, 64), with Prometheus' spellings of the infinities."""
+    if value != value:
+        return "NaN"
+    if value in (math.inf, -math.inf):
+        return "+Inf" if value > 0 else "-Inf"
+    if value == int(value) and abs(value) < 1e6:
+        return str(int(value))  # also turns -0.0 into "0", as Go's writer does
+    sign, digits, exponent = Decimal(repr(float(value))).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    decimal_point = len(digits) + int(exponent)  # where the point sits relative to `text`
+    exp10 = decimal_point - 1
+    prefix = "-" if sign else ""
+    # 'g' with shortest precision switches to exponent form outside [1e-4, 1e6), as Go does.
+    if exp10 < -4 or exp10 >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
+    if decimal_point <= 0:
+        return f"{prefix}0.{'0' * -decimal_point}{text}"
+    if decimal_point >= len(text):
+        return prefix + text + "0" * (decimal_point - len(text))
+    return f"{prefix}{text[:decimal_point]}.{text[decimal_point:]}"
+
+
+def _escape_label(value: str) -> str:
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def _labels_text(labels: dict[str, str], suffix_label: str | None = None) -> str:
+    if not labels:
+        return ""
+    names = sorted(name for name in labels if name != suffix_label)
+    text = ",".join(f'{name}="{_escape_label(str(labels[name]))}"' for name in names)
+    if suffix_label in labels:  # le / quantile go last, with Go's number spelling ("1", not "1.0")
+        bound = labels[suffix_label]  # type: ignore[index]
+        try:
+            bound = go_float(float(bound))
+        except ValueError:
+            pass
+        text += f'{"," if text else ""}{suffix_label}="{bound}"'
+    return "{" + text + "}"
+
+
+def _series_key(sample: Sample, suffix_label: str | None) -> tuple[int, list[str]]:
+    names = sorted(name for name in sample.labels if name != suffix_label)
+    return len(names), [sample.labels[name] for name in names]
+
+
+def _sorted_samples(family: Metric) -> list[Sample]:
+    samples = [s for s in family.samples if not s.name.endswith("_created")]
+    suffix_label = _SUFFIX_LABEL.get(family.type)
+    if suffix_label is None and family.type not in ("gauge", "counter", "unknown", "untyped"):
+        return samples
+    if suffix_label is None:
+        samples.sort(key=lambda s: _series_key(s, suffix_label))
+    else:
+        # Go's order within a histogram or summary: buckets (quantiles) as given, then _sum, then _count.
+        base = family.name
+        rank = {base + "_sum": 1, base + "_count": 2}
+        samples.sort(key=lambda s: (_series_key(s, suffix_label), rank.get(s.name, 0)))
+    if suffix_label is None:
+        samples = _drop_duplicate_series(samples)
+    return samples
+
+
+def _drop_duplicate_series(samples: list[Sample]) -> list[Sample]:
+    """A series twice in one page corrupts it for Prometheus; keep the first (the list is sorted)."""
+    kept: list[Sample] = []
+    for sample in samples:
+        if kept and kept[-1].name == sample.name and kept[-1].labels == sample.labels:
+            continue
+        kept.append(sample)
+    return kept
+
+
+def _header_name(family: Metric) -> str:
+    if family.type == "counter" and family.samples and family.samples[0].name == family.name + "_total":
+        return family.name + "_total"
+    if family.type == "info":
+        return family.name + "_info"
+    return family.name
+
+
+def collect_sorted(collectors: Iterable[Collector]) -> list[Metric]:
+    families: list[Metric] = []
+    for collector in collectors:
+        families.extend(collector.collect())
+    families.sort(key=_header_name)
+    return families
+
+
+def render_text(families: Iterable[Metric]) -> bytes:
+    """Prometheus text format 0.0.4."""
+    out: list[str] = []
+    for family in families:
+        samples = _sorted_samples(family)
+        if not samples:
+            continue
+        name = _header_name(family)
+        kind = {"unknown": "untyped", "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram"}.get(
+            family.type, family.type)
+        out.append(f"# HELP {name} {_escape_help(family.documentation)}\n# TYPE {name} {kind}\n")
+        suffix_label = _SUFFIX_LABEL.get(family.type)
+        for sample in samples:
+            out.append(f"{sample.name}{_labels_text(sample.labels, suffix_label)} {go_float(sample.value)}\n")
+    return "".join(out).encode()
+
+
+def render_openmetrics(families: Iterable[Metric]) -> bytes:
+    """OpenMetrics 1.0. A counter whose name lacks `_total` is typed `unknown`, so the series
+    Prometheus stores are named exactly as in the text format."""
+    out: list[str] = []
+    for family in families:
+        samples = _sorted_samples(family)
+        if not samples:
+            continue
+        name, kind = family.name, family.type
+        if kind == "counter" and samples[0].name != name + "_total":
+            kind = "unknown"
+        elif kind == "untyped":
+            kind = "unknown"
+        help_text = _escape_help(family.documentation).replace('"', '\\"')
+        out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+        suffix_label = _SUFFIX_LABEL.get(family.type)
+        for sample in samples:
+            out.append(f"{sample.name}{_labels_text(sample.labels, suffix_label)} {go_float(sample.value)}\n")
+    out.append("# EOF\n")
+    return "".join(out).encode()
+
+
+def _accept_quality(accept: str, media_type: str) -> float:
+    best = 0.0
+    for part in accept.split(","):
+        kind, *params = (p.strip() for p in part.split(";"))
+        if kind != media_type:
+            continue
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        best = max(best, quality)
+    return best
+
+
+def wants_openmetrics(accept: str | None) -> bool:
+    if not accept or "application/openmetrics-text" not in accept:
+        return False
+    return _accept_quality(accept, "application/openmetrics-text") >= _accept_quality(accept, "text/plain")
+
+
+def render(collectors: Iterable[Collector], accept: str | None = None,
+           accept_encoding: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """Body and headers for a metrics response, negotiated from the request's Accept headers."""
+    families = collect_sorted(collectors)
+    if wants_openmetrics(accept):
+        body, content_type = render_openmetrics(families), OPENMETRICS_CONTENT_TYPE
+    else:
+        body, content_type = render_text(families), TEXT_CONTENT_TYPE
+    headers = {"Content-Type": content_type}
+    if accept_encoding and "gzip" in accept_encoding and len(body) > 512:
+        body = gzip.compress(body, compresslevel=1)
+        headers["Content-Encoding"] = "gzip"
+    return body, headers

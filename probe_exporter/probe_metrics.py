@@ -1,0 +1,94 @@
+"""The metrics one probe produces, as a collector for that request's fresh CollectorRegistry.
+
+Probers register gauges up front (so they appear at 0 on a failure path, as in blackbox_exporter)
+and set them as the probe advances. This is lighter than prometheus_client's instrumented Gauge:
+no locks, no global state, nothing survives the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import CollectorRegistry
+from prometheus_client.samples import Sample
+
+
+class Gauge:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def set(self, value: float) -> None:
+        self.value = float(value)
+
+    def add(self, value: float) -> None:
+        self.value += value
+
+
+class GaugeVec:
+    __slots__ = ("children", "labelnames")
+
+    def __init__(self, labelnames: Sequence[str]) -> None:
+        self.labelnames = tuple(labelnames)
+        self.children: dict[tuple[str, ...], Gauge] = {}
+
+    def labels(self, *values: str) -> Gauge:
+        if len(values) != len(self.labelnames):
+            raise ValueError(f"expected {len(self.labelnames)} label values, got {len(values)}")
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = Gauge()
+        return child
+
+
+class ProbeMetrics:
+    """Collector of one probe's metric families, in registration order; the writer sorts them."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, tuple[str, Gauge | GaugeVec]] = {}
+        self._extra: list[Metric] = []
+
+    def gauge(self, name: str, documentation: str) -> Gauge:
+        existing = self._families.get(name)
+        if existing is not None and isinstance(existing[1], Gauge):
+            return existing[1]
+        gauge = Gauge()
+        self._families[name] = (documentation, gauge)
+        return gauge
+
+    def gauge_vec(self, name: str, documentation: str, labelnames: Sequence[str]) -> GaugeVec:
+        existing = self._families.get(name)
+        if existing is not None and isinstance(existing[1], GaugeVec):
+            return existing[1]
+        vec = GaugeVec(labelnames)
+        self._families[name] = (documentation, vec)
+        return vec
+
+    def set(self, name: str, documentation: str, value: float) -> None:
+        self.gauge(name, documentation).set(value)
+
+    def add_family(self, family: Metric) -> None:
+        """A ready-made family (SNMP and SQL results build theirs directly)."""
+        self._extra.append(family)
+
+    def has(self, name: str) -> bool:
+        return name in self._families or any(f.name == name for f in self._extra)
+
+    def collect(self) -> Iterator[Metric]:
+        for name, (documentation, metric) in self._families.items():
+            family = Metric(name, documentation, "gauge")
+            if isinstance(metric, Gauge):
+                family.samples.append(Sample(name, {}, metric.value))
+            else:
+                for values, child in metric.children.items():
+                    family.samples.append(Sample(name, dict(zip(metric.labelnames, values, strict=True)), child.value))
+            yield family
+        yield from self._extra
+
+    def registry(self) -> CollectorRegistry:
+        """A fresh prometheus_client registry holding just this probe's metrics."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self)
+        return registry

@@ -1,0 +1,36 @@
+"""Probers by name. Each lives in its own module behind probers.base.Prober."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from probe_exporter.probers.base import BadRequest, Prober, ProbeRequest
+
+# name -> "module:function"; imported on first use so a prober's heavy imports cost nothing
+# until a module uses it.
+_PROBERS = {
+    "http": "probe_exporter.probers.http:probe_http",
+}
+
+_loaded: dict[str, Prober] = {}
+
+
+def get_prober(name: str) -> Prober | None:
+    prober = _loaded.get(name)
+    if prober is None and name in _PROBERS:
+        module_name, _, function = _PROBERS[name].partition(":")
+        prober = _loaded[name] = getattr(importlib.import_module(module_name), function)
+    return prober
+
+
+async def shutdown_probers() -> None:
+    """Let loaded probers release process-wide resources (an SNMP engine, driver pools)."""
+    for spec in _PROBERS.values():
+        module = sys.modules.get(spec.partition(":")[0])
+        shutdown = getattr(module, "shutdown", None)
+        if shutdown is not None:
+            await shutdown()
+
+
+__all__ = ["BadRequest", "ProbeRequest", "Prober", "get_prober", "shutdown_probers"]

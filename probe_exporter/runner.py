@@ -1,0 +1,105 @@
+"""Running one probe: deadline, prober call, probe_success and probe_duration_seconds.
+
+Shared by /probe, the `probe` CLI command and (later) the web page, so they all behave the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from probe_exporter import logs
+from probe_exporter.config import Config, Module
+from probe_exporter.probe_metrics import ProbeMetrics
+from probe_exporter.probers import BadRequest, ProbeRequest, get_prober
+
+DEFAULT_SCRAPE_TIMEOUT = 120.0
+
+_probe_ids = itertools.count()
+
+
+def compute_timeout(scrape_timeout_header: str | None, offset: float, module_timeout: float) -> float:
+    """blackbox_exporter's getTimeout, quirks included. Raises ValueError on a bad header."""
+    scrape_timeout = DEFAULT_SCRAPE_TIMEOUT
+    if scrape_timeout_header:
+        try:
+            scrape_timeout = float(scrape_timeout_header)
+        except ValueError:
+            raise ValueError(f'strconv.ParseFloat: parsing "{scrape_timeout_header}": invalid syntax') from None
+        if scrape_timeout != scrape_timeout or scrape_timeout == 0:  # NaN or 0 mean "not set"
+            scrape_timeout = DEFAULT_SCRAPE_TIMEOUT
+    max_timeout = scrape_timeout - offset
+    if 0 < module_timeout < max_timeout or max_timeout < 0:
+        return module_timeout
+    return max_timeout
+
+
+@dataclass
+class ProbeOutcome:
+    probe_id: int
+    module_name: str
+    target: str
+    success: bool
+    duration: float
+    metrics: ProbeMetrics
+    log: logs.ProbeLog
+    reason: str = ""
+
+
+async def run_probe(module_name: str, module: Module, target: str, timeout: float,
+                    params: Mapping[str, str] | None = None, config: Config | None = None) -> ProbeOutcome:
+    """Run the module against the target within `timeout` seconds. Raises BadRequest for a 400."""
+    prober = get_prober(module.prober)
+    if prober is None:
+        raise BadRequest(f'Unknown prober "{module.prober}"')
+    probe_id = next(_probe_ids)
+    log = logs.ProbeLog(module=module_name, target=target)
+    metrics = ProbeMetrics()
+    request = ProbeRequest(target=target, module_name=module_name, module=module, timeout=timeout,
+                           params=params or {}, config=config)
+    success_gauge = metrics.gauge("probe_success", "Displays whether or not the probe was a success")
+    duration_gauge = metrics.gauge("probe_duration_seconds", "Returns how long the probe took to complete in seconds")
+    log.info("Beginning probe", probe=module.prober, timeout_seconds=timeout)
+    start = time.monotonic()
+    success = False
+    try:
+        if timeout <= 0:
+            raise TimeoutError
+        async with asyncio.timeout(timeout):
+            success = await prober(request, metrics, log)
+    except BadRequest:
+        raise
+    except TimeoutError:
+        log.error("Timeout reached", timeout_seconds=timeout)
+    except Exception as err:  # a prober bug must not become a 500 for one target
+        log.error("Probe failed with an internal error", err=f"{type(err).__name__}: {err}")
+        logs.logger.exception("prober raised", extra={"fields": {"module": module_name, "target": target}})
+    duration = time.monotonic() - start
+    duration_gauge.set(duration)
+    success_gauge.set(1 if success else 0)
+    reason = "" if success else (log.last_error or "probe failed")
+    if success:
+        log.info("Probe succeeded", duration_seconds=duration)
+    else:
+        log.error("Probe failed", duration_seconds=duration)
+    outcome = ProbeOutcome(probe_id, module_name, target, success, duration, metrics, log, reason)
+    if not success:
+        logs.log(logging.INFO, "Probe failed", module=module_name, target=target, probe_id=probe_id,
+                 duration_seconds=round(duration, 6), reason=reason)
+    return outcome
+
+
+def debug_output(outcome: ProbeOutcome, module: Module) -> str:
+    """The `debug=true` page, laid out as blackbox_exporter's DebugOutput."""
+    from probe_exporter.config.render import module_as_yaml
+    from probe_exporter.exposition import collect_sorted, render_text
+
+    metrics_text = render_text(collect_sorted([outcome.metrics])).decode()
+    return (f"Logs for the probe:\n{outcome.log.text()}\n\n\n"
+            f"Metrics that would have been returned:\n{metrics_text}\n\n\n"
+            f"Module configuration:\n{module_as_yaml(module)}")
+

@@ -1,0 +1,56 @@
+"""The exporter's own metrics, served on /metrics (never mixed into probe output)."""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    disable_created_metrics,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+
+from probe_exporter import __version__
+
+disable_created_metrics()
+
+
+class SelfMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        build = Gauge("probe_exporter_build_info",
+                      "A metric with a constant '1' value labeled by version and the Python version it runs on.",
+                      ["version", "pythonversion"], registry=self.registry)
+        build.labels(__version__, platform.python_version()).set(1)
+        self.probes = Counter("probe_exporter_probes_total", "Probes run, by module, prober and result.",
+                              ["module", "prober", "result"], registry=self.registry)
+        self.probe_duration = Histogram(
+            "probe_exporter_probe_duration_seconds", "Duration of probes, by module and prober.",
+            ["module", "prober"], registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+        self.in_flight = Gauge("probe_exporter_probes_in_flight", "Probes running now, by module.",
+                               ["module"], registry=self.registry)
+        self.unknown_module = Counter("probe_exporter_module_unknown_total",
+                                      "Count of unknown modules requested by probes", registry=self.registry)
+        self.bad_requests = Counter("probe_exporter_bad_requests_total",
+                                    "Probe requests rejected with a 4xx, by endpoint.", ["endpoint"],
+                                    registry=self.registry)
+        self.reload_success = Gauge("probe_exporter_config_last_reload_successful",
+                                    "Probe exporter config loaded successfully.", registry=self.registry)
+        self.reload_timestamp = Gauge("probe_exporter_config_last_reload_success_timestamp_seconds",
+                                      "Timestamp of the last successful configuration reload.",
+                                      registry=self.registry)
+        self.modules_loaded = Gauge("probe_exporter_config_modules", "Modules in the loaded config, by prober.",
+                                    ["prober"], registry=self.registry)
+
+    def observe_probe(self, module: str, prober: str, success: bool, duration: float) -> None:
+        self.probes.labels(module, prober, "success" if success else "failure").inc()
+        self.probe_duration.labels(module, prober).observe(duration)

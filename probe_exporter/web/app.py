@@ -1,0 +1,42 @@
+"""The ASGI application: routes plus the lifespan that owns shared prober resources."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from probe_exporter import __version__, logs
+from probe_exporter.config import ConfigError
+from probe_exporter.exporter import Exporter
+from probe_exporter.probers import shutdown_probers
+from probe_exporter.web import routes
+
+
+def create_app(exporter: Exporter) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_on_signal(exporter)))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signal.SIGHUP)
+            await shutdown_probers()
+
+    app = FastAPI(title="probe_exporter", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.exporter = exporter
+    app.include_router(routes.router)
+    return app
+
+
+async def _reload_on_signal(exporter: Exporter) -> None:
+    logs.log(logging.INFO, "Received SIGHUP, reloading config")
+    with contextlib.suppress(ConfigError):  # already logged; the old config keeps serving
+        await exporter.reload()

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from probe_exporter import __version__
+from probe_exporter.cli import main
+from tests.conftest import REPO
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "probe_exporter", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=60)
+
+
+def test_version() -> None:
+    result = run("--version")
+    assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_config_check_ok_and_bad(tmp_path: Path) -> None:
+    assert main(["--config.check"]) == 0  # the shipped modules
+    bad = tmp_path / "bad.yml"
+    bad.write_text("modules:\n  m:\n    prober: http\n    http:\n      nope: 1\n")
+    result = run("--config.check", "--config.file", str(bad))
+    assert result.returncode == 1
+    assert f"{bad}:5: modules.m.http.nope: field nope not found" in result.stderr
+
+
+def test_probe_command_exit_codes(plain_http_target: str) -> None:
+    ok = run("probe", "--module", "http_2xx", "--target", plain_http_target)
+    assert ok.returncode == 0 and "probe_success 1" in ok.stdout
+    failed = run("probe", "--module", "http_2xx", "--target", plain_http_target + "/status/404")
+    assert failed.returncode == 1 and "probe_success 0" in failed.stdout
+    unknown = run("probe", "--module", "nosuch", "--target", "x")
+    assert unknown.returncode == 2 and 'Unknown module "nosuch"' in unknown.stderr
+    debug = run("probe", "--module", "http_2xx", "--target", plain_http_target, "--debug")
+    assert debug.stdout.startswith("Logs for the probe:")

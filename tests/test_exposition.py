@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import gzip
+import math
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
+
+from probe_exporter.exposition import (
+    OPENMETRICS_CONTENT_TYPE,
+    TEXT_CONTENT_TYPE,
+    go_float,
+    render,
+    wants_openmetrics,
+)
+from probe_exporter.probe_metrics import ProbeMetrics
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (1, "1"), (0, "0"), (-0.0, "0"), (-1, "-1"), (1.5, "1.5"), (0.1, "0.1"), (100000, "100000"),
+    (1e6, "1e+06"), (1234567, "1.234567e+06"), (3.9857997e7, "3.9857997e+07"), (-62135596800, "-6.21355968e+10"),
+    (3668918509, "3.668918509e+09"), (1e-5, "1e-05"), (0.0001, "0.0001"), (123456.789, "123456.789"),
+    (2.5e-7, "2.5e-07"), (1e21, "1e+21"), (1e15 + 0.3, "1.0000000000000002e+15"), (math.inf, "+Inf"),
+    (-math.inf, "-Inf"), (math.nan, "NaN"), (18446744073709551615, "1.8446744073709552e+19"),
+])
+def test_go_float(value: float, text: str) -> None:
+    assert go_float(value) == text
+
+
+def _family(name: str, kind: str, samples: list[tuple[str, dict[str, str], float]], doc: str = "help") -> Metric:
+    family = Metric(name, doc, kind)
+    family.samples = [Sample(n, labels, v) for n, labels, v in samples]
+    return family
+
+
+class _Static:
+    def __init__(self, *families: Metric) -> None:
+        self.families = families
+
+    def collect(self) -> list[Metric]:
+        return list(self.families)
+
+
+def test_golden_text_page_sorted_exact_names_go_floats() -> None:
+    collector = _Static(
+        _family("zeta", "gauge", [("zeta", {}, 1.0)]),
+        _family("ifInOctets", "counter", [
+            ("ifInOctets", {"ifIndex": "2", "ifDescr": "b"}, 3.9857997e7),
+            ("ifInOctets", {"ifIndex": "10", "ifDescr": "a"}, 0),
+            ("ifInOctets", {"ifIndex": "1", "ifDescr": "a"}, 12),
+        ], doc='The total number of octets - 1.3.6.1.2.1.2.2.1.10 "quoted" \\ back\nslash'),
+        _family("sysUpTime", "untyped", [("sysUpTime", {}, 123456789)]),
+        _family("label_escape", "gauge", [("label_escape", {"v": 'a"b\\c\nd'}, 1)]),
+    )
+    body, headers = render([collector])
+    assert headers["Content-Type"] == TEXT_CONTENT_TYPE
+    assert body.decode() == (
+        '# HELP ifInOctets The total number of octets - 1.3.6.1.2.1.2.2.1.10 "quoted" \\\\ back\\nslash\n'
+        "# TYPE ifInOctets counter\n"
+        'ifInOctets{ifDescr="a",ifIndex="1"} 12\n'
+        'ifInOctets{ifDescr="a",ifIndex="10"} 0\n'
+        'ifInOctets{ifDescr="b",ifIndex="2"} 3.9857997e+07\n'
+        "# HELP label_escape help\n# TYPE label_escape gauge\n"
+        'label_escape{v="a\\"b\\\\c\\nd"} 1\n'
+        "# HELP sysUpTime help\n# TYPE sysUpTime untyped\nsysUpTime 1.23456789e+08\n"
+        "# HELP zeta help\n# TYPE zeta gauge\nzeta 1\n")
+
+
+def test_series_sorted_by_label_count_then_values_and_duplicates_dropped() -> None:
+    collector = _Static(_family("m", "gauge", [
+        ("m", {"a": "2"}, 1), ("m", {}, 5), ("m", {"a": "1", "b": "x"}, 2), ("m", {"a": "10"}, 3),
+        ("m", {"a": "2"}, 9),
+    ]))
+    lines = render([collector])[0].decode().splitlines()[2:]
+    assert lines == ["m 5", 'm{a="10"} 3', 'm{a="2"} 1', 'm{a="1",b="x"} 2']
+
+
+def test_prometheus_client_metrics_render_without_created_series() -> None:
+    registry = CollectorRegistry()
+    counter = Counter("requests_total", "Requests.", ["code"], registry=registry)
+    counter.labels("200").inc(3)
+    histogram = Histogram("latency_seconds", "Latency.", registry=registry, buckets=(0.1, 1))
+    histogram.observe(0.5)
+    text = render([registry])[0].decode()
+    assert "_created" not in text
+    assert "# TYPE requests_total counter\nrequests_total{code=\"200\"} 3\n" in text
+    assert ('latency_seconds_bucket{le="0.1"} 0\nlatency_seconds_bucket{le="1"} 1\n'
+            'latency_seconds_bucket{le="+Inf"} 1\nlatency_seconds_sum 0.5\nlatency_seconds_count 1\n') in text
+
+
+def test_openmetrics_keeps_series_names_and_ends_with_eof() -> None:
+    collector = _Static(_family("ifInOctets", "counter", [("ifInOctets", {}, 1)]),
+                        _family("probe_success", "gauge", [("probe_success", {}, 1)]))
+    body, headers = render([collector], "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+    assert headers["Content-Type"] == OPENMETRICS_CONTENT_TYPE
+    text = body.decode()
+    # A counter without _total is typed unknown, so the stored series keeps its exact name.
+    assert "# TYPE ifInOctets unknown\nifInOctets 1\n" in text
+    assert text.endswith("# EOF\n")
+
+
+@pytest.mark.parametrize(("accept", "expected"), [
+    (None, False), ("text/plain;version=0.0.4", False), ("application/openmetrics-text", True),
+    ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1", True),
+    ("text/plain;version=0.0.4,application/openmetrics-text;q=0.5", False),
+])
+def test_negotiation(accept: str | None, expected: bool) -> None:
+    assert wants_openmetrics(accept) is expected
+
+
+def test_gzip_when_accepted() -> None:
+    metrics = ProbeMetrics()
+    vec = metrics.gauge_vec("g", "help", ["i"])
+    for i in range(100):
+        vec.labels(str(i)).set(i)
+    body, headers = render([metrics], None, "gzip, deflate")
+    assert headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(body).startswith(b"# HELP g help\n")
