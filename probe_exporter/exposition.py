@@ -63,7 +63,7 @@ def _labels_text(labels: dict[str, str], suffix_label: str | None = None) -> str
     names = sorted(name for name in labels if name != suffix_label)
     text = ",".join(f'{name}="{_escape_label(str(labels[name]))}"' for name in names)
     if suffix_label in labels:  # le / quantile go last, with Go's number spelling ("1", not "1.0")
-        bound = labels[suffix_label]  # type: ignore[index]
+        bound = labels[suffix_label]
         try:
             bound = go_float(float(bound))
         except ValueError:

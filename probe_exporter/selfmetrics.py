@@ -17,7 +17,7 @@ from prometheus_client.platform_collector import PlatformCollector
 
 from probe_exporter import __version__
 
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 class SelfMetrics:

@@ -21,5 +21,10 @@ class ConfigError(Exception):
             if self.line:
                 where += f":{self.line}"
             where += ": "
-        key = f"{self.key}: " if self.key else ""
-        return f"error parsing config file: {where}{key}{self.message}"
+        key = f"{_one_line(self.key)}: " if self.key else ""
+        return f"error parsing config file: {where}{key}{' '.join(self.message.split())}"
+
+
+def _one_line(text: str) -> str:
+    """Keys are user data: escape control characters so the error stays one line."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode()

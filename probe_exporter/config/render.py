@@ -24,7 +24,7 @@ def module_dict(module: Module) -> dict[str, Any]:
     data = module.model_dump(mode="json", exclude={"snmp"})
     # Only the prober's own block is meaningful; blackbox shows the defaults of the others too,
     # but they only add noise.
-    keep = {"prober", "timeout", module.prober}
+    keep = {"prober", "timeout", "max_concurrency", "allowed_targets", module.prober}
     data = {k: v for k, v in data.items() if k in keep}
     if module.prober == "snmp" and module.snmp is not None:
         data["snmp"] = module.snmp.model_dump(mode="json") if hasattr(module.snmp, "model_dump") else module.snmp
@@ -34,7 +34,8 @@ def module_dict(module: Module) -> dict[str, Any]:
 
 
 def module_as_yaml(module: Module) -> str:
-    return yaml.safe_dump(module_dict(module), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    text: str = yaml.safe_dump(module_dict(module), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return text
 
 
 def config_as_yaml(config: Config) -> str:
@@ -42,4 +43,5 @@ def config_as_yaml(config: Config) -> str:
     if config.snmp_auths:
         data["auths"] = {name: (auth.model_dump(mode="json") if hasattr(auth, "model_dump") else auth)
                          for name, auth in sorted(config.snmp_auths.items())}
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, indent=4)
+    text: str = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True, indent=4)
+    return text

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 try:  # libyaml is ~10x faster on the large generated snmp.yml
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment]
+    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 

@@ -15,7 +15,7 @@ from probe_exporter.config.render import config_as_yaml
 from probe_exporter.exporter import Exporter
 from probe_exporter.probers import BadRequest
 from probe_exporter.runner import compute_timeout, debug_output, run_probe
-from probe_exporter.web.responses import first_params, metrics_response, plain_error
+from probe_exporter.web.responses import first_params, go_quote, metrics_response, plain_error
 
 DEFAULT_MODULE = "http_2xx"
 
@@ -38,7 +38,7 @@ async def probe(request: Request) -> Response:
     if module is None:
         exporter.metrics.unknown_module.inc()
         exporter.metrics.bad_requests.labels("probe").inc()
-        return plain_error(400, f'Unknown module "{module_name}"')
+        return plain_error(400, f"Unknown module {go_quote(module_name)}")
     try:
         timeout = compute_timeout(request.headers.get("x-prometheus-scrape-timeout-seconds"),
                                   exporter.settings.timeout_offset, module.timeout)
@@ -56,7 +56,7 @@ async def probe(request: Request) -> Response:
         outcome = await run_probe(module_name, module, target, timeout, params, config)
     except BadRequest as err:
         exporter.metrics.bad_requests.labels("probe").inc()
-        return plain_error(400, str(err))
+        return plain_error(400, str(err).replace("\n", "\\n"))  # user input must not split the line
     finally:
         in_flight.dec()
     exporter.metrics.observe_probe(module_name, module.prober, outcome.success, outcome.duration)
