@@ -9,6 +9,7 @@ from __future__ import annotations
 import glob
 import hashlib
 import os
+import sysconfig
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,9 +139,8 @@ def config_error_from(err: ValidationError, lines: LineMap, path: str,
 
 
 def default_config_patterns() -> list[str]:
-    """The shipped modules: ./modules/*.yml when run from a checkout, else the installed copy."""
+    """The shipped modules: ./modules/*.yml when run from a checkout, else the copy pip installed."""
     local = os.path.join("modules", "*.yml")
     if glob.glob(local):
         return [local]
-    here = os.path.dirname(os.path.abspath(__file__))
-    return [os.path.join(os.path.dirname(here), "modules", "*.yml")]
+    return [os.path.join(sysconfig.get_path("data"), "share", "probe-exporter", "modules", "*.yml")]
