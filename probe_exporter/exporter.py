@@ -10,7 +10,13 @@ from dataclasses import dataclass, field
 
 from probe_exporter import logs
 from probe_exporter.config import Config, ConfigError, load_config
+from probe_exporter.history import ProbeHistory
+from probe_exporter.limits import ProbeLimiter
 from probe_exporter.selfmetrics import SelfMetrics
+
+# A Python process usually starts with a soft limit of 1024 file descriptors, and every probe holds
+# at least two (the scrape and the probe's own connection): 500 keeps a margin for the listener and logs.
+DEFAULT_MAX_CONCURRENT_PROBES = 500
 
 
 @dataclass
@@ -20,12 +26,21 @@ class Settings:
     timeout_offset: float = 0.5
     log_level: str = "info"
     log_format: str = "logfmt"
+    # Probes kept for the landing page and /logs (failures pushed out are kept as many again); 0: none.
+    history_limit: int = 100
+    # Probes running at once over all modules; 0: unlimited. See probe_exporter.limits.
+    max_concurrent_probes: int = DEFAULT_MAX_CONCURRENT_PROBES
+    # exporter-toolkit web config (TLS, basic auth, headers); "" serves plain HTTP without auth.
+    web_config_file: str = ""
 
 
 class Exporter:
     def __init__(self, settings: Settings, config: Config | None = None) -> None:
         self.settings = settings
         self.metrics = SelfMetrics()
+        self.history = ProbeHistory(settings.history_limit)
+        self.limiter = ProbeLimiter(settings.max_concurrent_probes, self.metrics)
+        self.metrics.max_concurrent.set(settings.max_concurrent_probes)
         self._reload_lock = asyncio.Lock()
         self.config: Config = config if config is not None else load_config(settings.config_files)
         self._loaded(self.config)

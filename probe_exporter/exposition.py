@@ -21,6 +21,8 @@ TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OPENMETRICS_CONTENT_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
 
 _SUFFIX_LABEL = {"histogram": "le", "gaugehistogram": "le", "summary": "quantile"}
+_PLAIN_TYPES = frozenset(("gauge", "counter", "unknown", "untyped"))
+_TEXT_TYPE = {"unknown": "untyped", "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram"}
 
 
 def go_float(value: float) -> str:
@@ -31,6 +33,10 @@ def go_float(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     if value == int(value) and abs(value) < 1e6:
         return str(int(value))  # also turns -0.0 into "0", as Go's writer does
+    if 1e-4 <= abs(value) < 1e6:
+        # Hot path (durations): Python's repr is the same shortest round-trip digits and, in this
+        # range, the same fixed-point layout as Go's 'g'.
+        return repr(float(value))
     sign, digits, exponent = Decimal(repr(float(value))).as_tuple()
     text = "".join(map(str, digits)).rstrip("0") or "0"
     decimal_point = len(digits) + int(exponent)  # where the point sits relative to `text`
@@ -54,12 +60,19 @@ def _escape_label(value: str) -> str:
 
 
 def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
+    if "\\" in text or "\n" in text:
+        return text.replace("\\", "\\\\").replace("\n", "\\n")
+    return text
 
 
 def _labels_text(labels: dict[str, str], suffix_label: str | None = None) -> str:
     if not labels:
         return ""
+    if suffix_label is None:
+        if len(labels) == 1:
+            for name, value in labels.items():
+                return f'{{{name}="{_escape_label(str(value))}"}}'
+        return "{" + ",".join(f'{name}="{_escape_label(str(labels[name]))}"' for name in sorted(labels)) + "}"
     names = sorted(name for name in labels if name != suffix_label)
     text = ",".join(f'{name}="{_escape_label(str(labels[name]))}"' for name in names)
     if suffix_label in labels:  # le / quantile go last, with Go's number spelling ("1", not "1.0")
@@ -78,9 +91,12 @@ def _series_key(sample: Sample, suffix_label: str | None) -> tuple[int, list[str
 
 
 def _sorted_samples(family: Metric) -> list[Sample]:
-    samples = [s for s in family.samples if not s.name.endswith("_created")]
+    samples = family.samples
+    if len(samples) == 1 and family.type in _PLAIN_TYPES:  # most probe families: nothing to sort or drop
+        return [] if samples[0].name.endswith("_created") else samples
+    samples = [s for s in samples if not s.name.endswith("_created")]
     suffix_label = _SUFFIX_LABEL.get(family.type)
-    if suffix_label is None and family.type not in ("gauge", "counter", "unknown", "untyped"):
+    if suffix_label is None and family.type not in _PLAIN_TYPES:
         return samples
     if suffix_label is None:
         samples.sort(key=lambda s: _series_key(s, suffix_label))
@@ -123,17 +139,19 @@ def collect_sorted(collectors: Iterable[Collector]) -> list[Metric]:
 def render_text(families: Iterable[Metric]) -> bytes:
     """Prometheus text format 0.0.4."""
     out: list[str] = []
+    append = out.append
     for family in families:
         samples = _sorted_samples(family)
         if not samples:
             continue
         name = _header_name(family)
-        kind = {"unknown": "untyped", "info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram"}.get(
-            family.type, family.type)
-        out.append(f"# HELP {name} {_escape_help(family.documentation)}\n# TYPE {name} {kind}\n")
+        kind = _TEXT_TYPE.get(family.type, family.type)
+        append(f"# HELP {name} {_escape_help(family.documentation)}\n# TYPE {name} {kind}\n")
         suffix_label = _SUFFIX_LABEL.get(family.type)
         for sample in samples:
-            out.append(f"{sample.name}{_labels_text(sample.labels, suffix_label)} {go_float(sample.value)}\n")
+            labels = _labels_text(sample.labels, suffix_label) if sample.labels else ""
+            stamp = "" if sample.timestamp is None else f" {round(float(sample.timestamp) * 1000)}"  # ms
+            append(f"{sample.name}{labels} {go_float(sample.value)}{stamp}\n")
     return "".join(out).encode()
 
 
@@ -154,7 +172,9 @@ def render_openmetrics(families: Iterable[Metric]) -> bytes:
         out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
         suffix_label = _SUFFIX_LABEL.get(family.type)
         for sample in samples:
-            out.append(f"{sample.name}{_labels_text(sample.labels, suffix_label)} {go_float(sample.value)}\n")
+            labels = _labels_text(sample.labels, suffix_label) if sample.labels else ""
+            stamp = "" if sample.timestamp is None else f" {go_float(float(sample.timestamp))}"  # seconds
+            out.append(f"{sample.name}{labels} {go_float(sample.value)}{stamp}\n")
     out.append("# EOF\n")
     return "".join(out).encode()
 

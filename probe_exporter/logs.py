@@ -69,12 +69,16 @@ class ProbeLog:
     """Collects one probe's log lines for debug output and history; forwards them to the process log
     at debug level (a failed probe gets one info line with its reason, written by the runner)."""
 
-    __slots__ = ("context", "last_error", "lines")
+    __slots__ = ("context", "first_error", "forward_context", "last_error", "lines")
 
     def __init__(self, **context: Any) -> None:
         self.context = context
+        # Fields only the process log gets (probe_id), so the debug text keeps blackbox's layout.
+        self.forward_context: dict[str, Any] = {}
         self.lines: list[str] = []
         self.last_error = ""
+        # The first error is usually the cause (later ones are consequences, as in blackbox's HTTP prober).
+        self.first_error = ""
 
     def _emit(self, level: int, msg: str, fields: dict[str, Any]) -> None:
         all_fields = {**self.context, **fields}
@@ -82,7 +86,7 @@ class ProbeLog:
             "warning", "warn"), "msg": msg, **all_fields}
         self.lines.append(" ".join(f"{key}={_logfmt_value(value)}" for key, value in line.items()))
         if logger.isEnabledFor(logging.DEBUG):
-            logger.log(logging.DEBUG, msg, extra={"fields": all_fields})
+            logger.log(logging.DEBUG, msg, extra={"fields": {**self.context, **self.forward_context, **fields}})
 
     def debug(self, msg: str, **fields: Any) -> None:
         self._emit(logging.DEBUG, msg, fields)
@@ -96,6 +100,7 @@ class ProbeLog:
     def error(self, msg: str, **fields: Any) -> None:
         """A reason the probe failed; the last one becomes the failure reason."""
         self.last_error = msg + (f": {fields['err']}" if "err" in fields else "")
+        self.first_error = self.first_error or self.last_error
         self._emit(logging.ERROR, msg, fields)
 
     def text(self) -> str:

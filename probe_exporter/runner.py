@@ -6,6 +6,7 @@ Shared by /probe, the `probe` CLI command and (later) the web page, so they all 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from probe_exporter import logs
 from probe_exporter.config import Config, Module
+from probe_exporter.limits import ProbeLimiter
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers import BadRequest, ProbeRequest, get_prober
 
@@ -51,37 +53,65 @@ class ProbeOutcome:
 
 
 async def run_probe(module_name: str, module: Module, target: str, timeout: float,
-                    params: Mapping[str, str] | None = None, config: Config | None = None) -> ProbeOutcome:
-    """Run the module against the target within `timeout` seconds. Raises BadRequest for a 400."""
+                    params: Mapping[str, str] | None = None, config: Config | None = None,
+                    limiter: ProbeLimiter | None = None) -> ProbeOutcome:
+    """Run the module against the target within `timeout` seconds. Raises BadRequest for a 400.
+
+    With a limiter, the probe first waits for a concurrency slot; the wait counts against `timeout`,
+    and the prober gets what is left of it.
+    """
     prober = get_prober(module.prober)
     if prober is None:
         raise BadRequest(f'Unknown prober "{module.prober}"')
     probe_id = next(_probe_ids)
     log = logs.ProbeLog(module=module_name, target=target)
+    log.forward_context["probe_id"] = probe_id
     metrics = ProbeMetrics()
-    request = ProbeRequest(target=target, module_name=module_name, module=module, timeout=timeout,
-                           params=params or {}, config=config)
     success_gauge = metrics.gauge("probe_success", "Displays whether or not the probe was a success")
     duration_gauge = metrics.gauge("probe_duration_seconds", "Returns how long the probe took to complete in seconds")
     log.info("Beginning probe", probe=module.prober, timeout_seconds=timeout)
-    start = time.monotonic()
+    arrived = start = time.monotonic()
+    started = False
     success = False
+    timed_out = ""
     try:
         if timeout <= 0:
+            started = True  # nothing to wait for: the deadline has passed already
             raise TimeoutError
         async with asyncio.timeout(timeout):
-            success = await prober(request, metrics, log)
+            slot = limiter.slot(module_name, module.max_concurrency) if limiter else contextlib.nullcontext(0.0)
+            async with slot as waited:
+                started = True
+                start = time.monotonic()
+                if waited >= 0.001:  # worth a line only when the probe really queued
+                    log.debug("Waited for a concurrency slot", wait_seconds=round(waited, 6))
+                request = ProbeRequest(target=target, module_name=module_name, module=module,
+                                       timeout=max(timeout - waited, 0.0), params=params or {}, config=config)
+                success = await prober(request, metrics, log)
     except BadRequest:
         raise
     except TimeoutError:
-        log.error("Timeout reached", timeout_seconds=timeout)
+        if started:
+            log.error("Timeout reached", timeout_seconds=timeout)
+            timed_out = log.last_error + f" after {timeout:g}s"
+        else:
+            queued = limiter.queue_length(module_name) if limiter else 0
+            log.error("Probe could not start before its deadline: too many probes running",
+                      err=f"waited {time.monotonic() - arrived:.3f}s for a concurrency slot "
+                          f"(module max_concurrency {module.max_concurrency or 'unlimited'}, global "
+                          f"{(limiter.max_concurrent if limiter else 0) or 'unlimited'}, {queued} other probes "
+                          "of this module waiting)")
+            timed_out = log.last_error
     except Exception as err:  # a prober bug must not become a 500 for one target
         log.error("Probe failed with an internal error", err=f"{type(err).__name__}: {err}")
-        logs.logger.exception("prober raised", extra={"fields": {"module": module_name, "target": target}})
+        logs.logger.exception("prober raised", extra={"fields": {"module": module_name, "target": target,
+                                                                 "probe_id": probe_id}})
+    # The probe's own time: waiting for a slot is on /metrics (probe_exporter_probe_queue_wait_seconds),
+    # except for a probe that never started, whose whole time was the wait.
     duration = time.monotonic() - start
     duration_gauge.set(duration)
     success_gauge.set(1 if success else 0)
-    reason = "" if success else (log.last_error or "probe failed")
+    reason = "" if success else (timed_out or log.first_error or "probe failed")
     if success:
         log.info("Probe succeeded", duration_seconds=duration)
     else:
@@ -89,7 +119,7 @@ async def run_probe(module_name: str, module: Module, target: str, timeout: floa
     outcome = ProbeOutcome(probe_id, module_name, target, success, duration, metrics, log, reason)
     if not success:
         logs.log(logging.INFO, "Probe failed", module=module_name, target=target, probe_id=probe_id,
-                 duration_seconds=round(duration, 6), reason=reason)
+                 result="failure", duration_seconds=round(duration, 6), reason=reason)
     return outcome
 
 

@@ -48,6 +48,22 @@ class SelfMetrics:
         self.reload_timestamp = Gauge("probe_exporter_config_last_reload_success_timestamp_seconds",
                                       "Timestamp of the last successful configuration reload.",
                                       registry=self.registry)
+        self.max_concurrent = Gauge("probe_exporter_max_concurrent_probes",
+                                    "Global limit of probes running at once (0: unlimited).", registry=self.registry)
+        self.probes_queued = Gauge("probe_exporter_probes_queued",
+                                   "Probes waiting for a concurrency slot now, by module.", ["module"],
+                                   registry=self.registry)
+        self.queue_wait = Histogram(
+            "probe_exporter_probe_queue_wait_seconds", "Time probes waited for a concurrency slot, by module.",
+            ["module"], registry=self.registry,
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.probes_not_started = Counter(
+            "probe_exporter_probes_not_started_total",
+            "Probes that failed because no concurrency slot freed up before their deadline, by module.",
+            ["module"], registry=self.registry)
+        self.targets_denied = Counter("probe_exporter_targets_denied_total",
+                                      "Probe requests refused with 403 by a module's allowed_targets, by module.",
+                                      ["module"], registry=self.registry)
         self.modules_loaded = Gauge("probe_exporter_config_modules", "Modules in the loaded config, by prober.",
                                     ["prober"], registry=self.registry)
 

@@ -27,7 +27,7 @@ def require_file(path: Path) -> Path:
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path.startswith("/status/"):
             code = int(self.path.rsplit("/", 1)[1])
             body = b""

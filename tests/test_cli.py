@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from probe_exporter import __version__
-from probe_exporter.cli import main
+from probe_exporter.cli import bind_listener, main
 from tests.conftest import REPO
 
 
@@ -37,3 +39,21 @@ def test_probe_command_exit_codes(plain_http_target: str) -> None:
     assert unknown.returncode == 2 and 'Unknown module "nosuch"' in unknown.stderr
     debug = run("probe", "--module", "http_2xx", "--target", plain_http_target, "--debug")
     assert debug.stdout.startswith("Logs for the probe:")
+
+
+async def test_listener_connections_get_tcp_nodelay() -> None:
+    """Keep-alive scrapes stall ~40 ms per response (Nagle + delayed ACK) unless accepted sockets have
+    TCP_NODELAY, which asyncio sets only when the listener was created with IPPROTO_TCP."""
+    listener = bind_listener("127.0.0.1:0")
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def on_connect(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(on_connect, sock=listener)
+    async with server:
+        _, writer = await asyncio.open_connection(*listener.getsockname())
+        assert await asyncio.wait_for(accepted, 5) != 0
+        writer.close()

@@ -119,3 +119,11 @@ def test_gzip_when_accepted() -> None:
     body, headers = render([metrics], None, "gzip, deflate")
     assert headers["Content-Encoding"] == "gzip"
     assert gzip.decompress(body).startswith(b"# HELP g help\n")
+
+
+def test_sample_timestamps_are_written() -> None:
+    family = Metric("m", "help", "gauge")
+    family.samples = [Sample("m", {}, 1.0, 1700000000.123)]
+    assert render([_Static(family)])[0].decode().endswith("m 1 1700000000123\n")
+    openmetrics = render([_Static(family)], "application/openmetrics-text")[0].decode()
+    assert "m 1 1.700000000123e+09\n" in openmetrics

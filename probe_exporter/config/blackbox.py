@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from probe_exporter.config.cel import CELProgram
 from probe_exporter.config.tls import TLSConfig
 from probe_exporter.config.types import Base2Bytes, RawBytes, Regex, Secret, StrictModel
 
@@ -148,8 +149,8 @@ class HTTPProbe(HTTPClientConfig):
     headers: dict[str, str] = Field(default_factory=dict)
     fail_if_body_matches_regexp: list[Regex] = Field(default_factory=list)
     fail_if_body_not_matches_regexp: list[Regex] = Field(default_factory=list)
-    fail_if_body_json_matches_cel: str | None = None
-    fail_if_body_json_not_matches_cel: str | None = None
+    fail_if_body_json_matches_cel: CELProgram | None = None
+    fail_if_body_json_not_matches_cel: CELProgram | None = None
     fail_if_header_matches: list[HeaderMatch] = Field(default_factory=list)
     fail_if_header_not_matches: list[HeaderMatch] = Field(default_factory=list)
     body: str | None = None
@@ -188,23 +189,24 @@ class HTTPProbe(HTTPClientConfig):
 
 
 def accepts_encoding(accept_encoding: str, encoding: str) -> bool:
-    """Whether an Accept-Encoding value allows `encoding` with q > 0 (`*` counts)."""
+    """blackbox's isCompressionAcceptEncodingValid: the best-quality entry naming `encoding` (exactly,
+    case included) or `*` must have q > 0; an empty compression or Accept-Encoding is always fine."""
+    if not encoding or not accept_encoding:
+        return True
+    best: float | None = None
     for part in accept_encoding.split(","):
-        name, _, params = part.strip().partition(";")
-        name = name.strip().lower()
-        if name not in (encoding.lower(), "*"):
-            continue
-        quality = 1.0
-        for param in params.split(";"):
-            key, _, val = param.strip().partition("=")
-            if key.strip() == "q":
-                try:
-                    quality = float(val)
-                except ValueError:
-                    quality = 0.0
-        if quality > 0:
-            return True
-    return False
+        name, separator, quality_text = part.rpartition(";")
+        if not separator:
+            name, quality = quality_text, 1.0
+        else:
+            quality_text = quality_text.strip().removeprefix("q=")
+            try:
+                quality = round(float(quality_text), 3)
+            except ValueError:
+                quality = 0.0
+        if name.strip() in (encoding, "*") and (best is None or quality > best):
+            best = quality
+    return best is not None and best > 0
 
 
 class Label(StrictModel):
@@ -276,7 +278,10 @@ class DNSRRValidator(StrictModel):
     fail_if_none_matches_regexp: list[str] = Field(default_factory=list)
 
 
-DNS_QUERY_CLASSES = {"IN", "CS", "CH", "HS", "NONE", "ANY"}
+# miekg/dns StringToClass, and the StringToType names dnspython does not know (name -> number).
+DNS_QUERY_CLASSES = {"IN": 1, "CS": 2, "CH": 3, "HS": 4, "NONE": 254, "ANY": 255}
+MIEKG_ONLY_TYPES = {"NSAP-PTR": 23, "EID": 31, "NIMLOC": 32, "ATMA": 34, "NINFO": 56, "RKEY": 57, "TALINK": 58,
+                    "UINFO": 100, "UID": 101, "GID": 102, "UNSPEC": 103, "DOA": 259}
 
 
 class DNSProbe(StrictModel):
@@ -297,17 +302,28 @@ class DNSProbe(StrictModel):
 
     @model_validator(mode="after")
     def _check(self) -> DNSProbe:
-        import dns.rdatatype
-
         if not self.query_name:
             raise ValueError("query name must be set for DNS module")
-        if self.query_class.upper() not in DNS_QUERY_CLASSES:
+        # miekg's StringToClass / StringToType: exact (upper-case) mnemonics; "" means the default.
+        if self.query_class and self.query_class not in DNS_QUERY_CLASSES:
             raise ValueError(f"query class '{self.query_class}' is not valid")
-        try:
-            dns.rdatatype.from_text(self.query_type.upper())
-        except Exception:
-            raise ValueError(f"query type '{self.query_type}' is not valid") from None
+        if self.query_type and not _known_dns_type(self.query_type):
+            raise ValueError(f"query type '{self.query_type}' is not valid")
         return self
+
+
+def _known_dns_type(name: str) -> bool:
+    import dns.rdatatype
+
+    if name != name.upper() or name.startswith("TYPE"):  # no generic TYPEnnn in miekg's table
+        return False
+    if name in MIEKG_ONLY_TYPES:
+        return True
+    try:
+        dns.rdatatype.from_text(name)
+    except Exception:
+        return False
+    return True
 
 
 class GRPCProbe(StrictModel):

@@ -25,6 +25,12 @@ PROBER_NAMES = ("http", "tcp", "icmp", "dns", "grpc", "unix", "websocket", "snmp
 class Module(StrictModel):
     prober: str
     timeout: GoDuration = 0.0
+    # Probes of this module that may run at once (0: no per-module limit). Waiting for a slot counts
+    # against the probe's deadline; see probe_exporter.limits.
+    max_concurrency: int = Field(default=0, ge=0)
+    # Opt-in guard against use as an open proxy: CIDRs, host globs, URL prefixes or path globs the
+    # target must match (empty: any target). See probe_exporter.limits.TargetPolicy.
+    allowed_targets: list[str] = Field(default_factory=list)
     http: HTTPProbe = Field(default_factory=HTTPProbe)
     tcp: TCPProbe = Field(default_factory=TCPProbe)
     icmp: ICMPProbe = Field(default_factory=ICMPProbe)
@@ -41,6 +47,14 @@ class Module(StrictModel):
     # Objects a prober builds once per module (clients, SSL contexts) and reuses across probes;
     # they go away with the module on reload.
     _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @field_validator("allowed_targets")
+    @classmethod
+    def _check_allowed_targets(cls, entries: list[str]) -> list[str]:
+        from probe_exporter.limits import TargetPolicy
+
+        TargetPolicy(entries)  # raises ValueError with the bad entry
+        return entries
 
     @field_validator("prober")
     @classmethod

@@ -7,15 +7,20 @@ without per-field Python validators on the hot path; checks that need Python run
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import re
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
 
 from probe_exporter.config.errors import ConfigError
 from probe_exporter.config.types import GoDuration, Regex, Secret, StrictModel
 from probe_exporter.config.yamlfile import LineMap
 
 DEFAULT_AUTH = "public_v2"
+# --config.expand-environment-variables: `${VAR}`/`$VAR` in username, password and priv_password.
+# Off by default, as upstream; the CLI sets it before loading.
+EXPAND_ENVIRONMENT_VARIABLES = False
 DEFAULT_MODULE = "if_mib"
 
 SECURITY_LEVELS = ("noAuthNoPriv", "authNoPriv", "authPriv")
@@ -37,15 +42,26 @@ METRIC_TYPES = frozenset({
 LOOKUP_TYPES = METRIC_TYPES
 
 
+def _scalar_text(value: Any) -> Any:
+    """Go's yaml decodes any scalar into a string field: `walk: [1.3]` is the OID "1.3"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+# A string that also accepts a YAML number, as Go's decoder does.
+Text = Annotated[str, BeforeValidator(_scalar_text)]
+
+
 class SnmpAuth(StrictModel):
     community: Secret = Field(default_factory=lambda: Secret("public"))
-    security_level: str = "noAuthNoPriv"
-    username: str = ""
+    security_level: Text = "noAuthNoPriv"
+    username: Text = ""
     password: Secret = Field(default_factory=lambda: Secret(""))
-    auth_protocol: str = "MD5"
-    priv_protocol: str = "DES"
+    auth_protocol: Text = "MD5"
+    priv_protocol: Text = "DES"
     priv_password: Secret = Field(default_factory=lambda: Secret(""))
-    context_name: str = ""
+    context_name: Text = ""
     version: int = 2
 
     @model_validator(mode="after")
@@ -93,15 +109,15 @@ class AnchoredRegex(Regex):
 
 class RegexpExtract(StrictModel):
     regex: AnchoredRegex
-    value: str = "$1"
+    value: Text = "$1"
 
 
 class Index(StrictModel):
-    labelname: str = ""
-    type: str = ""
+    labelname: Text = ""
+    type: Text = ""
     fixed_size: int = 0
     implied: bool = False
-    enum_values: dict[int, str] = Field(default_factory=dict)
+    enum_values: dict[int, Text] = Field(default_factory=dict)
 
     @field_validator("type")
     @classmethod
@@ -112,27 +128,27 @@ class Index(StrictModel):
 
 
 class Lookup(StrictModel):
-    labels: list[str] = Field(default_factory=list)
-    labelname: str = ""
-    oid: str = ""
-    type: str = ""
-    display_hint: str = ""
-    enum_values: dict[int, str] = Field(default_factory=dict)
+    labels: list[Text] = Field(default_factory=list)
+    labelname: Text = ""
+    oid: Text = ""
+    type: Text = ""
+    display_hint: Text = ""
+    enum_values: dict[int, Text] = Field(default_factory=dict)
 
 
 class Metric(StrictModel):
-    name: str
-    oid: str
-    type: str
-    help: str = ""
+    name: Text
+    oid: Text
+    type: Text
+    help: Text = ""
     indexes: list[Index] = Field(default_factory=list)
     lookups: list[Lookup] = Field(default_factory=list)
     regex_extracts: dict[str, list[RegexpExtract]] = Field(default_factory=dict)
-    datetime_pattern: str = ""
-    enum_values: dict[int, str] = Field(default_factory=dict)
+    datetime_pattern: Text = ""
+    enum_values: dict[int, Text] = Field(default_factory=dict)
     offset: float = 0.0
     scale: float = 0.0
-    display_hint: str = ""
+    display_hint: Text = ""
 
     @field_validator("type")
     @classmethod
@@ -143,14 +159,14 @@ class Metric(StrictModel):
 
 
 class DynamicFilter(StrictModel):
-    oid: str
-    targets: list[str] = Field(default_factory=list)
+    oid: Text
+    targets: list[Text] = Field(default_factory=list)
     values: list[Regex] = Field(default_factory=list)
 
 
 class SnmpModule(StrictModel):
-    walk: list[str] = Field(default_factory=list)
-    get: list[str] = Field(default_factory=list)
+    walk: list[Text] = Field(default_factory=list)
+    get: list[Text] = Field(default_factory=list)
     metrics: list[Metric] = Field(default_factory=list)
     max_repetitions: int = Field(default=25, ge=0, le=0xFFFFFFFF)
     retries: int = Field(default=3, ge=0)
@@ -175,6 +191,31 @@ class SnmpModule(StrictModel):
         return self
 
 
+_ENV_REFERENCE = re.compile(r"\$(?:\{([A-Za-z0-9_]+)\}|([A-Za-z0-9_]+))")
+
+
+def expand_environment(text: str) -> str:
+    """os.Expand with os.LookupEnv: a variable that is not set is an error; an empty one is fine."""
+    def replace(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        value = os.environ.get(name)
+        if value is None:
+            raise ValueError(f"environment variable {name!r} is not set")
+        return value
+
+    return _ENV_REFERENCE.sub(replace, text)
+
+
+def _expand_auth(body: Any) -> Any:
+    if not EXPAND_ENVIRONMENT_VARIABLES or not isinstance(body, dict):
+        return body
+    expanded = dict(body)
+    for key in ("username", "password", "priv_password"):
+        if isinstance(expanded.get(key), str):
+            expanded[key] = expand_environment(expanded[key])
+    return expanded
+
+
 def _validate(model: Any, body: Any, lines: LineMap, path: str, prefix: tuple[str | int, ...]) -> Any:
     from probe_exporter.config.loader import config_error_from
 
@@ -189,8 +230,13 @@ def parse_snmp_file(auths: Any, modules: dict[str, Any], lines: LineMap,
     """The `auths:` and the prober-less `modules:` of one file."""
     if auths is not None and not isinstance(auths, dict):
         raise ConfigError("auths must be a mapping", file=path, line=lines.line_of(("auths",)), key="auths")
-    parsed_auths = {str(name): _validate(SnmpAuth, body or {}, lines, path, ("auths", name))
-                    for name, body in (auths or {}).items()}
+    parsed_auths = {}
+    for name, body in (auths or {}).items():
+        try:
+            body = _expand_auth(body)
+        except ValueError as err:
+            raise ConfigError(str(err), file=path, line=lines.line_of(("auths", name)), key=f"auths.{name}") from None
+        parsed_auths[str(name)] = _validate(SnmpAuth, body or {}, lines, path, ("auths", name))
     parsed_modules = {str(name): parse_snmp_module(name, body, lines, path, ("modules", name))
                       for name, body in modules.items()}
     return parsed_auths, parsed_modules
@@ -201,6 +247,12 @@ def parse_snmp_module(name: str, body: Any, lines: LineMap, path: str,
     """One module body (snmp.yml's, or the `snmp:` block of a `prober: snmp` module)."""
     if prefix is None:  # the `snmp:` block of a `prober: snmp` module
         prefix = ("modules", name, "snmp")
+    if isinstance(body, dict) and isinstance(body.get("auth"), dict):
+        try:
+            body = {**body, "auth": _expand_auth(body["auth"])}
+        except ValueError as err:
+            raise ConfigError(str(err), file=path, line=lines.line_of((*prefix, "auth")),
+                              key=".".join(map(str, (*prefix, "auth")))) from None
     module: SnmpModule = _validate(SnmpModule, body if body is not None else {}, lines, path, prefix)
     return module
 

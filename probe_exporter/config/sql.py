@@ -14,12 +14,12 @@ import ipaddress
 import os
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, PlainSerializer, PrivateAttr, field_validator, model_validator
 
 from probe_exporter.config.errors import ConfigError
-from probe_exporter.config.types import GoDuration, Secret, StrictModel
+from probe_exporter.config.types import SECRET_MARK, GoDuration, Secret, StrictModel
 from probe_exporter.config.yamlfile import LineMap, load_yaml
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -27,8 +27,8 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Prometheus adds these to a /probe scrape; a query-made label of the same name would be overwritten.
 RESERVED_LABELS = ("job", "instance")
 
-DRIVERS = ("postgresql", "mysql", "sqlite", "sqlalchemy")
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _check_label_name(name: str, what: str) -> str:
@@ -46,6 +46,7 @@ class CollectorQuery(StrictModel):
 
     query_name: str
     query: str
+    # Accepted as in sql_exporter's files; we never use server-side prepared statements anyway.
     no_prepared_statement: bool = False
 
 
@@ -61,7 +62,7 @@ class CollectorMetric(StrictModel):
     timestamp_value: str | None = None
     query: str | None = None
     query_ref: str | None = None
-    no_prepared_statement: bool = False
+    no_prepared_statement: bool = False  # accepted, as above
 
     @field_validator("metric_name")
     @classmethod
@@ -114,6 +115,8 @@ class Collector(StrictModel):
     metrics: list[CollectorMetric] = Field(min_length=1)
     queries: list[CollectorQuery] = Field(default_factory=list)
 
+    _plans: list[QueryPlan] | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _check_refs(self) -> Collector:
         names = [q.query_name for q in self.queries]
@@ -134,29 +137,29 @@ class Collector(StrictModel):
         return self
 
     def plans(self) -> list[QueryPlan]:
-        """The queries this collector runs, each with the metrics built from its rows."""
-        plans: list[QueryPlan] = []
-        by_name = {q.query_name: QueryPlan(q.query_name, q.query, [], q.no_prepared_statement)
-                   for q in self.queries}
-        for metric in self.metrics:
-            if metric.query_ref is not None:
-                by_name[metric.query_ref].metrics.append(metric)
-            else:
-                assert metric.query is not None
-                plans.append(QueryPlan(metric.metric_name, metric.query, [metric], metric.no_prepared_statement))
-        # Named queries no metric uses are not run (sql_exporter does the same).
-        plans.extend(plan for plan in by_name.values() if plan.metrics)
-        return plans
+        """The queries this collector runs, each with the metrics built from its rows (worked out once)."""
+        if self._plans is None:
+            plans: list[QueryPlan] = []
+            by_name = {q.query_name: QueryPlan(q.query_name, q.query, []) for q in self.queries}
+            for metric in self.metrics:
+                if metric.query_ref is not None:
+                    by_name[metric.query_ref].metrics.append(metric)
+                else:
+                    assert metric.query is not None
+                    plans.append(QueryPlan(metric.metric_name, metric.query, [metric]))
+            # Named queries no metric uses are not run (sql_exporter does the same).
+            plans.extend(plan for plan in by_name.values() if plan.metrics)
+            self._plans = plans
+        return self._plans
 
 
 class QueryPlan:
-    __slots__ = ("metrics", "name", "no_prepared_statement", "sql")
+    __slots__ = ("metrics", "name", "sql")
 
-    def __init__(self, name: str, sql: str, metrics: list[CollectorMetric], no_prepared_statement: bool) -> None:
+    def __init__(self, name: str, sql: str, metrics: list[CollectorMetric]) -> None:
         self.name = name
         self.sql = sql
         self.metrics = metrics
-        self.no_prepared_statement = no_prepared_statement
 
 
 def load_collector_file(path: str) -> Collector:
@@ -197,9 +200,6 @@ class SQLAuth(StrictModel):
                 raise ValueError(f"at most one of {', '.join(given)} may be set")
         return self
 
-    def has_password(self) -> bool:
-        return any(v is not None for v in (self.password, self.password_file, self.password_env))
-
     def resolve(self) -> tuple[str | None, Secret | None]:
         """(username, password) as of now; raises OSError/KeyError with a message free of secrets."""
         return (_read_source(self.username, self.username_file, self.username_env, "username"),
@@ -232,7 +232,7 @@ class TargetAlias(StrictModel):
     """A name usable as `?target=`, standing for a host, a socket or (SQLite) a file."""
 
     host: str | None = None
-    port: int | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
     socket: str | None = None
     database: str | None = None
     # SQLite: the database file. With `seed_script` and no `path`, the file is built from the script
@@ -250,24 +250,52 @@ class TargetAlias(StrictModel):
         return self
 
 
+_SECRET_OPTION_WORDS = ("password", "passwd", "pwd", "secret", "token")
+
+
+def is_secret_option(key: str) -> bool:
+    """A connection option or DSN parameter that holds a credential (password, sslpassword, ...)."""
+    return any(word in key.lower() for word in _SECRET_OPTION_WORDS)
+
+
+def dsn_secrets(dsn: str) -> list[str]:
+    """Credentials written into a URL-style DSN: its password and password-like query parameters."""
+    try:
+        parts = urlsplit(dsn)
+    except ValueError:
+        return []
+    found = [value for key, value in parse_qsl(parts.query) if is_secret_option(key) and value]
+    return [parts.password, *found] if parts.password else found
+
+
 def _mask_dsn(dsn: str | None) -> str | None:
     return None if dsn is None else mask_dsn_password(dsn)
 
 
 def mask_dsn_password(dsn: str) -> str:
-    """`scheme://user:***@host/...`: the password of a URL-style DSN never shows."""
+    """`scheme://user:***@host/...?sslpassword=***`: no credential of a URL-style DSN shows."""
     try:
         parts = urlsplit(dsn)
     except ValueError:
         return "<unparseable dsn>"
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    return dsn.replace(parts.netloc, f"{user}:***@{netloc[2]}", 1)
+    masked = dsn
+    if parts.password is not None:
+        netloc = parts.netloc.rpartition("@")
+        user = netloc[0].partition(":")[0]
+        masked = masked.replace(parts.netloc, f"{user}:***@{netloc[2]}", 1)
+    if parts.query:
+        query = "&".join(f"{key}=***" if is_secret_option(key) else item
+                         for item in parts.query.split("&") for key in (item.partition("=")[0],))
+        masked = masked.replace("?" + parts.query, "?" + query, 1)
+    return masked
+
+
+def _mask_options(options: dict[str, str]) -> dict[str, str]:
+    return {key: SECRET_MARK if is_secret_option(key) else value for key, value in options.items()}
 
 
 MaskedDSN = Annotated[str | None, PlainSerializer(_mask_dsn)]
+MaskedOptions = Annotated[dict[str, str], PlainSerializer(_mask_options)]
 
 
 class SQLModule(StrictModel):
@@ -276,7 +304,7 @@ class SQLModule(StrictModel):
     # Optional for postgresql/mysql (built from the target), required for sqlalchemy.
     dsn: MaskedDSN = None
     database: str | None = None
-    default_port: int | None = None
+    default_port: int | None = Field(default=None, ge=1, le=65535)
     auth: SQLAuth | None = None
     # CIDRs, IP addresses or host-name globs; the target must match one before anything connects.
     target_allow: list[str] = Field(default_factory=list)
@@ -285,7 +313,7 @@ class SQLModule(StrictModel):
     targets: dict[str, TargetAlias] = Field(default_factory=dict)
     # Driver connection parameters (libpq keywords such as sslmode/sslrootcert/require_auth; for
     # mysql: charset, ssl_ca, ssl_cert, ssl_key, ssl_verify).
-    options: dict[str, str] = Field(default_factory=dict)
+    options: MaskedOptions = Field(default_factory=dict)
     # Session settings (PG GUCs, MySQL session variables) applied at connect.
     session: dict[str, str] = Field(default_factory=dict)
     query_timeout: GoDuration = 0.0
@@ -301,7 +329,7 @@ class SQLModule(StrictModel):
     collector_names: list[str] = Field(default_factory=list)
 
     _collectors: list[Collector] = PrivateAttr(default_factory=list)
-    _base_dir: str = PrivateAttr(default=".")
+    _allow: tuple[list[IPNetwork], list[str]] | None = PrivateAttr(default=None)
 
     @field_validator("target_allow")
     @classmethod
@@ -332,16 +360,25 @@ class SQLModule(StrictModel):
         return self
 
     def has_credentials(self) -> bool:
-        dsn_password = bool(self.dsn) and urlsplit(self.dsn or "").password is not None
-        return dsn_password or self.auth is not None
+        dsn_credentials = bool(self.dsn) and bool(dsn_secrets(self.dsn or ""))
+        return dsn_credentials or self.auth is not None or any(is_secret_option(key) for key in self.options)
 
     @property
     def loaded_collectors(self) -> list[Collector]:
         return self._collectors
 
-    @property
-    def base_dir(self) -> str:
-        return self._base_dir
+    def target_allow_rules(self) -> tuple[list[IPNetwork], list[str]]:
+        """target_allow split once into (networks, lower-cased host-name globs)."""
+        if self._allow is None:
+            networks: list[IPNetwork] = []
+            globs: list[str] = []
+            for entry in self.target_allow:
+                try:
+                    networks.append(ipaddress.ip_network(entry, strict=False))
+                except ValueError:
+                    globs.append(entry.lower())
+            self._allow = (networks, globs)
+        return self._allow
 
     def port(self) -> int | None:
         return self.default_port or DEFAULT_PORTS.get(self.driver)
@@ -353,13 +390,12 @@ def load_module_collectors(module: Any, path: str, lines: LineMap, prefix: tuple
     key = ".".join(str(p) for p in prefix)
     if sql is None:
         raise ConfigError("a sql prober module needs a sql: block", file=path, line=lines.line_of(prefix), key=key)
+    from probe_exporter.config.loader import validate_model
+
     base_dir = os.path.dirname(os.path.abspath(path))
-    sql._base_dir = base_dir
     collectors: list[Collector] = []
     sources: list[str] = []
     for i, body in enumerate(sql.collectors):
-        from probe_exporter.config.loader import validate_model
-
         collectors.append(validate_model(Collector, body, lines, path, (*prefix, "sql", "collectors", i)))
         sources.append(path)
     for i, pattern in enumerate(sql.collector_files):
@@ -373,10 +409,11 @@ def load_module_collectors(module: Any, path: str, lines: LineMap, prefix: tuple
             collectors.append(load_collector_file(match))
             sources.append(match)
     seen: dict[str, str] = {}
-    for collector, source in zip(collectors, sources):
-        if collector.collector_name in seen:
-            raise ConfigError(f"collector {collector.collector_name!r} is defined twice ({seen[collector.collector_name]}"
-                              f" and {source})", file=path, line=lines.line_of((*prefix, "sql")), key=f"{key}.sql")
+    for collector, source in zip(collectors, sources, strict=True):
+        name = collector.collector_name
+        if name in seen:
+            raise ConfigError(f"collector {name!r} is defined twice ({seen[name]} and {source})", file=path,
+                              line=lines.line_of((*prefix, "sql")), key=f"{key}.sql")
         seen[collector.collector_name] = source
     if sql.collector_names:
         selected = [c for c in collectors

@@ -11,6 +11,13 @@ from probe_exporter.probers.base import BadRequest, Prober, ProbeRequest
 # until a module uses it.
 _PROBERS = {
     "http": "probe_exporter.probers.http:probe_http",
+    "snmp": "probe_exporter.probers.snmp:probe_snmp",
+    "tcp": "probe_exporter.probers.tcp:probe_tcp",
+    "dns": "probe_exporter.probers.dns:probe_dns",
+    "grpc": "probe_exporter.probers.grpc:probe_grpc",
+    "icmp": "probe_exporter.probers.icmp:probe_icmp",
+    "unix": "probe_exporter.probers.unix:probe_unix",
+    "sql": "probe_exporter.probers.sql:probe_sql",
 }
 
 _loaded: dict[str, Prober] = {}

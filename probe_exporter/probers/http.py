@@ -1,212 +1,541 @@
-"""The HTTP prober: blackbox_exporter's prober/http.go semantics on httpx.
+"""The HTTP prober: blackbox_exporter's prober/http.go semantics on httpx's transport layer (httpcore).
 
-Where it decides success: `_check_response` (status, header regexes, body, versions, SSL), in
-upstream's order. Requests go straight to a per-module httpx transport (built once, no keep-alive,
-like Go's DisableKeepAlives) so each probe measures a fresh connect and TLS handshake, and each
-probe gets its own cookie jar and redirect loop.
+Each hop of a probe gets its own connection (blackbox disables keep-alive, and a pooled HTTP/2
+connection would hide connect/TLS time and carry another probe's SNI), built from the module's
+`ModuleClient` (SSL context, proxies, headers, credentials: built once per module; HTTP/3 hops come
+from probers/http3.py). Phase timings come from httpcore's `trace` extension. Redirects are followed
+here, as Go's http.Client does (Host, Referer, cookies, method changes). Success is decided in
+upstream's order: status code, header regexes, decompression, size limit, body regexes, CEL, body
+drain, Last-Modified, HTTP version, TLS.
 """
 
 from __future__ import annotations
 
-import base64
-import email.utils
-import ipaddress
-import re
+import json
 import time
-import zlib
-from dataclasses import dataclass, field
+import urllib.parse
+import weakref
+from datetime import UTC, datetime
 from typing import Any
 
+import httpcore
 import httpx
 
-from probe_exporter import __version__
 from probe_exporter.config.blackbox import HTTPProbe
 from probe_exporter.logs import ProbeLog
-from probe_exporter.probe_metrics import ProbeMetrics
+from probe_exporter.probe_metrics import GaugeVec, ProbeMetrics
 from probe_exporter.probers.addr import ResolveError, choose_protocol, resolve_addresses
 from probe_exporter.probers.base import BadRequest, ProbeRequest
+from probe_exporter.probers.http_body import BodyError, BodyReader, decoder_for
+from probe_exporter.probers.http_client import USER_AGENT, ModuleClient
 from probe_exporter.probers.tls_info import register_tls_metrics
 
-USER_AGENT = f"Blackbox-Exporter/0.28.0 probe_exporter/{__version__}"
+__all__ = ["USER_AGENT", "probe_http", "shutdown"]
+
 MAX_REDIRECTS = 10
-_REDIRECT_CODES = {301, 302, 303, 307, 308}
-_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+_REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))
+_BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
+_PHASES = ("connect", "tls", "processing", "transfer")
+# Live module clients, for shutdown(); a client goes with its module on reload.
+_clients: weakref.WeakSet[ModuleClient] = weakref.WeakSet()
 
 
-@dataclass
 class _Trace:
-    """Timestamps of one round trip (time.monotonic), filled from httpcore's trace events."""
+    """Timestamps (time.monotonic) of one round trip, fed by httpcore's trace events."""
 
-    start: float
-    resolve: float = 0.0
-    connect_start: float = 0.0
-    connect_done: float = 0.0
-    tls_start: float = 0.0
-    tls_done: float = 0.0
-    response_start: float = 0.0
-    end: float = 0.0
+    __slots__ = ("connect_done", "connect_start", "end", "resolve", "response_start", "tls", "tls_done",
+                 "tls_start")
+
+    def __init__(self, tls: bool) -> None:
+        self.tls = tls
+        self.resolve = 0.0
+        self.connect_start = self.connect_done = self.tls_start = self.tls_done = 0.0
+        self.response_start = self.end = 0.0
 
     async def __call__(self, event: str, info: dict[str, Any]) -> None:
-        now = time.monotonic()
-        if event == "connection.connect_tcp.started":
-            self.connect_start = now
-        elif event == "connection.connect_tcp.complete":
-            self.connect_done = now
-        elif event == "connection.start_tls.started":
-            self.tls_start = now
-        elif event == "connection.start_tls.complete":
-            self.tls_done = now
-        elif event.endswith("receive_response_headers.complete"):
-            self.response_start = now
+        if event.endswith(".started"):
+            if event.endswith("connect_tcp.started"):
+                self.connect_start = time.monotonic()
+            elif event.endswith("start_tls.started"):
+                self.tls_start = time.monotonic()
+        elif event.endswith(".complete"):
+            if event.endswith("receive_response_headers.complete"):
+                self.response_start = time.monotonic()
+            elif event.endswith("connect_tcp.complete"):
+                self.connect_done = time.monotonic()
+            elif event.endswith("start_tls.complete"):
+                self.tls_done = time.monotonic()
+
+    @property
+    def got_conn(self) -> float:
+        return self.tls_done if self.tls else self.connect_done
 
 
-@dataclass
-class _Response:
-    status: int
-    headers: httpx.Headers
-    http_version: str
-    ssl_object: Any
-    url: httpx.URL
-    trace: _Trace
-    body_bytes: int = 0
+class _BodyStream:
+    """A request body httpcore can send (async iterable), for body_file's chunked upload."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    async def __aiter__(self) -> Any:
+        yield self.data
+
+
+def _client_for(request: ProbeRequest) -> ModuleClient:
+    def build() -> ModuleClient:
+        client = ModuleClient(request.module.http)
+        _clients.add(client)
+        return client
+
+    client: ModuleClient = request.module.cached("http.client", build)
+    return client
+
+
+async def shutdown() -> None:
+    """Close what modules keep open between probes (proxy pools, the OAuth2 token client)."""
+    for client in list(_clients):
+        await client.aclose()
+    _clients.clear()
+
+
+async def probe_http(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:
+    cfg: HTTPProbe = request.module.http
+    durations = metrics.gauge_vec("probe_http_duration_seconds",
+                                  "Duration of http request by phase, summed over all redirects", ["phase"])
+    content_length = metrics.gauge("probe_http_content_length", "Length of http content response")
+    body_length = metrics.gauge("probe_http_uncompressed_body_length", "Length of uncompressed response body")
+    redirects_gauge = metrics.gauge("probe_http_redirects", "The number of redirects")
+    is_ssl = metrics.gauge("probe_http_ssl", "Indicates if SSL was used for the final redirect")
+    status_gauge = metrics.gauge("probe_http_status_code", "Response HTTP status code")
+    version_gauge = metrics.gauge("probe_http_version", "Returns the version of HTTP of the probe response")
+    regex_gauge = metrics.gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex")
+    has_cel = cfg.fail_if_body_json_matches_cel is not None or cfg.fail_if_body_json_not_matches_cel is not None
+    cel_gauge = metrics.gauge("probe_failed_due_to_cel",
+                              "Indicates if probe failed due to CEL expression not matching") if has_cel else None
+
+    # The Host header: the module's `Host` header, or ?hostname= (400 when both differ).
+    host_override = _configured_host(cfg)
+    hostname_param = request.params.get("hostname")
+    if hostname_param:
+        if host_override is not None and host_override != hostname_param:
+            raise BadRequest(f"host header defined both in module configuration ({host_override}) "
+                             f"and with URL-parameter 'hostname' ({hostname_param})")
+        host_override = hostname_param
+
+    target = request.target
+    if not target.lower().startswith(("http://", "https://")):
+        target = "http://" + target
+    try:
+        parts = urllib.parse.urlsplit(target)
+        scheme = parts.scheme.lower()
+        hostname = parts.hostname or ""
+        explicit_port = parts.port
+    except ValueError as err:
+        log.error("Could not parse target URL", err=str(err))
+        return False
+    if scheme not in ("http", "https") or not hostname:
+        log.error("Could not parse target URL", err=f"invalid target {request.target!r}")
+        return False
+    if cfg.enable_http3 and scheme == "http":
+        log.warn("Converting HTTP to HTTPS for HTTP/3 compatibility", original_target=request.target)
+        scheme = "https"
+
+    proxy_set = bool(cfg.proxy_url) or cfg.proxy_from_environment
+    resolved_ip: str | None = None
+    if not (cfg.skip_resolve_phase_with_proxy and proxy_set):
+        try:
+            resolved_ip, lookup_time = await choose_protocol(hostname, cfg.preferred_ip_protocol,
+                                                             cfg.ip_protocol_fallback, metrics, log)
+        except ResolveError as err:
+            durations.labels("resolve").add(err.lookup_time)
+            log.error("Error resolving address", err=str(err))
+            return False
+        durations.labels("resolve").add(lookup_time)
+
+    try:
+        client = _client_for(request)
+        if scheme == "https" or client.tls_material_configured:
+            # Go builds the TLS config for every probe, so a bad CA or key file fails plain http too.
+            client.ssl_context  # noqa: B018 - built (and checked) before connecting
+    except Exception as err:  # an unreadable CA or key file, an unsupported OAuth2 grant
+        log.error("Error generating HTTP client", err=_describe(err))
+        return False
+
+    # Upstream's TLS ServerName: tls_config.server_name, else the Host header, else the target host.
+    server_name = cfg.tls_config.server_name or (host_override if host_override is not None else hostname)
+
     body: bytes | None = None
-    read_error: str = ""
-    extras: dict[str, Any] = field(default_factory=dict)
+    chunked_body = False
+    if cfg.body:
+        body = cfg.body.encode()
+    elif cfg.body_file:
+        try:
+            with open(cfg.body_file, "rb") as handle:
+                body = handle.read()
+        except OSError as err:
+            log.error("Error creating request", err=f"open {cfg.body_file}: {err.strerror or err}")
+            return False
+        chunked_body = True  # Go does not know an *os.File's length: it sends it chunked
+
+    for phase in _PHASES:
+        durations.labels(phase)
+
+    netloc = parts.netloc.rpartition("@")[2]
+    port = explicit_port or (443 if scheme == "https" else 80)
+    if resolved_ip is not None and cfg.enable_http3:
+        resolved_ip = None  # upstream dials HTTP/3 by name; the resolution only fed the metrics
+    if resolved_ip is not None:
+        literal = f"[{resolved_ip}]" if ":" in resolved_ip else resolved_ip
+        wire_host = f"{literal}:{explicit_port}" if explicit_port else literal
+    else:
+        wire_host = netloc
+    first_wire_host = wire_host
+    first_host_header = host_override if host_override is not None else netloc
+    host_header = first_host_header
+    dial_host = first_dial_host = resolved_ip or hostname
+    path = _request_target(parts.path, parts.query)
+    userinfo = _basic_from_userinfo(parts)
+    method = cfg.method or "GET"  # sent as written, like Go
+    sni = server_name
+
+    traces: list[_Trace] = []
+    redirects = 0
+    pending_resolve = 0.0
+    cookies: httpx.Cookies | None = None
+    referer = ""
+    cross_host = False
+    success = False
+    status = 0
+    proto = ""
+    response_headers: list[tuple[bytes, bytes]] = []
+    body_bytes = 0
+    length = 0
+    tls_seen = False
+    while True:
+        log.debug("Making HTTP request", url=f"{scheme}://{wire_host}{path}", host=host_header)
+        trace = _Trace(tls=scheme == "https")
+        trace.resolve, pending_resolve = pending_resolve, 0.0
+        traces.append(trace)
+        try:
+            headers = await _request_headers(client, host_header, userinfo, cross_host)
+        except OSError as err:
+            log.error("Error for HTTP request", err=f"unable to read a credentials file: {err.strerror or err}")
+            break
+        except Exception as err:  # OAuth2 token endpoint failures
+            log.error("Error for HTTP request", err=_describe(err))
+            break
+        if body is not None:
+            headers.append((b"Transfer-Encoding", b"chunked") if chunked_body
+                           else (b"Content-Length", str(len(body)).encode()))
+        elif method in _BODY_METHODS:
+            headers.append((b"Content-Length", b"0"))
+        if not (scheme == "https" and client.http2):
+            headers.append((b"Connection", b"close"))  # HTTP/2 forbids the header; keep-alive is off anyway
+        if referer:
+            headers.append((b"Referer", referer.encode()))
+        logical_url = f"{scheme}://{wire_host}{path}"
+        if cookies is not None:
+            cookie = _cookie_header(cookies, method, logical_url)
+            if cookie:
+                headers.append((b"Cookie", cookie.encode()))
+        extensions: dict[str, Any] = {"trace": trace}
+        if scheme == "https":
+            extensions["sni_hostname"] = sni
+        content: Any = None if body is None else (_BodyStream(body) if chunked_body else body)
+        try:
+            url = httpcore.URL(scheme=scheme, host=dial_host, port=port, target=path)
+        except Exception as err:
+            log.error("Error for HTTP request", err=_describe(err))
+            break
+        http_request = httpcore.Request(method, url, headers=headers, content=content, extensions=extensions)
+        try:
+            connection = client.connect(scheme, dial_host, port)
+        except Exception as err:  # the TLS settings, first needed by a redirect to https
+            log.error("Error generating HTTP client", err=_describe(err))
+            break
+        try:
+            response = await connection.handle_async_request(http_request)
+        except Exception as err:
+            await _close(client, connection, None)
+            log.error("Error for HTTP request", err=_describe(err))
+            break
+        except BaseException:  # the deadline: leave no half-open connection behind
+            await _close(client, connection, None)
+            raise
+        next_hop: _Hop | None = None
+        try:
+            location = _header(response.headers, b"location")
+            if cookies is not None or _header(response.headers, b"set-cookie") is not None:
+                cookies = cookies if cookies is not None else httpx.Cookies()
+                _store_cookies(cookies, method, logical_url, response.headers)
+            refused = following = False
+            # Go does not follow a 307/308 whose body it cannot replay (body_file).
+            if response.status in _REDIRECT_CODES and location is not None and not (
+                    response.status in (307, 308) and chunked_body):
+                log.info("Received redirect", location=location)
+                redirects = len(traces)  # upstream's len(via), which counts a refused redirect too
+                if redirects > MAX_REDIRECTS or not cfg.follow_redirects:
+                    log.info("Not following redirect")
+                    refused = True
+                else:
+                    following = True
+                    try:
+                        next_hop = _next_hop(logical_url, location, first_host_header, first_wire_host)
+                    except ValueError as err:  # Go's client returns no response at all then
+                        log.error("Error for HTTP request",
+                                  err=f"failed to parse Location header {location!r}: {err}")
+            if not following:
+                status, response_headers = response.status, response.headers
+                proto = _go_proto(response.extensions.get("http_version", b"HTTP/1.1"))
+                success, body_bytes, length = await _check_response(response, client, cfg, method, refused,
+                                                                    regex_gauge, cel_gauge, log)
+                trace.end = time.monotonic()
+                network_stream = response.extensions.get("network_stream")
+                ssl_object = network_stream.get_extra_info("ssl_object") if network_stream is not None else None
+                if ssl_object is not None:
+                    # The certificates are read before the connection closes.
+                    tls_seen = True
+                    is_ssl.set(1)
+                    register_tls_metrics(metrics, ssl_object, verified=not cfg.tls_config.insecure_skip_verify,
+                                         cipher=True)
+        finally:
+            await _close(client, connection, response)
+        if next_hop is None:
+            break
+        # Follow the redirect, as Go's http.Client does.
+        referer = "" if (scheme == "https" and next_hop.scheme == "http") else _strip_userinfo(logical_url)
+        # Go compares with the first request's URL host, which is the resolved address.
+        cross_host = cross_host or not _same_or_subdomain(next_hop.hostname, first_dial_host)
+        sni = server_name if next_hop.wire_host == first_wire_host else next_hop.hostname
+        if response.status in (301, 302, 303) and method not in ("GET", "HEAD"):
+            method, body, chunked_body = "GET", None, False
+        scheme, wire_host, path, port = next_hop.scheme, next_hop.wire_host, next_hop.path, next_hop.port
+        host_header = next_hop.host_header
+        dial_host = next_hop.hostname
+        if not _is_ip_literal(dial_host) and not (proxy_set and client.proxy.proxy_for(scheme, dial_host, port)):
+            resolve_start = time.monotonic()
+            try:
+                dial_host = (await resolve_addresses(dial_host))[0]
+            except ResolveError as err:
+                failed = _Trace(tls=scheme == "https")
+                failed.resolve = time.monotonic() - resolve_start
+                traces.append(failed)
+                log.error("Error for HTTP request", err=f"dial tcp: {err}")
+                break
+            pending_resolve = time.monotonic() - resolve_start
+
+    last_modified = _header(response_headers, b"last-modified")
+    if last_modified is not None:
+        stamp = parse_http_time(last_modified)
+        if stamp is not None:
+            metrics.gauge("probe_http_last_modified_timestamp_seconds",
+                          "Returns the Last-Modified HTTP response header in unixtime").set(stamp)
+    if proto:  # a response arrived
+        try:
+            version_gauge.set(float(proto.removeprefix("HTTP/")))
+        except ValueError:
+            log.error("Error parsing version number from HTTP version",
+                      err=f'strconv.ParseFloat: parsing "{proto.removeprefix("HTTP/")}": invalid syntax')
+        if cfg.valid_http_versions and proto not in cfg.valid_http_versions:
+            log.error("Invalid HTTP version number", version=proto)
+            success = False
+    _add_phases(durations, traces)
+    if tls_seen:
+        if cfg.fail_if_ssl:
+            log.error("Final request was over SSL")
+            success = False
+    elif cfg.fail_if_not_ssl and success:
+        log.error("Final request was not over SSL")
+        success = False
+    status_gauge.set(status)
+    content_length.set(length)
+    body_length.set(body_bytes)
+    redirects_gauge.set(redirects)
+    return success
 
 
-def _transport(cfg: HTTPProbe) -> httpx.AsyncHTTPTransport:
-    tls = cfg.tls_config
-    alpn = ["h2", "http/1.1"] if cfg.enable_http2 else ["http/1.1"]
-    proxy: httpx.Proxy | None = None
-    if cfg.proxy_url:
-        headers = {name: ", ".join(s.reveal() for s in values)
-                   for name, values in (cfg.proxy_connect_header or {}).items()}
-        proxy = httpx.Proxy(cfg.proxy_url, headers=headers or None)
-    return httpx.AsyncHTTPTransport(
-        verify=tls.ssl_context(alpn=alpn), http2=cfg.enable_http2, trust_env=False, proxy=proxy, retries=0,
-        limits=httpx.Limits(max_connections=None, max_keepalive_connections=0))
+# --- request helpers -------------------------------------------------------------------------------
 
 
-def _read_file(path: str) -> str:
-    with open(path, encoding="utf-8") as handle:
-        return handle.read().strip()
+def _configured_host(cfg: HTTPProbe) -> str | None:
+    for name, value in cfg.headers.items():
+        if name.lower() == "host":
+            return value
+    return None
 
 
-def _auth_headers(cfg: HTTPProbe) -> dict[str, str]:
-    """Credentials are read at probe time, so rotated *_file secrets apply without a reload."""
-    headers: dict[str, str] = {}
-    if cfg.basic_auth is not None:
-        user = cfg.basic_auth.username or (_read_file(cfg.basic_auth.username_file)
-                                           if cfg.basic_auth.username_file else "")
-        password = (cfg.basic_auth.password.reveal() if cfg.basic_auth.password else
-                    _read_file(cfg.basic_auth.password_file) if cfg.basic_auth.password_file else "")
-        headers["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-    elif cfg.authorization is not None:
-        auth = cfg.authorization
-        credentials = (auth.credentials.reveal() if auth.credentials else
-                       _read_file(auth.credentials_file) if auth.credentials_file else "")
-        headers["Authorization"] = f"{auth.type} {credentials}"
-    elif cfg.bearer_token is not None or cfg.bearer_token_file:
-        token = cfg.bearer_token.reveal() if cfg.bearer_token else _read_file(cfg.bearer_token_file or "")
-        headers["Authorization"] = f"Bearer {token}"
-    for name, header in (cfg.http_headers or {}).items():
-        values = list(header.values or []) + [s.reveal() for s in header.secrets or []]
-        values += [_read_file(path) for path in header.files or []]
-        if values:
-            headers[name] = ", ".join(values)
+async def _request_headers(client: ModuleClient, host_header: str, userinfo: bytes | None,
+                           cross_host: bool) -> list[tuple[bytes, bytes]]:
+    headers = [(b"Host", host_header.encode())]
+    configured = await client.auth_headers()
+    if cross_host:
+        # Go's client drops the user's Authorization and Cookie headers on a redirect to another
+        # host; the configured credentials (common's round trippers) are added again.
+        headers += [h for h in client.headers if h[0] not in (b"Authorization", b"Cookie")]
+        headers += configured
+    elif client.user_sets_authorization:
+        headers += client.headers
+        headers += [h for h in configured if h[0] != b"Authorization"]
+    else:
+        headers += client.headers
+        headers += configured
+    if userinfo and not any(k == b"Authorization" for k, _ in headers):
+        headers.append((b"Authorization", userinfo))
     return headers
 
 
-def _host_header(url: httpx.URL) -> str:
-    host = url.host
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{host}:{url.port}" if url.port else host
+def _request_target(path: str, query: str) -> str:
+    # Go escapes what must be escaped in the path and sends the query as given.
+    target = urllib.parse.quote(path, safe="/:@!$&'()*+,;=-._~%") or "/"
+    return f"{target}?{query}" if query else target
 
 
-def _with_ip(url: httpx.URL, ip: str) -> httpx.URL:
-    return url.copy_with(host=ip)
-
-
-def _decompressor(encoding: str) -> Any:
-    if encoding == "gzip":
-        return zlib.decompressobj(16 + zlib.MAX_WBITS)
-    if encoding == "deflate":  # Go's flate reader: raw DEFLATE, no zlib header
-        return zlib.decompressobj(-zlib.MAX_WBITS)
-    if encoding == "br":
-        import brotli
-
-        return brotli.Decompressor()
-    if encoding in ("identity", ""):
+def _basic_from_userinfo(parts: urllib.parse.SplitResult) -> bytes | None:
+    """Go's client turns user:password@ in the URL into basic auth when no Authorization is set."""
+    if parts.username is None:
         return None
-    raise ValueError(f"unsupported compression algorithm {encoding!r}")
+    import base64
+
+    raw = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+    return b"Basic " + base64.b64encode(raw.encode())
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _Hop:
+    __slots__ = ("host_header", "hostname", "path", "port", "scheme", "wire_host")
+
+    def __init__(self, scheme: str, wire_host: str, hostname: str, port: int, path: str, host_header: str) -> None:
+        self.scheme, self.wire_host, self.hostname = scheme, wire_host, hostname
+        self.port, self.path, self.host_header = port, path, host_header
 
 
-async def _read_body(response: httpx.Response, cfg: HTTPProbe, keep: bool, out: _Response,
-                     log: ProbeLog) -> bool:
-    """Read the whole body (decompressed if configured, bounded by body_size_limit); False on failure."""
-    ok = True
+def _next_hop(current_url: str, location: str, first_host_header: str, first_wire_host: str) -> _Hop:
+    """Where a redirect goes. A relative Location keeps the first request's Host header when that
+    differed from its URL host (Go issue 22233) - which is always the case after address resolution."""
+    target = urllib.parse.urljoin(current_url, location)
+    parts = urllib.parse.urlsplit(target)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise ValueError(f"unsupported protocol scheme {parts.scheme!r}")
+    hostname = parts.hostname or ""
+    if not hostname:
+        raise ValueError("no host in request URL")
+    wire_host = parts.netloc.rpartition("@")[2]
+    port = parts.port or (443 if scheme == "https" else 80)
+    relative = not urllib.parse.urlsplit(location).scheme
+    host_header = first_host_header if (relative and first_host_header != first_wire_host) else wire_host
+    return _Hop(scheme, wire_host, hostname, port, _request_target(parts.path, parts.query), host_header)
+
+
+def _strip_userinfo(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+
+
+def _same_or_subdomain(host: str, first: str) -> bool:
+    host, first = host.lower(), first.lower()
+    return host == first or host.endswith("." + first)
+
+
+def _is_ip_literal(host: str) -> bool:
+    import ipaddress
+
     try:
-        decoder = _decompressor(cfg.compression) if cfg.compression else None
-    except ValueError as err:
-        log.info("Failed to get decompressor for HTTP response body", err=str(err))
-        decoder, ok = None, False
-    limit = cfg.body_size_limit
-    chunks: list[bytes] = []
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def _cookie_header(cookies: httpx.Cookies, method: str, url: str) -> str:
+    probe = httpx.Request(method, url)
+    cookies.set_cookie_header(probe)
+    return str(probe.headers.get("cookie", ""))
+
+
+def _store_cookies(cookies: httpx.Cookies, method: str, url: str, headers: list[tuple[bytes, bytes]]) -> None:
     try:
-        async for raw in response.aiter_raw():
-            data = (decoder.process(raw) if hasattr(decoder, "process") else decoder.decompress(raw)) \
-                if decoder is not None else raw
-            out.body_bytes += len(data)
-            if limit and out.body_bytes > limit:
-                raise _BodyTooLarge(f"http: request body too large (limit {limit} bytes)")
-            if keep:
-                chunks.append(data)
-        if decoder is not None and hasattr(decoder, "flush"):
-            tail = decoder.flush()
-            out.body_bytes += len(tail)
-            if limit and out.body_bytes > limit:
-                raise _BodyTooLarge(f"http: request body too large (limit {limit} bytes)")
-            chunks.append(tail)
-    except (_BodyTooLarge, zlib.error, httpx.HTTPError, OSError) as err:
-        out.read_error = str(err) or type(err).__name__
-        log.info("Failed to read HTTP response body", err=out.read_error)
-        ok = False
-    except Exception as err:  # brotli.error and friends
-        out.read_error = f"{type(err).__name__}: {err}"
-        log.info("Failed to read HTTP response body", err=out.read_error)
-        ok = False
-    out.body = b"".join(chunks) if keep else None
-    return ok
+        response = httpx.Response(200, headers=headers, request=httpx.Request(method, url))
+        cookies.extract_cookies(response)
+    except Exception:  # a malformed Set-Cookie is ignored, as Go's jar does
+        pass
 
 
-def _match_headers(headers: httpx.Headers, cfg: HTTPProbe, log: ProbeLog) -> bool:
+async def _close(client: ModuleClient, connection: Any, response: httpcore.Response | None) -> None:
+    try:
+        if response is not None:
+            await response.aclose()
+        if not client.is_pool(connection):
+            await connection.aclose()
+    except Exception:  # closing a broken connection must not change the outcome
+        pass
+
+
+def _describe(err: BaseException) -> str:
+    """The error without the request (whose headers may carry credentials)."""
+    text = str(err) or type(err).__name__
+    return f"{type(err).__name__}: {text}"
+
+
+# --- response checks -------------------------------------------------------------------------------
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value.decode("latin-1")
+    return None
+
+
+def _header_values(headers: list[tuple[bytes, bytes]], name: str) -> list[str]:
+    wanted = name.lower().encode("latin-1")
+    return [value.decode("latin-1").strip() for key, value in headers if key.lower() == wanted]
+
+
+def _go_proto(http_version: bytes) -> str:
+    """httpcore says HTTP/2 where Go's resp.Proto says HTTP/2.0."""
+    text = http_version.decode("ascii", "replace")
+    return {"HTTP/2": "HTTP/2.0", "HTTP/3": "HTTP/3.0"}.get(text, text)
+
+
+def _check_status(status: int, cfg: HTTPProbe, log: ProbeLog) -> bool:
+    if cfg.valid_status_codes:
+        if status in cfg.valid_status_codes:
+            return True
+        log.error("Invalid HTTP response status code", status_code=status,
+                  valid_status_codes="[" + " ".join(map(str, cfg.valid_status_codes)) + "]")
+        return False
+    if 200 <= status < 300:
+        return True
+    log.error("Invalid HTTP response status code, wanted 2xx", status_code=status)
+    return False
+
+
+def _match_headers(headers: list[tuple[bytes, bytes]], cfg: HTTPProbe, log: ProbeLog) -> bool:
     for matcher in cfg.fail_if_header_matches:
-        values = headers.get_list(matcher.header)
+        values = _header_values(headers, matcher.header)
         if not values:
             if not matcher.allow_missing:
                 log.error("Missing required header", header=matcher.header)
                 return False
             continue
-        for value in values:
-            if matcher.regexp is not None and matcher.regexp.search(value):
-                log.error("Header matched regular expression", header=matcher.header,
-                          regexp=matcher.regexp.pattern, value_count=len(values))
-                return False
+        if matcher.regexp is not None and any(matcher.regexp.search(v) for v in values):
+            log.error("Header matched regular expression", header=matcher.header,
+                      regexp=matcher.regexp.pattern, value_count=len(values))
+            return False
     for matcher in cfg.fail_if_header_not_matches:
-        values = headers.get_list(matcher.header)
+        values = _header_values(headers, matcher.header)
         if not values:
             if not matcher.allow_missing:
                 log.error("Missing required header", header=matcher.header)
                 return False
             continue
-        if not any(matcher.regexp is not None and matcher.regexp.search(v) for v in values):
+        if matcher.regexp is not None and not any(matcher.regexp.search(v) for v in values):
             log.error("Header did not match regular expression", header=matcher.header,
-                      regexp=matcher.regexp.pattern if matcher.regexp else "", value_count=len(values))
+                      regexp=matcher.regexp.pattern, value_count=len(values))
             return False
     return True
 
@@ -223,246 +552,156 @@ def _match_body(body: bytes, cfg: HTTPProbe, log: ProbeLog) -> bool:
     return True
 
 
-def _go_proto(http_version: str) -> str:
-    """httpx says HTTP/2 where Go's resp.Proto says HTTP/2.0."""
-    return {"HTTP/2": "HTTP/2.0", "HTTP/3": "HTTP/3.0"}.get(http_version, http_version)
-
-
-async def probe_http(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:
-    cfg: HTTPProbe = request.module.http
-    durations = metrics.gauge_vec("probe_http_duration_seconds",
-                                  "Duration of http request by phase, summed over all redirects", ["phase"])
-    content_length = metrics.gauge("probe_http_content_length", "Length of http content response")
-    body_length = metrics.gauge("probe_http_uncompressed_body_length", "Length of uncompressed response body")
-    redirects_gauge = metrics.gauge("probe_http_redirects", "The number of redirects")
-    is_ssl = metrics.gauge("probe_http_ssl", "Indicates if SSL was used for the final redirect")
-    status_gauge = metrics.gauge("probe_http_status_code", "Response HTTP status code")
-    version_gauge = metrics.gauge("probe_http_version", "Returns the version of HTTP of the probe response")
-    regex_gauge = metrics.gauge("probe_failed_due_to_regex", "Indicates if probe failed due to regex")
-
-    target = request.target
-    if not _SCHEME.match(target):
-        target = "http://" + target
+def _match_cel(body: bytes, cfg: HTTPProbe, log: ProbeLog) -> bool:
     try:
-        url = httpx.URL(target)
-        if url.scheme.lower() not in ("http", "https") or not url.host:
-            raise httpx.InvalidURL(f"unsupported target {target!r}")
-        url = url.copy_with(scheme=url.scheme.lower())
-    except (httpx.InvalidURL, ValueError) as err:
-        log.error("Could not parse target URL", err=str(err))
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        log.error("Error unmarshalling HTTP body to JSON", err=str(err))
         return False
-
-    headers = {"User-Agent": USER_AGENT}
-    host_header: str | None = None
-    for name, value in cfg.headers.items():
-        if name.lower() == "host":
-            host_header = value
-        else:
-            headers[name] = value
-    hostname_param = request.params.get("hostname")
-    if hostname_param:
-        if host_header is not None and host_header != hostname_param:
-            raise BadRequest(f"host header defined both in module configuration ({host_header}) "
-                             f"and with URL-parameter 'hostname' ({hostname_param})")
-        host_header = hostname_param
-
-    use_proxy = bool(cfg.proxy_url or cfg.proxy_from_environment)
-    resolved_ip: str | None = None
-    first_lookup = 0.0
-    if not (cfg.skip_resolve_phase_with_proxy and use_proxy):
-        durations.labels("resolve")
-        try:
-            resolved_ip, first_lookup = await choose_protocol(
-                url.host, cfg.preferred_ip_protocol, cfg.ip_protocol_fallback, metrics, log)
-        except ResolveError as err:
-            durations.labels("resolve").add(err.lookup_time)
-            return False
-    for phase in ("resolve", "connect", "tls", "processing", "transfer"):
-        durations.labels(phase)
-
-    try:
-        headers.update(_auth_headers(cfg))
-    except OSError as err:
-        log.error("Failed to read a credentials file", err=err.strerror or str(err))
-        return False
-    body: bytes | None = None
-    if cfg.body is not None:
-        body = cfg.body.encode()
-    elif cfg.body_file:
-        try:
-            with open(cfg.body_file, "rb") as handle:
-                body = handle.read()
-        except OSError as err:
-            log.error("Error reading body file", err=err.strerror or str(err))
-            return False
-
-    transport = request.module.cached("http.transport", lambda: _transport(cfg))
-    cookies = httpx.Cookies()
-    method = cfg.method.upper()
-    traces: list[_Trace] = []
-    redirects = 0
-    current_url = url
-    final: _Response | None = None
-    success = False
-    log.info("Making HTTP request", url=str(url), host=host_header or _host_header(url))
-    while True:
-        trace = _Trace(start=time.monotonic())
-        traces.append(trace)
-        hop_ip = resolved_ip
-        if len(traces) > 1 and not (cfg.skip_resolve_phase_with_proxy and use_proxy):
-            resolve_start = time.monotonic()
-            try:
-                addresses = await resolve_addresses(current_url.host)
-            except ResolveError as err:
-                log.error("Error for HTTP request", err=str(err))
-                break
-            trace.resolve = time.monotonic() - resolve_start
-            hop_ip = addresses[0]
-        hop_headers = dict(headers)
-        hop_host = host_header if len(traces) == 1 and host_header else _host_header(current_url)
-        hop_headers["Host"] = hop_host
-        hop_headers["Connection"] = "close"
-        send_url = _with_ip(current_url, hop_ip) if hop_ip else current_url
-        # SNI: tls_config.server_name, else the Host header (module header or ?hostname=), else the URL host;
-        # a redirect to another host uses that host, as upstream's second transport does.
-        sni = (cfg.tls_config.server_name if len(traces) == 1 and cfg.tls_config.server_name
-               else _strip_port(hop_host))
-        extensions: dict[str, Any] = {"trace": trace, "timeout": {"connect": request.timeout,
-                                                                  "read": request.timeout,
-                                                                  "write": request.timeout,
-                                                                  "pool": request.timeout}}
-        if send_url.scheme == "https" and not _is_ip(sni):
-            extensions["sni_hostname"] = sni
-        http_request = httpx.Request(method, send_url, headers=hop_headers, content=body, extensions=extensions)
-        cookies.set_cookie_header(http_request)
-        try:
-            response = await transport.handle_async_request(http_request)
-        except httpx.HTTPError as err:
-            log.error("Error for HTTP request", err=_describe(err))
-            break
-        try:
-            response.request = http_request
-            cookies.extract_cookies(response)
-            network_stream = response.extensions.get("network_stream")
-            ssl_object = network_stream.get_extra_info("ssl_object") if network_stream is not None else None
-            final = _Response(status=response.status_code, headers=response.headers,
-                              http_version=_go_proto(response.extensions.get("http_version", b"HTTP/1.1").decode()),
-                              ssl_object=ssl_object, url=current_url, trace=trace)
-            location = response.headers.get("location")
-            if response.status_code in _REDIRECT_CODES and location:
-                redirects += 1
-                if cfg.follow_redirects and redirects <= MAX_REDIRECTS:
-                    await response.aclose()
-                    log.info("Received redirect", location=location)
-                    current_url = current_url.join(location)
-                    if response.status_code in (301, 302, 303) and method not in ("GET", "HEAD"):
-                        method, body = "GET", None
-                    continue
-                log.info("Not following redirect", location=location, redirects=redirects)
-            log.info("Received HTTP response", status_code=response.status_code)
-            success = _check_status(final.status, cfg, log)
-            if success and (cfg.fail_if_header_matches or cfg.fail_if_header_not_matches):
-                success = _match_headers(final.headers, cfg, log)
-                regex_gauge.set(0 if success else 1)
-            wants_body = success and bool(cfg.fail_if_body_matches_regexp or cfg.fail_if_body_not_matches_regexp)
-            read_ok = await _read_body(response, cfg, wants_body, final, log)
-            if wants_body and read_ok and final.body is not None:
-                success = _match_body(final.body, cfg, log)
-                regex_gauge.set(0 if success else 1)
-            if not read_ok:
-                success = False
-            trace.end = time.monotonic()
-        finally:
-            await response.aclose()
-        break
-
-    _add_phases(durations, traces, first_lookup)
-    redirects_gauge.set(redirects)
-    if final is None:
-        return False
-    status_gauge.set(final.status)
-    length = final.headers.get("content-length")
-    content_length.set(int(length) if length and length.isdigit() else -1)
-    body_length.set(final.body_bytes)
-    last_modified = final.headers.get("last-modified")
-    if last_modified:
-        try:
-            parsed = email.utils.parsedate_to_datetime(last_modified)
-            metrics.gauge("probe_http_last_modified_timestamp_seconds",
-                          "Returns the Last-Modified HTTP response header in unixtime").set(int(parsed.timestamp()))
-        except (TypeError, ValueError, IndexError):
-            pass
-    try:
-        version_gauge.set(float(final.http_version.removeprefix("HTTP/")))
-    except ValueError:
-        log.error("Error parsing version number from HTTP version", version=final.http_version)
-    if cfg.valid_http_versions and final.http_version not in cfg.valid_http_versions:
-        log.error("Invalid HTTP version number", version=final.http_version)
-        success = False
-    if final.ssl_object is not None:
-        is_ssl.set(1)
-        register_tls_metrics(metrics, final.ssl_object, verified=not cfg.tls_config.insecure_skip_verify,
-                             cipher=True)
-        if cfg.fail_if_ssl:
-            log.error("Final request was over SSL")
-            success = False
-    elif cfg.fail_if_not_ssl and success:
-        log.error("Final request was not over SSL")
-        success = False
-    return success
-
-
-def _check_status(status: int, cfg: HTTPProbe, log: ProbeLog) -> bool:
-    if cfg.valid_status_codes:
-        if status in cfg.valid_status_codes:
-            return True
-        log.error("Invalid HTTP response status code", status_code=status,
-                  valid_status_codes=",".join(map(str, cfg.valid_status_codes)))
-        return False
-    if 200 <= status < 300:
-        return True
-    log.error("Invalid HTTP response status code, wanted 2xx", status_code=status)
-    return False
-
-
-def _add_phases(durations: Any, traces: list[_Trace], first_lookup: float) -> None:
-    resolve, connect, tls, processing, transfer = (durations.labels(p) for p in
-                                                   ("resolve", "connect", "tls", "processing", "transfer"))
-    for index, trace in enumerate(traces):
-        if index == 0:
-            resolve.add(first_lookup)
-        else:
-            resolve.add(trace.resolve)
-        if not trace.connect_done:
+    for program, fail_when in ((cfg.fail_if_body_json_matches_cel, True),
+                               (cfg.fail_if_body_json_not_matches_cel, False)):
+        if program is None:
             continue
-        connect.add(trace.connect_done - trace.connect_start)
-        connected = trace.connect_done
-        if trace.tls_done:
-            tls.add(trace.tls_done - trace.tls_start)
-            connected = trace.tls_done
-        if not trace.response_start:
-            continue
-        processing.add(trace.response_start - connected)
-        if trace.end:
-            transfer.add(trace.end - trace.response_start)
+        try:
+            result = program.evaluate(document)
+        except Exception as err:
+            log.error("Error evaluating CEL expression", err=" ".join(str(err).split()))
+            return False
+        if not isinstance(result, bool):  # celpy's BoolType subclasses int, not bool
+            from celpy import celtypes
 
-
-def _strip_port(host: str) -> str:
-    if host.startswith("["):
-        return host[1:host.index("]")] if "]" in host else host.strip("[")
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
+            if not isinstance(result, celtypes.BoolType):
+                log.error("CEL evaluation result is not a boolean", details=type(result).__name__)
+                return False
+        if bool(result) == fail_when:
+            log.error("Body matched CEL expression" if fail_when else "Body did not match CEL expression",
+                      expression=program.expression)
+            return False
     return True
 
 
-def _describe(err: Exception) -> str:
-    """The error without the request (whose headers may carry credentials)."""
-    cause = err.__cause__ or err.__context__
-    text = str(err) or (str(cause) if cause else "") or type(err).__name__
-    return f"{type(err).__name__}: {text}"
+async def _check_response(response: httpcore.Response, client: ModuleClient, cfg: HTTPProbe, method: str,
+                          refused: bool, regex_gauge: Any, cel_gauge: Any, log: ProbeLog) -> tuple[bool, int, int]:
+    """Status, header regexes and the body checks; returns (success, body bytes, content length)."""
+    log.debug("Received HTTP response", status_code=response.status)
+    success = _check_status(response.status, cfg, log)
+    if success and (cfg.fail_if_header_matches or cfg.fail_if_header_not_matches):
+        success = _match_headers(response.headers, cfg, log)
+        regex_gauge.set(0 if success else 1)
+    decoder = None
+    if client.compression:
+        if refused and client.compression == "gzip":
+            # Go's gzip reader reads its header at once, from a body already closed by the redirect check.
+            log.error("Failed to get decompressor for HTTP response body", err="http: read on closed response body")
+            success = False
+        else:
+            try:
+                decoder = decoder_for(client.compression)
+            except ValueError as err:
+                log.error("Failed to get decompressor for HTTP response body", err=str(err))
+                success = False
+    has_regex = bool(cfg.fail_if_body_matches_regexp or cfg.fail_if_body_not_matches_regexp)
+    has_cel = cel_gauge is not None
+    body_bytes = 0
+    if refused:
+        # Go closed the redirect's body before handing the response back: the checks that read it fail.
+        if success and has_regex:
+            log.error("Error reading HTTP body", err="http: read on closed response body")
+            success = False
+            regex_gauge.set(1)
+        if success and has_cel:
+            log.error("Error reading HTTP body", err="http: read on closed response body")
+            success = False
+            cel_gauge.set(1)
+    else:
+        wants_regex = success and has_regex
+        reader = BodyReader(response.aiter_stream(), decoder, cfg.body_size_limit)
+        error = ""
+        try:
+            body = await reader.read_all(keep=wants_regex or (success and has_cel))
+        except BodyError as err:
+            body, error = b"", str(err)
+        except Exception as err:  # the connection broke mid-body
+            body, error = b"", _describe(err)
+        body_bytes = reader.count
+        if wants_regex:
+            if error:
+                log.error("Error reading HTTP body", err=error)
+                success = False
+            else:
+                success = _match_body(body, cfg, log)
+            regex_gauge.set(0 if success else 1)
+        if success and has_cel:
+            if error:
+                log.error("Error reading HTTP body", err=error)
+                success = False
+            else:
+                # Upstream reads the body once: after the regexes have consumed it, CEL sees nothing.
+                success = _match_cel(b"" if wants_regex else body, cfg, log)
+            cel_gauge.set(0 if success else 1)
+        if error:
+            log.error("Failed to read HTTP response body", err=error)
+            success = False
+    return success, body_bytes, _content_length(response, method, body_bytes, refused)
+
+
+def _content_length(response: httpcore.Response, method: str, body_bytes: int, refused: bool) -> int:
+    """Go's resp.ContentLength: the header, 0 where no body can follow, else -1 (unknown)."""
+    status = response.status
+    headers = response.headers
+    declared = _header(headers, b"content-length")
+    http2 = response.extensions.get("http_version") == b"HTTP/2"
+    if method == "HEAD":
+        return int(declared) if declared is not None and declared.strip().isdigit() else -1
+    if status < 200 or status in (204, 304):
+        return 0
+    if not http2 and (_header(headers, b"transfer-encoding") or "").lower().endswith("chunked"):
+        return -1
+    if declared is not None and declared.strip().isdigit():
+        return int(declared)
+    if http2 and body_bytes == 0 and not refused:
+        return 0  # headers ended the stream
+    return -1
+
+
+_HTTP_TIME_FORMATS = ("%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S", "%a %b %d %H:%M:%S %Y")
+
+
+def parse_http_time(value: str) -> int | None:
+    """Go's http.ParseTime: RFC 1123 (GMT), RFC 850, ANSI C asctime; seconds since the epoch."""
+    text = value.strip()
+    candidates = [text]
+    if "-" in text and text.count(" ") == 3:  # RFC 850 ends with a zone abbreviation
+        candidates = [text.rsplit(" ", 1)[0]]
+    elif "," not in text:
+        candidates = [" ".join(text.split())]  # asctime pads the day with a space
+    for candidate in candidates:
+        for fmt in _HTTP_TIME_FORMATS:
+            try:
+                parsed = datetime.strptime(candidate, fmt).replace(tzinfo=UTC)
+            except ValueError:
+                continue
+            return int(parsed.timestamp())
+    return None
+
+
+def _add_phases(durations: GaugeVec, traces: list[_Trace]) -> None:
+    """upstream's per-roundtrip sums; the first hop's resolve came from chooseProtocol."""
+    connect, tls, processing, transfer = (durations.labels(p) for p in _PHASES)
+    for index, trace in enumerate(traces):
+        if index:  # with skip_resolve_phase_with_proxy, `resolve` appears only after a redirect
+            durations.labels("resolve").add(trace.resolve)
+        got_conn = trace.got_conn
+        if not got_conn:
+            continue
+        start = trace.connect_start or got_conn
+        if trace.tls:
+            connect.add((trace.connect_done or start) - start)
+            tls.add(trace.tls_done - (trace.tls_start or trace.tls_done))
+        else:
+            connect.add(got_conn - start)
+        if not trace.response_start:
+            continue
+        processing.add(trace.response_start - got_conn)
+        if trace.end:
+            transfer.add(trace.end - trace.response_start)

@@ -14,10 +14,16 @@ from probe_exporter import __version__, logs
 from probe_exporter.config import ConfigError
 from probe_exporter.exporter import Exporter
 from probe_exporter.probers import shutdown_probers
-from probe_exporter.web import routes
+from probe_exporter.web import routes, snmp
+from probe_exporter.web.security import WebConfigSource, WebSecurityMiddleware
 
 
-def create_app(exporter: Exporter) -> FastAPI:
+def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) -> FastAPI:
+    """The app; with `--web.config.file` (or `web_config`), every request goes through basic auth,
+    the configured response headers and the rate limit first."""
+    if web_config is None and exporter.settings.web_config_file:
+        web_config = WebConfigSource(exporter.settings.web_config_file)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
@@ -32,7 +38,11 @@ def create_app(exporter: Exporter) -> FastAPI:
 
     app = FastAPI(title="probe_exporter", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.exporter = exporter
+    app.state.web_config = web_config
+    if web_config is not None:
+        app.add_middleware(WebSecurityMiddleware, source=web_config)
     app.include_router(routes.router)
+    app.include_router(snmp.router)
     return app
 
 

@@ -7,7 +7,6 @@ from starlette.responses import Response
 
 from probe_exporter.exposition import render
 
-
 _GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
                "\v": "\\v", '"': '\\"', "\\": "\\\\"}
 

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-import html
-from urllib.parse import unquote
+import functools
+import importlib.resources
+import logging
+from collections.abc import Iterable
+from urllib.parse import parse_qsl, unquote
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-from probe_exporter import __version__
-from probe_exporter.config import ConfigError
+from probe_exporter import logs
+from probe_exporter.config import Config, ConfigError, Module
 from probe_exporter.config.render import config_as_yaml
 from probe_exporter.exporter import Exporter
+from probe_exporter.history import ProbeRecord
+from probe_exporter.limits import TargetNotAllowed, check_target
 from probe_exporter.probers import BadRequest
-from probe_exporter.runner import compute_timeout, debug_output, run_probe
+from probe_exporter.runner import ProbeOutcome, compute_timeout, debug_output, run_probe
+from probe_exporter.web import pages
 from probe_exporter.web.responses import first_params, go_quote, metrics_response, plain_error
 
 DEFAULT_MODULE = "http_2xx"
@@ -33,6 +39,12 @@ async def probe(request: Request) -> Response:
     exporter = _exporter(request)
     params = first_params(request)
     module_name = params.get("module") or DEFAULT_MODULE
+    # --- SNMP: several modules in one probe (module=a,b or repeated module) ---
+    from probe_exporter.web import snmp as snmp_web
+
+    if snmp_web.is_several_modules(request):
+        return await snmp_web.probe_several_modules(request, exporter)
+    # --- end SNMP ---
     config = exporter.config
     module = config.modules.get(module_name)
     if module is None:
@@ -50,19 +62,48 @@ async def probe(request: Request) -> Response:
         return plain_error(400, "Target parameter is missing")
     # Decoded a second time, as blackbox_exporter does since #1525, for double-encoded targets.
     target = unquote(target)
+    outcome = await probe_once(exporter, module_name, module, target, timeout, params, config)
+    if isinstance(outcome, Response):
+        return outcome
+    if params.get("debug") == "true":
+        return PlainTextResponse(debug_output(outcome, module))
+    return metrics_response(request, outcome.metrics)
+
+
+async def probe_once(exporter: Exporter, module_name: str, module: Module, target: str, timeout: float,
+                     params: dict[str, str], config: Config) -> ProbeOutcome | Response:
+    """The checks and bookkeeping every probe request shares (/probe and the landing page form):
+    allowed_targets (403), the concurrency limits, self-metrics and the history."""
+    refusal = refuse_target(exporter, [(module_name, module)], target)
+    if refusal is not None:
+        return refusal
     in_flight = exporter.metrics.in_flight.labels(module_name)
     in_flight.inc()
     try:
-        outcome = await run_probe(module_name, module, target, timeout, params, config)
+        outcome = await run_probe(module_name, module, target, timeout, params, config,
+                                  limiter=exporter.limiter)
     except BadRequest as err:
         exporter.metrics.bad_requests.labels("probe").inc()
         return plain_error(400, str(err).replace("\n", "\\n"))  # user input must not split the line
     finally:
         in_flight.dec()
     exporter.metrics.observe_probe(module_name, module.prober, outcome.success, outcome.duration)
-    if params.get("debug") == "true":
-        return PlainTextResponse(debug_output(outcome, module))
-    return metrics_response(request, outcome.metrics)
+    exporter.history.add(outcome, module)
+    return outcome
+
+
+def refuse_target(exporter: Exporter, modules: Iterable[tuple[str, Module]], target: str) -> Response | None:
+    """The 403 when any of the modules' allowed_targets does not cover `target` (logged and counted),
+    else None. For every route that probes (/probe, the form, /snmp and multi-module requests)."""
+    for module_name, module in modules:
+        try:
+            check_target(module_name, module, target)
+        except TargetNotAllowed as err:
+            exporter.metrics.targets_denied.labels(module_name).inc()
+            logs.log(logging.INFO, "Target not allowed", module=module_name, target=target, result="denied",
+                     reason=str(err))
+            return plain_error(403, str(err))
+    return None
 
 
 @router.get("/metrics")
@@ -96,20 +137,79 @@ async def show_config(request: Request) -> Response:
     return PlainTextResponse(config_as_yaml(_exporter(request).config))
 
 
+# The landing page form's deadline when the module sets none (no Prometheus header to go by).
+FORM_DEFAULT_TIMEOUT = 10.0
+FORM_MAX_DEBUG_CHARS = 200_000
+
+
 @router.get("/")
 async def landing(request: Request) -> Response:
-    config = _exporter(request).config
-    rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{html.escape(module.prober)}</td>"
-        f"<td>{html.escape(config.module_files.get(name, ''))}</td></tr>"
-        for name, module in sorted(config.modules.items()))
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Probe Exporter</title></head>
-<body><h1>Probe Exporter</h1><p>Version {html.escape(__version__)}</p>
-<p><a href="probe?target=prometheus.io&amp;module=http_2xx">Probe prometheus.io for http_2xx</a></p>
-<p><a href="probe?target=prometheus.io&amp;module=http_2xx&amp;debug=true">Debug probe prometheus.io for http_2xx</a></p>
-<p><a href="metrics">Metrics</a> · <a href="config">Configuration</a> · <a href="-/healthy">Health</a></p>
-<h2>Modules</h2><table><tr><th>Module</th><th>Prober</th><th>File</th></tr>{rows}</table>
-</body></html>"""
-    return HTMLResponse(page)
+    exporter = _exporter(request)
+    params = first_params(request)
+    result = None
+    if "target" in params or "module" in params:
+        result = await _run_from_form(exporter, params)
+    return HTMLResponse(pages.landing_page(exporter, result))
+
+
+async def _run_from_form(exporter: Exporter, form: dict[str, str]) -> pages.FormResult:
+    module_name, target, extra = form.get("module", ""), form.get("target", "").strip(), form.get("params", "")
+    result = pages.FormResult(module_name=module_name, target=target, extra_params=extra)
+    config = exporter.config
+    module = config.modules.get(module_name)
+    if module is None:
+        result.error = f"Unknown module {go_quote(module_name)}"
+        return result
+    if not target:
+        result.error = "Target parameter is missing"
+        return result
+    params = {key: value for key, value in parse_qsl(extra, keep_blank_values=True)}
+    params.update(module=module_name, target=target)
+    timeout = module.timeout or FORM_DEFAULT_TIMEOUT
+    outcome = await probe_once(exporter, module_name, module, target, timeout, params, config)
+    if isinstance(outcome, Response):
+        result.error = bytes(outcome.body).decode().strip()
+        return result
+    result.record = ProbeRecord(outcome, module)
+    text = debug_output(outcome, module)
+    if len(text) > FORM_MAX_DEBUG_CHARS:  # a big walk would make a page no phone can show
+        text = (text[:FORM_MAX_DEBUG_CHARS] + f"\n… {len(text) - FORM_MAX_DEBUG_CHARS} more characters: "
+                "use /probe?debug=true for the whole output\n")
+    result.debug_text = text
+    return result
+
+
+@functools.cache
+def _stylesheet() -> bytes:
+    return (importlib.resources.files("probe_exporter.web") / "static" / "style.css").read_bytes()
+
+
+@router.get("/static/style.css")
+async def stylesheet() -> Response:
+    return Response(_stylesheet(), media_type="text/css; charset=utf-8",
+                    headers={"Cache-Control": "public, max-age=3600"})
+
+
+@router.get("/logs")
+async def probe_logs(request: Request) -> Response:
+    """A probe's debug text from the history, by id or by target (blackbox_exporter's /logs)."""
+    history = _exporter(request).history
+    params = first_params(request)
+    probe_id, target, module_name = params.get("id", ""), params.get("target", ""), params.get("module", "")
+    if probe_id and target:
+        return plain_error(400, "Probe id and target can't be defined at the same time")
+    if not probe_id and not target:
+        if module_name:
+            return plain_error(400, "Probe module filter only works in conjunction with target parameter")
+        return plain_error(400, "Probe id or target must be defined as http query parameters")
+    if probe_id:
+        if not probe_id.isdigit():
+            return plain_error(400, "Invalid probe id")
+        record = history.by_id(int(probe_id))
+        if record is None:
+            return plain_error(404, "Probe id not found")
+    else:
+        record = history.by_target(target, module_name or None)
+        if record is None:
+            return plain_error(404, "Probe target not found")
+    return PlainTextResponse(record.debug_text())

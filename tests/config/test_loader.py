@@ -91,8 +91,8 @@ def test_defaults_of_a_bare_module(tmp_path: Path) -> None:
     ("modules:\n  m:\n    prober: icmp\n    icmp:\n      ttl: 256\n", 5, '"ttl" cannot exceed 255'),
     ("modules:\n  m:\n    prober: http\n    http:\n      body: a\n      body_file: b\n", 4,
      "setting body and body_file both are not allowed"),
-    ("modules:\n  m:\n    prober: tcp\n    tcp:\n      query_response:\n        - expect: a\n          expect_bytes: b\n",
-     6, "expect and expect_bytes are mutually exclusive"),
+    ("modules:\n  m:\n    prober: tcp\n    tcp:\n      query_response:\n        - expect: a\n"
+     "          expect_bytes: b\n", 6, "expect and expect_bytes are mutually exclusive"),
     ("modules:\n  m:\n    prober: http\n    http:\n      bearer_token: a\n      bearer_token_file: b\n", 4,
      "at most one of bearer_token & bearer_token_file must be configured"),
     ("modules:\n  m:\n    prober: http\n    timeout: 1d\n", 4, 'time: invalid duration "1d"'),

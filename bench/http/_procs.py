@@ -1,0 +1,166 @@
+"""Processes the HTTP benchmark runs: nginx as the target, the exporters, and their /proc numbers.
+
+Everything listens on 127.0.0.1 on a free port and runs in the foreground of its own process, so the
+benchmark can read its CPU time and RSS from /proc and stop it by pid.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+VENV_BIN = REPO / ".venv" / "bin"
+BLACKBOX_BINARY = Path("/usr/bin/prometheus-blackbox-exporter")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+# The module both exporters run: a blackbox.yml module, so blackbox_exporter reads the same file.
+HTTP_MODULE = """modules:
+  http_2xx:
+    prober: http
+    timeout: 10s
+    http:
+      preferred_ip_protocol: ip4
+"""
+
+NGINX_CONF = """daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        location / {{
+            default_type text/plain;
+            return 200 "hello from nginx\\n";
+        }}
+    }}
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, deadline: float = 15.0) -> None:
+    end = time.monotonic() + deadline
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                response.read()
+                return
+        except OSError:
+            if time.monotonic() > end:
+                raise RuntimeError(f"{url} did not answer within {deadline}s") from None
+            time.sleep(0.05)
+
+
+@dataclass
+class Proc:
+    name: str
+    process: subprocess.Popen[bytes]
+    url: str  # base URL
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def cpu_seconds(self) -> float:
+        """utime + stime of the process (all threads), from /proc/PID/stat."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        raise RuntimeError(f"no VmRSS for {self.name}")
+
+
+@contextlib.contextmanager
+def running(name: str, argv: list[str], health_url: str, base_url: str, log_path: Path,
+            env: dict[str, str] | None = None) -> Iterator[Proc]:
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    try:
+        try:
+            wait_http(health_url)
+        except RuntimeError:
+            process.kill()
+            raise RuntimeError(f"{name} did not start; its log:\n{log_path.read_text()[-3000:]}") from None
+        yield Proc(name, process, base_url)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def find_nginx() -> str | None:
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+
+
+@contextlib.contextmanager
+def nginx_target(workdir: Path) -> Iterator[Proc]:
+    binary = find_nginx()
+    if binary is None:
+        sys.exit("nginx not found: apt-get install nginx-light")
+    port = free_port()
+    conf = workdir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
+    url = f"http://127.0.0.1:{port}"
+    with running("nginx", [binary, "-p", str(workdir), "-c", str(conf)], url + "/", url,
+                 workdir / "nginx.out") as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def probe_exporter(workdir: Path, module_file: Path, variant: str = "") -> Iterator[Proc]:
+    """The exporter as shipped, or with a `variant` of _serve_variant.py (a setting undone, for comparison)."""
+    port = free_port()
+    flags = ["--config.file", str(module_file), "--web.listen-address", f"127.0.0.1:{port}"]
+    if variant:
+        argv = [str(VENV_BIN / "python"), str(Path(__file__).with_name("_serve_variant.py")), variant, *flags]
+        name = f"probe_exporter ({variant})"
+    else:
+        # `python -m` is what the probe-exporter script runs, and works without `pip install -e .`.
+        argv = [str(VENV_BIN / "python"), "-m", "probe_exporter", *flags]
+        name = "probe_exporter"
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / f"probe_exporter{'-' + variant if variant else ''}.log"
+    with running(name, argv, url + "/-/healthy", url, log) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def blackbox_exporter(workdir: Path, module_file: Path) -> Iterator[Proc]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [str(BLACKBOX_BINARY), "--config.file", str(module_file), "--web.listen-address", f"127.0.0.1:{port}",
+            "--log.level", "warn"]
+    with running("blackbox_exporter", argv, url + "/-/healthy", url, workdir / "blackbox.log") as proc:
+        yield proc

@@ -1,0 +1,61 @@
+"""The SNMP prober: snmp_exporter's snmp.yml modules on pysnmp.
+
+`probe_snmp` serves `/probe?module=<snmp module>` (blackbox style: a failing agent is
+probe_success 0); `probe_snmp_modules` serves several modules in one /probe request; the
+`/snmp` endpoint (web/snmp.py) keeps snmp_exporter's own semantics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from probe_exporter.logs import ProbeLog
+from probe_exporter.probe_metrics import ProbeMetrics
+from probe_exporter.probers.base import ProbeRequest
+
+# Time kept back from the runner's deadline, so a timeout is ours (with a reason in the log and
+# the other modules' samples kept) rather than the runner's cancellation.
+DEADLINE_MARGIN = 0.05
+
+MODULE_SUCCESS = "probe_snmp_module_success"
+MODULE_SUCCESS_HELP = "Whether the SNMP module was scraped successfully (1) or failed (0)."
+
+
+async def probe_snmp(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:
+    # /probe with several modules (web/snmp.py) passes them comma-joined in the `module` parameter.
+    requested = request.params.get("module", "")
+    names = requested.split(",") if "," in requested else [request.module_name]
+    return await probe_snmp_modules(request, names, metrics, log)
+
+
+async def probe_snmp_modules(request: ProbeRequest, module_names: list[str], metrics: ProbeMetrics,
+                             log: ProbeLog) -> bool:
+    """Every named module against request.target; samples of the modules that succeeded are kept."""
+    from probe_exporter.probers.base import BadRequest
+    from probe_exporter.probers.snmp.scrape import scrape
+
+    config = request.config
+    modules = []
+    for name in module_names:
+        module = request.module if name == request.module_name else (
+            config.modules.get(name) if config is not None else None)
+        if module is None or module.prober != "snmp":
+            raise BadRequest(f'Unknown module "{name}"')
+        modules.append((name, module))
+    deadline = asyncio.get_running_loop().time() + max(request.timeout - DEADLINE_MARGIN, 0.0)
+    result = await scrape(request.target, modules, config, request.params, deadline, log)
+    for family in result.families.rendered.families.values():
+        metrics.add_family(family)
+    for family in result.self_metric_families():
+        if family.samples:
+            metrics.add_family(family)
+    success = metrics.gauge_vec(MODULE_SUCCESS, MODULE_SUCCESS_HELP, ["module"])
+    for module_result in result.modules:
+        success.labels(module_result.name).set(1 if module_result.success else 0)
+    return result.success
+
+
+async def shutdown() -> None:
+    from probe_exporter.probers.snmp.engine import close_engine
+
+    await close_engine()

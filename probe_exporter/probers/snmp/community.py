@@ -1,0 +1,94 @@
+"""SNMPv1/v2c requests on our own UDP socket, decoded by the fast BER decoder (ber.py).
+
+pysnmp's dispatcher decodes every response with pyasn1 (~85 µs of CPU per varbind, most of an
+if_mib scrape); community-based requests need none of its machinery (no USM, no discovery), so
+they take this path: one shared socket per address family for the process, responses matched by
+request-id and source address. SNMPv3 stays on pysnmp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import socket
+from typing import Any
+
+from probe_exporter.probers.snmp import ber
+
+_Parsed = tuple[int, bytes, int, int, int, list[Any]]
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, pending: dict[int, tuple[asyncio.Future[_Parsed], tuple[str, int]]]) -> None:
+        self.pending = pending
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        try:
+            parsed = ber.decode_response(data)
+        except (ber.BerError, IndexError, ValueError):
+            return  # not an answer we can read: as if lost (the request times out)
+        entry = self.pending.get(parsed[2])
+        if entry is None:
+            return
+        future, expected = entry
+        if addr[0] != expected[0] or addr[1] != expected[1] or future.done():
+            return  # only the agent we asked may answer
+        future.set_result(parsed)
+
+    def error_received(self, exc: Exception) -> None:
+        # An ICMP error on the shared unconnected socket cannot be tied to one request.
+        pass
+
+
+class CommunityTransport:
+    """The process's v1/v2c sockets (IPv4 and IPv6), created in the running loop on first use."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, tuple[asyncio.Future[_Parsed], tuple[str, int]]] = {}
+        self._endpoints: dict[int, _Protocol] = {}
+        self._ids = itertools.count(random.randrange(1, 1 << 30))
+
+    def next_request_id(self) -> int:
+        return next(self._ids) & 0x7FFFFFFF or 1
+
+    async def _endpoint(self, family: int) -> _Protocol:
+        protocol = self._endpoints.get(family)
+        if protocol is None:
+            loop = asyncio.get_running_loop()
+            local = ("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)
+            _, protocol = await loop.create_datagram_endpoint(lambda: _Protocol(self.pending), local_addr=local,
+                                                              family=family)
+            self._endpoints[family] = protocol
+        return protocol
+
+    async def exchange(self, data: bytes, request_id: int, address: tuple[Any, ...], wait: float,
+                       future: asyncio.Future[_Parsed] | None) -> tuple[asyncio.Future[_Parsed], _Parsed | None]:
+        """Send `data`; the parsed answer, or None after `wait` s. The future carries over retries,
+        so a late answer to the first try still counts."""
+        family = socket.AF_INET6 if len(address) == 4 else socket.AF_INET
+        protocol = await self._endpoint(family)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self.pending[request_id] = (future, (address[0], address[1]))
+        assert protocol.transport is not None
+        protocol.transport.sendto(data, address)
+        try:
+            return future, await asyncio.wait_for(asyncio.shield(future), wait)
+        except TimeoutError:
+            return future, None
+
+    def done(self, request_id: int) -> None:
+        entry = self.pending.pop(request_id, None)
+        if entry is not None and not entry[0].done():
+            entry[0].cancel()
+
+    def close(self) -> None:
+        for protocol in self._endpoints.values():
+            if protocol.transport is not None:
+                protocol.transport.close()
+        self._endpoints.clear()

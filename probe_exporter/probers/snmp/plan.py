@@ -1,0 +1,96 @@
+"""A module's config compiled once for scraping: OIDs as int tuples, metrics findable by prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from probe_exporter.config.snmp import DynamicFilter, Lookup, Metric, SnmpModule
+from probe_exporter.config.types import Regex
+from probe_exporter.probers.snmp.values import parse_oid
+
+# Types whose string form depends on the value of the column just before them (last arc - 1).
+COMBINED_TYPES: dict[str, dict[int, str]] = {
+    "InetAddress": {1: "InetAddressIPv4", 2: "InetAddressIPv6"},
+    "InetAddressMissingSize": {1: "InetAddressIPv4", 2: "InetAddressIPv6"},
+    "LldpPortId": {1: "DisplayString", 2: "DisplayString", 3: "PhysAddress48", 5: "DisplayString",
+                   7: "DisplayString"},
+}
+
+
+def _previous_column(oid: tuple[int, ...]) -> tuple[int, ...]:
+    return (*oid[:-1], oid[-1] - 1)
+
+
+@dataclass
+class LookupPlan:
+    lookup: Lookup
+    oid: tuple[int, ...]
+    previous_oid: tuple[int, ...] | None
+
+
+@dataclass
+class MetricPlan:
+    metric: Metric
+    oid: tuple[int, ...]
+    previous_oid: tuple[int, ...] | None
+    lookups: list[LookupPlan]
+    help_suffixed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FilterPlan:
+    oid: tuple[int, ...]
+    targets: list[str]
+    values: list[Regex]
+
+
+@dataclass
+class ModulePlan:
+    walk: list[tuple[int, ...]]
+    get: list[tuple[int, ...]]
+    filters: list[FilterPlan]
+    max_repetitions: int
+    allow_nonincreasing: bool
+    timeout: float
+    retries: int
+    # metric OID -> metric, and the distinct OID lengths, shortest first: the first length whose
+    # prefix is a metric OID claims the PDU, as upstream's trie walk does.
+    metrics: dict[tuple[int, ...], MetricPlan]
+    lengths: list[int]
+
+    def match(self, oid: tuple[int, ...]) -> tuple[MetricPlan, tuple[int, ...]] | None:
+        metrics = self.metrics
+        for length in self.lengths:
+            if length > len(oid):
+                return None
+            found = metrics.get(oid[:length])
+            if found is not None:
+                return found, oid[length:]
+        return None
+
+
+def _filter(flt: DynamicFilter) -> FilterPlan:
+    return FilterPlan(parse_oid(flt.oid), [t.strip().lstrip(".") for t in flt.targets], list(flt.values))
+
+
+def compile_module(module: SnmpModule) -> ModulePlan:
+    metrics: dict[tuple[int, ...], MetricPlan] = {}
+    for metric in module.metrics:
+        oid = parse_oid(metric.oid)
+        lookups = [LookupPlan(lookup, parse_oid(lookup.oid) if lookup.oid else (),
+                              _previous_column(parse_oid(lookup.oid)) if lookup.type in COMBINED_TYPES else None)
+                   for lookup in metric.lookups]
+        previous = _previous_column(oid) if metric.type in COMBINED_TYPES else None
+        # Two metrics on one OID: upstream's trie keeps the last one.
+        metrics[oid] = MetricPlan(metric, oid, previous, lookups)
+    return ModulePlan(
+        walk=[parse_oid(oid) for oid in module.walk],
+        get=[parse_oid(oid) for oid in module.get],
+        filters=[_filter(flt) for flt in module.filters],
+        max_repetitions=module.max_repetitions,
+        allow_nonincreasing=module.allow_nonincreasing_oids,
+        timeout=module.timeout,
+        retries=module.retries,
+        metrics=metrics,
+        lengths=sorted({len(oid) for oid in metrics}),
+    )

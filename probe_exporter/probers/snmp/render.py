@@ -1,0 +1,316 @@
+"""PDUs to metric families, as snmp_exporter's collect/pduToSamples does.
+
+Works on plain (oid tuple, (kind, value)) pairs, after every await, so a scrape's rendering is one
+synchronous pass. Problems that make upstream's whole response a 500 (a duplicate series, one name
+with two HELP texts or types) are collected in `Rendered.errors`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
+
+from probe_exporter.config.snmp import Metric as MetricConfig
+from probe_exporter.probers.snmp import datetimes
+from probe_exporter.probers.snmp.plan import COMBINED_TYPES, MetricPlan, ModulePlan
+from probe_exporter.probers.snmp.strings import as_int, display_string, index_as_string, value_as_string
+from probe_exporter.probers.snmp.values import COUNTER64, DOUBLE, FLOAT, OCTETS, Value
+
+__all__ = ["Families", "Rendered", "display_string", "render_module"]
+
+_WRAP = 1 << 53  # float64's mantissa: Counter64 values wrap here so rate() survives the wrap
+
+
+@dataclass
+class Rendered:
+    families: dict[str, Metric] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    debug: list[str] = field(default_factory=list)
+
+
+class Families:
+    """Families of one response, checked as client_golang's Gather checks them."""
+
+    def __init__(self) -> None:
+        self.rendered = Rendered()
+        self._seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+
+    def _conflict(self, name: str, help_text: str, kind: str) -> str | None:
+        family = self.rendered.families.get(name)
+        if family is None:
+            return None
+        if family.documentation != help_text:
+            return f'collected metric {name} has help "{help_text}" but should have "{family.documentation}"'
+        if family.type != kind:
+            return f"collected metric {name} has type {kind} but should have {family.type}"
+        return None
+
+    def add(self, name: str, help_text: str, kind: str, labels: dict[str, str], value: float) -> None:
+        conflict = self._conflict(name, help_text, kind)
+        if conflict is not None:
+            self.rendered.errors.append(conflict)
+            return
+        key = (name, tuple(sorted(labels.items())))
+        if key in self._seen:
+            label_text = ", ".join(f'{k}="{v}"' for k, v in key[1])
+            self.rendered.errors.append(
+                f"collected metric {name} {{{label_text}}} was collected before with the same name and label values")
+            return
+        self._seen.add(key)
+        family = self.rendered.families.get(name)
+        if family is None:
+            family = self.rendered.families[name] = Metric(name, help_text, kind)
+        family.samples.append(Sample(name, labels, value))
+
+    def merge(self, other: Families) -> list[str]:
+        """Add another module's families unless they clash with these; returns the clashes."""
+        problems = [p for p in (self._conflict(f.name, f.documentation, f.type)
+                                for f in other.rendered.families.values()) if p]
+        problems += [f"collected metric {name} {dict(labels)} was collected before with the same name and "
+                     "label values" for name, labels in other._seen & self._seen]
+        if problems:
+            return problems
+        for family in other.rendered.families.values():
+            mine = self.rendered.families.get(family.name)
+            if mine is None:
+                self.rendered.families[family.name] = family
+            else:
+                mine.samples.extend(family.samples)
+        self._seen |= other._seen
+        return []
+
+
+def pdu_value(value: Value, wrap_counters: bool) -> float:
+    """getPduValue: the number a PDU stands for (strings and bytes are 0)."""
+    kind, data = value
+    if kind == COUNTER64:
+        return float(data % _WRAP) if wrap_counters else float(data)
+    if kind == FLOAT or kind == DOUBLE:
+        return float(data)
+    return float(as_int(value))
+
+
+def _labels(plan: MetricPlan, index: tuple[int, ...], pdus: dict[tuple[int, ...], Value],
+            wrap_counters: bool) -> dict[str, str]:
+    """indexesToLabels: index labels, then lookups (chained, deleting, missing ones as "")."""
+    metric = plan.metric
+    labels: dict[str, str] = {}
+    label_oids: dict[str, tuple[int, ...]] = {}
+    for idx in metric.indexes:
+        text, used, index = index_as_string(index, idx.type, idx.fixed_size, idx.implied, idx.enum_values)
+        labels[idx.labelname] = text
+        label_oids[idx.labelname] = used
+    for lookup_plan in plan.lookups:
+        lookup = lookup_plan.lookup
+        if not lookup.labels:
+            labels.pop(lookup.labelname, None)
+            continue
+        suffix: tuple[int, ...] = ()
+        missing = False
+        for name in lookup.labels:
+            arcs = label_oids.get(name)
+            if not arcs:  # upstream builds "oid." then, which never matches
+                missing = True
+                break
+            suffix += arcs
+        found = None if missing else pdus.get(lookup_plan.oid + suffix)
+        if found is None:
+            labels[lookup.labelname] = ""
+            continue
+        kind: str = lookup.type
+        mapping = COMBINED_TYPES.get(kind)
+        if mapping is not None and lookup_plan.previous_oid is not None:
+            previous = pdus.get(lookup_plan.previous_oid + suffix)
+            if previous is not None:
+                kind = mapping.get(int(pdu_value(previous, wrap_counters))) or "OctetString"
+        if lookup.type == "EnumAsInfo" and lookup.enum_values:
+            number = int(pdu_value(found, wrap_counters))
+            state = lookup.enum_values.get(number)
+            labels[lookup.labelname] = state if state is not None else str(number)
+        else:
+            labels[lookup.labelname] = value_as_string(found, kind, lookup.display_hint)
+        label_oids[lookup.labelname] = (as_int(found),)
+    return labels
+
+
+def _scaled(metric: MetricConfig, value: float) -> float:
+    if metric.scale != 0.0:
+        value *= metric.scale
+    return value + metric.offset
+
+
+def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Value,
+             pdus: dict[tuple[int, ...], Value], wrap_counters: bool, rendered: Rendered) -> None:
+    """pduToSamples for one PDU."""
+    metric = plan.metric
+    labels = _labels(plan, index, pdus, wrap_counters)
+    kind = metric.type
+    number = pdu_value(value, wrap_counters)
+    prom_type = "gauge"
+    if kind == "counter":
+        prom_type = "counter"
+    elif kind in ("gauge", "Float", "Double"):
+        pass
+    elif kind in ("DateAndTime", "ParseDateAndTime", "NTPTimeStamp"):
+        try:
+            if value[0] != OCTETS:
+                raise ValueError(f"invalid {kind} type")
+            if kind == "DateAndTime":
+                number = datetimes.date_and_time(value[1])
+            elif kind == "NTPTimeStamp":
+                number = datetimes.ntp_timestamp(value[1])
+            else:
+                number = datetimes.parse_pattern(display_string(value), metric.datetime_pattern)
+        except (ValueError, OverflowError) as err:
+            rendered.debug.append(f"Error parsing {kind} of {metric.name}: {err}")
+            return
+    elif kind == "EnumAsInfo":
+        if metric.name in labels:
+            return
+        state = metric.enum_values.get(int(number))
+        out.add(metric.name + "_info", metric.help + " (EnumAsInfo)", "gauge",
+                {**labels, metric.name: state if state is not None else str(int(number))}, 1.0)
+        return
+    elif kind == "EnumAsStateSet":
+        current = int(number)
+        help_text = metric.help + " (EnumAsStateSet)"
+        state = metric.enum_values.get(current)
+        out.add(metric.name, help_text, "gauge", {**labels, metric.name: state if state is not None else str(current)},
+                1.0)
+        for key, state_name in metric.enum_values.items():
+            if key != current:
+                out.add(metric.name, help_text, "gauge", {**labels, metric.name: state_name}, 0.0)
+        return
+    elif kind == "Bits":
+        if value[0] != OCTETS:
+            rendered.errors.append(f"BITS type was not a BISTRING on the wire for metric {metric.name}")
+            return
+        raw: bytes = value[1]
+        help_text = metric.help + " (Bits)"
+        for bit, bit_name in metric.enum_values.items():
+            byte = bit // 8
+            is_set = byte < len(raw) and raw[byte] & (0x80 >> (bit % 8))
+            out.add(metric.name, help_text, "gauge", {**labels, metric.name: bit_name}, 1.0 if is_set else 0.0)
+        return
+    else:  # some form of string
+        number = 1.0
+        string_kind = kind
+        mapping = COMBINED_TYPES.get(kind)
+        if mapping is not None and plan.previous_oid is not None:
+            previous = pdus.get(plan.previous_oid + index)
+            if previous is not None:
+                string_kind = mapping.get(int(pdu_value(previous, wrap_counters))) or "OctetString"
+        text = value_as_string(value, string_kind, metric.display_hint)
+        if metric.regex_extracts:
+            _regex_extracts(out, metric, text, labels, rendered)
+            return
+        if metric.name not in labels:
+            labels[metric.name] = text
+    out.add(metric.name, metric.help, prom_type, labels, _scaled(metric, number))
+
+
+def _regex_extracts(out: Families, metric: MetricConfig, text: str, labels: dict[str, str],
+                    rendered: Rendered) -> None:
+    for suffix, rules in metric.regex_extracts.items():
+        for rule in rules:
+            match = rule.regex.compiled.search(text)
+            if match is None:
+                continue
+            expanded = expand_template(rule.value, match)
+            try:
+                number = parse_go_float(expanded)
+            except ValueError:
+                rendered.debug.append(f"Error parsing float64 from value {expanded!r} for metric {metric.name}")
+                continue
+            out.add(metric.name + suffix, metric.help + " (regex extracted)", "gauge", dict(labels),
+                    _scaled(metric, number))
+            break
+
+
+def expand_template(template: str, match: object) -> str:
+    """Go's Regexp.ExpandString: $1, ${1}, $name, ${name}, $$; unknown groups expand to ""."""
+    out: list[str] = []
+    position = 0
+    length = len(template)
+    while position < length:
+        dollar = template.find("$", position)
+        if dollar < 0:
+            out.append(template[position:])
+            break
+        out.append(template[position:dollar])
+        position = dollar + 1
+        if position < length and template[position] == "$":
+            out.append("$")
+            position += 1
+            continue
+        name, position, ok = _template_name(template, position)
+        if not ok:
+            out.append("$")
+            continue
+        out.append(_group(match, name))
+    return "".join(out)
+
+
+def _template_name(template: str, position: int) -> tuple[str, int, bool]:
+    braced = position < len(template) and template[position] == "{"
+    start = position + 1 if braced else position
+    end = start
+    while end < len(template) and (template[end].isalnum() or template[end] == "_") and template[end].isascii():
+        end += 1
+    if end == start:
+        return "", position, False
+    if braced:
+        if end >= len(template) or template[end] != "}":
+            return "", position, False
+        return template[start:end], end + 1, True
+    return template[start:end], end, True
+
+
+def _group(match: object, name: str) -> str:
+    try:
+        if name.isdigit():
+            group = match.group(int(name))  # type: ignore[attr-defined]
+        else:
+            group = match.group(name)  # type: ignore[attr-defined]
+    except (IndexError, KeyError, ValueError, TypeError):
+        return ""
+    return group or ""
+
+
+_GO_FLOAT_SPECIAL = {"inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf"), "infinity": float("inf"),
+                     "+infinity": float("inf"), "-infinity": float("-inf"), "nan": float("nan")}
+
+
+def parse_go_float(text: str) -> float:
+    """strconv.ParseFloat(s, 64): no surrounding space, no underscores without a base prefix."""
+    special = _GO_FLOAT_SPECIAL.get(text.lower())
+    if special is not None:
+        return special
+    if not text or text != text.strip() or "_" in text:
+        raise ValueError(f"invalid float {text!r}")
+    body = text.lstrip("+-")
+    if body[:2].lower() == "0x":
+        value = float.fromhex(body)
+        return -value if text.startswith("-") else value
+    if body.lower().startswith(("inf", "nan")):
+        raise ValueError(f"invalid float {text!r}")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):  # Go reports ErrRange for overflow
+        raise ValueError(f"value out of range {text!r}")
+    return value
+
+
+def render_module(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], out: Families,
+                  wrap_counters: bool = True) -> None:
+    """Every sample of one module's PDUs into `out` (a later PDU with the same OID wins)."""
+    by_oid = dict(pdus)
+    rendered = out.rendered
+    match = plan.match
+    for oid, value in by_oid.items():
+        found = match(oid)
+        if found is None:
+            continue
+        metric_plan, index = found
+        _samples(out, metric_plan, index, value, by_oid, wrap_counters, rendered)

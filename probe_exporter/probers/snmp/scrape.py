@@ -1,0 +1,170 @@
+"""Scraping one target with one or more SNMP modules; shared by /probe and /snmp.
+
+Modules run one after another on the same resolved address (snmp_exporter's default module
+concurrency of 1). Each module renders into its own families first and is merged only if it
+succeeded, so /probe can keep the modules that worked.
+"""
+
+from __future__ import annotations
+
+import binascii
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client.metrics_core import Metric
+from prometheus_client.samples import Sample
+
+from probe_exporter.config import Config, Module
+from probe_exporter.config.snmp import DEFAULT_AUTH, SnmpAuth, SnmpModule
+from probe_exporter.logs import ProbeLog
+from probe_exporter.probers.base import BadRequest
+from probe_exporter.probers.snmp import stats, walk
+from probe_exporter.probers.snmp.engine import Exchange, Session, SnmpError, get_engine
+from probe_exporter.probers.snmp.plan import ModulePlan, compile_module
+from probe_exporter.probers.snmp.render import Families, render_module
+from probe_exporter.probers.snmp.target import parse_target, resolve
+
+# Varbinds one module may return before the scrape is stopped (memory bound for a hostile agent).
+MAX_VARBINDS = 200_000
+WRAP_LARGE_COUNTERS = True
+
+_SELF_METRICS = (
+    ("snmp_scrape_walk_duration_seconds", "Time SNMP walk/bulkwalk took."),
+    ("snmp_scrape_packets_sent", "Packets sent for get, bulkget, and walk; including retries."),
+    ("snmp_scrape_packets_retried", "Packets retried for get, bulkget, and walk."),
+    ("snmp_scrape_pdus_returned", "PDUs returned from get, bulkget, and walk."),
+    ("snmp_scrape_duration_seconds", "Total SNMP time scrape took (walk and processing)."),
+)
+
+
+@dataclass
+class ModuleResult:
+    name: str
+    success: bool = False
+    error: str = ""
+    exchange: Exchange = field(default_factory=Exchange)
+    walk_seconds: float = 0.0
+    duration: float = 0.0
+
+
+@dataclass
+class ScrapeResult:
+    families: Families
+    modules: list[ModuleResult]
+
+    @property
+    def success(self) -> bool:
+        return all(m.success for m in self.modules)
+
+    def self_metric_families(self) -> list[Metric]:
+        """The five snmp_scrape_* gauges, one series per successful module (HEAD's `module` label)."""
+        out: list[Metric] = []
+        for name, help_text in _SELF_METRICS:
+            family = Metric(name, help_text, "gauge")
+            for result in self.modules:
+                if not result.success:
+                    continue
+                value = {"snmp_scrape_walk_duration_seconds": result.walk_seconds,
+                         "snmp_scrape_packets_sent": result.exchange.packets_sent,
+                         "snmp_scrape_packets_retried": result.exchange.packets_retried,
+                         "snmp_scrape_pdus_returned": result.exchange.pdus_returned,
+                         "snmp_scrape_duration_seconds": result.duration}[name]
+                family.samples.append(Sample(name, {"module": result.name}, float(value)))
+            out.append(family)
+        return out
+
+
+def snmp_module(module: Module) -> SnmpModule:
+    if not isinstance(module.snmp, SnmpModule):
+        raise BadRequest("module has no SNMP configuration")
+    return module.snmp
+
+
+def plan_of(module: Module) -> ModulePlan:
+    plan: ModulePlan = module.cached("snmp_plan", lambda: compile_module(snmp_module(module)))
+    return plan
+
+
+def pick_auth(config: Config | None, params: Mapping[str, str], module: SnmpModule) -> SnmpAuth:
+    """The `auth` parameter's auth; without one, a pre-0.23 module's own auth, else public_v2."""
+    name = params.get("auth")
+    if not name and module.auth is not None:
+        return module.auth
+    name = name or DEFAULT_AUTH
+    auths = config.snmp_auths if config is not None else {}
+    auth = auths.get(name)
+    if auth is None:
+        raise BadRequest(f"Unknown auth '{name}'")
+    if not isinstance(auth, SnmpAuth):
+        raise BadRequest(f"auth '{name}' is not an SNMP auth")
+    return auth
+
+
+def engine_id_of(params: Mapping[str, str]) -> bytes | None:
+    text = params.get("snmp_engineid")
+    if not text:
+        return None
+    try:
+        return binascii.unhexlify(text.removeprefix("0x").removeprefix("0X"))
+    except (binascii.Error, ValueError):
+        raise BadRequest(f"'snmp_engineid' parameter is not valid hex: {text!r}") from None
+
+
+async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Config | None,
+                 params: Mapping[str, str], deadline: float, log: ProbeLog, stop_on_error: bool = False,
+                 wrap_counters: bool | None = None) -> ScrapeResult:
+    """Scrape `target_text` with each module in order; raises BadRequest before any traffic."""
+    wrap = WRAP_LARGE_COUNTERS if wrap_counters is None else wrap_counters
+    plans = [(name, module, snmp_module(module), plan_of(module)) for name, module in modules]
+    auths = [pick_auth(config, params, snmp) for _, _, snmp, _ in plans]
+    engine_id = engine_id_of(params)
+    context = params.get("snmp_context")
+    results = [ModuleResult(name) for name, *_ in plans]
+    families = Families()
+    outcome = ScrapeResult(families, results)
+    try:
+        target = parse_target(target_text)
+        domain, address = await resolve(target)
+    except SnmpError as err:
+        for result in results:
+            result.error = str(err)
+        log.error("Error connecting to target", err=str(err))
+        return outcome
+    engine = get_engine()
+    stats.STATS.in_flight.inc()
+    try:
+        for (name, _, _, plan), auth, result in zip(plans, auths, results, strict=True):
+            if stop_on_error and any(r.error for r in results):
+                break
+            start = time.monotonic()
+            security = engine.security(auth, context)
+            session = Session(engine, domain, address, security, plan.timeout, plan.retries, deadline,
+                              result.exchange, engine_id if auth.version == 3 else None)
+            try:
+                pdus = await walk.scrape(session, plan, log, MAX_VARBINDS, target.host)
+            except SnmpError as err:
+                result.error = str(err)
+                log.error("Error scraping target", module=name, err=str(err))
+                stats.STATS.collection_duration.labels(name).observe(time.monotonic() - start)
+                continue
+            result.walk_seconds = time.monotonic() - start
+            result.exchange.pdus_returned = len(pdus)
+            module_families = Families()
+            render_module(plan, pdus, module_families, wrap)
+            for line in module_families.rendered.debug:
+                log.debug(line, module=name)
+            problems = module_families.rendered.errors or families.merge(module_families)
+            result.duration = time.monotonic() - start
+            stats.STATS.collection_duration.labels(name).observe(result.duration)
+            if problems:
+                result.error = problems[0] if len(problems) == 1 else (
+                    f"{len(problems)} errors occurred: " + "; ".join(problems[:5]))
+                log.error("Invalid samples from module", module=name, err=result.error)
+                continue
+            result.success = True
+            log.debug("Module scraped", module=name, pdus=len(pdus), packets=result.exchange.packets_sent,
+                      seconds=round(result.duration, 6))
+    finally:
+        stats.STATS.in_flight.dec()
+    return outcome

@@ -1,0 +1,69 @@
+"""snmp_exporter's target syntax, `[transport://]host[:port]`, resolved without blocking the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from dataclasses import dataclass
+
+from pysnmp.carrier.asyncio.dgram import udp, udp6
+
+from probe_exporter.probers.snmp.engine import SnmpError
+
+_FAMILIES = {"udp": socket.AF_UNSPEC, "udp4": socket.AF_INET, "udp6": socket.AF_INET6}
+
+
+@dataclass(frozen=True)
+class Target:
+    transport: str
+    host: str
+    port: int
+
+
+def parse_target(text: str) -> Target:
+    """As scraper.NewGoSNMP: default udp and port 161; `[::1]:1161`, bare `::1`, brackets stripped."""
+    transport = "udp"
+    if "://" in text:
+        transport, text = text.split("://", 1)
+    host, port = text, 161
+    split = _split_host_port(text)
+    if split is not None:
+        host, port_text = split
+        if not port_text.isdigit():
+            raise SnmpError(f"error converting port number to int for target {text!r}")
+        port = int(port_text)
+        if port > 65535:
+            raise SnmpError(f"port number {port} out of range for target {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if transport not in _FAMILIES:
+        raise SnmpError(f"unsupported transport {transport!r} (udp, udp4 and udp6 are supported)")
+    return Target(transport, host, port)
+
+
+def _split_host_port(text: str) -> tuple[str, str] | None:
+    """net.SplitHostPort, None where Go returns an error (the whole text is then the host)."""
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or not text[end + 1:].startswith(":") or ":" in text[end + 2:]:
+            return None
+        return text[1:end], text[end + 2:]
+    if text.count(":") != 1:
+        return None
+    host, port = text.split(":")
+    return host, port
+
+
+async def resolve(target: Target) -> tuple[tuple[int, ...], tuple[str, int] | tuple[str, int, int, int]]:
+    """The pysnmp transport domain and socket address for the target."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(target.host, target.port, family=_FAMILIES[target.transport],
+                                       type=socket.SOCK_DGRAM)
+    except (OSError, UnicodeError) as err:
+        raise SnmpError(f"error connecting to target {target.host}: {err}") from None
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)  # prefer IPv4, as Go's dialer does for "udp"
+    family, _, _, _, address = infos[0]
+    if family == socket.AF_INET6:
+        return udp6.DOMAIN_NAME, (str(address[0]), int(address[1]), 0, 0)
+    return udp.DOMAIN_NAME, (str(address[0]), int(address[1]))

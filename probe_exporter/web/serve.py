@@ -1,0 +1,50 @@
+"""The uvicorn server for an app: TLS from the web config, our logging, keep-alive for scrapers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable
+
+import uvicorn
+from fastapi import FastAPI
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+from probe_exporter import logs
+from probe_exporter.web.security import WebConfigSource, client_sans_allowed
+
+
+def make_server(app: FastAPI) -> uvicorn.Server:
+    """A server for `create_app(...)`; HTTPS when the app's web config has a tls_server_config."""
+    source: WebConfigSource | None = app.state.web_config
+    context = source.ssl_context() if source is not None else None
+    factory: Callable[[uvicorn.Config, Callable[[], ssl.SSLContext]], ssl.SSLContext] | None = None
+    protocol: type[asyncio.Protocol] | str = "auto"
+    if context is not None and source is not None:
+        def factory(config: uvicorn.Config, default: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+            return context
+
+        protocol = _san_checking_protocol(source)
+    config = uvicorn.Config(app, log_config=None, access_log=False, timeout_keep_alive=30, backlog=2048,
+                            ssl_context_factory=factory, http=protocol)
+    return uvicorn.Server(config)
+
+
+def _san_checking_protocol(source: WebConfigSource) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol, closing TLS connections whose client certificate has no allowed SAN
+    (asyncio calls connection_made after the handshake, so the verified certificate is there)."""
+    base: type = AutoHTTPProtocol
+
+    class ClientSANCheckingProtocol(base):  # type: ignore[misc]
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            allowed = source.config.tls_server_config.client_allowed_sans
+            if allowed is None:
+                return
+            if not client_sans_allowed(transport.get_extra_info("peercert"), allowed):
+                logs.log(logging.INFO, "Client certificate has no allowed SAN, closing the connection",
+                         peer=str(transport.get_extra_info("peername")))
+                transport.close()
+
+    return ClientSANCheckingProtocol

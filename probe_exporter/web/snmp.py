@@ -1,0 +1,182 @@
+"""snmp_exporter's `/snmp` endpoint, and `/probe` with several SNMP modules.
+
+`/snmp` keeps upstream's contract so existing Prometheus jobs and `up`-based alerts work: the same
+parameters and 400 messages, and any module failure or invalid sample is an HTTP 500 whose body
+starts with `An error has occurred while serving metrics:`. `/probe` stays blackbox-style.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+
+from fastapi import APIRouter, FastAPI
+from prometheus_client.metrics_core import Metric
+from starlette.requests import Request
+from starlette.responses import Response
+
+from probe_exporter import logs
+from probe_exporter.config import Module
+from probe_exporter.config.snmp import DEFAULT_AUTH, DEFAULT_MODULE
+from probe_exporter.exporter import Exporter
+from probe_exporter.probers import BadRequest
+from probe_exporter.probers.snmp.stats import STATS
+from probe_exporter.runner import compute_timeout, debug_output, run_probe
+from probe_exporter.web.responses import first_params, metrics_response, plain_error
+
+GATHER_ERROR_PREFIX = "An error has occurred while serving metrics:\n\n"
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Serve snmp_exporter's own metrics on /metrics, one duration series per SNMP module."""
+    exporter: Exporter = app.state.exporter
+    STATS.module_names = lambda: sorted(name for name, module in exporter.config.modules.items()
+                                        if module.prober == "snmp")
+    registry = exporter.metrics.registry
+    try:
+        registry.register(STATS)
+    except ValueError:  # already there: another app instance serves the same exporter
+        yield
+        return
+    try:
+        yield
+    finally:
+        registry.unregister(STATS)
+
+
+router = APIRouter(lifespan=_lifespan)
+
+
+class _Families:
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.families)
+
+
+def module_list(values: list[str]) -> list[str]:
+    """Repeated and comma-separated names, empty items skipped, first occurrence kept."""
+    names: list[str] = []
+    for value in values:
+        for name in value.split(","):
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def _bad_request(message: str) -> Response:
+    STATS.request_errors.inc()
+    return plain_error(400, message)
+
+
+@router.get("/snmp")
+async def snmp(request: Request) -> Response:
+    from probe_exporter.probers.snmp.scrape import scrape
+
+    exporter: Exporter = request.app.state.exporter
+    query = request.query_params
+    targets = query.getlist("target")
+    if len(targets) != 1 or not targets[0]:
+        return _bad_request("'target' parameter must be specified once")
+    for single in ("auth", "snmp_context", "snmp_engineid"):
+        if len(query.getlist(single)) > 1:
+            return _bad_request(f"'{single}' parameter must only be specified once")
+    names = module_list(query.getlist("module")) if "module" in query else [DEFAULT_MODULE]
+    if not names:
+        return _bad_request("'module' parameter must contain at least one module name")
+    config = exporter.config
+    modules: list[tuple[str, Module]] = []
+    for name in names:
+        module = config.modules.get(name)
+        if module is None or module.prober != "snmp":
+            return _bad_request(f"Unknown module '{name}'")
+        modules.append((name, module))
+    params = first_params(request)
+    if "auth" in params and params["auth"] not in config.snmp_auths:
+        return _bad_request(f"Unknown auth '{params['auth']}'")
+    try:
+        timeout = compute_timeout(request.headers.get("x-prometheus-scrape-timeout-seconds"),
+                                  exporter.settings.timeout_offset, 0.0)
+    except ValueError as err:
+        return plain_error(500, f"Failed to parse timeout from Prometheus header: {err}")
+    target = targets[0]
+    log = logs.ProbeLog(module=",".join(names), target=target)
+    deadline = asyncio.get_running_loop().time() + timeout
+    start = time.monotonic()
+    try:
+        result = await scrape(target, modules, config, params, deadline, log, stop_on_error=True)
+    except BadRequest as err:
+        return _bad_request(str(err))
+    duration = time.monotonic() - start
+    errors = [_module_error(m.name, m.error) for m in result.modules if m.error]
+    for module_result in result.modules:
+        exporter.metrics.observe_probe(module_result.name, "snmp", module_result.success, duration)
+    if errors:
+        logs.log(logging.INFO, "SNMP scrape failed", target=target, modules=",".join(names),
+                 auth=params.get("auth", DEFAULT_AUTH), duration_seconds=round(duration, 6), reason=errors[0])
+        body = errors[0] if len(errors) == 1 else (
+            f"{len(errors)} error(s) occurred:\n" + "\n".join(f"* {e}" for e in errors))
+        return Response(GATHER_ERROR_PREFIX + body + "\n", status_code=500,
+                        media_type="text/plain; charset=utf-8", headers={"X-Content-Type-Options": "nosniff"})
+    families = list(result.families.rendered.families.values()) + [
+        f for f in result.self_metric_families() if f.samples]
+    return metrics_response(request, _Families(families))
+
+
+def _module_error(module: str, reason: str) -> str:
+    return (f'error collecting metric Desc{{fqName: "snmp_error", help: "Error scraping target", '
+            f'constLabels: {{module="{module}"}}, variableLabels: {{}}}}: {reason}')
+
+
+async def probe_several_modules(request: Request, exporter: Exporter) -> Response:
+    """`/probe?module=a,b` (or repeated `module`): one probe over several SNMP modules."""
+    names = module_list(request.query_params.getlist("module"))
+    config = exporter.config
+    for name in names:
+        module = config.modules.get(name)
+        if module is None or module.prober != "snmp":
+            exporter.metrics.unknown_module.inc()
+            exporter.metrics.bad_requests.labels("probe").inc()
+            message = (f'Unknown module "{name}"' if module is None
+                       else f'module "{name}" is not an SNMP module; only SNMP modules can be combined')
+            return plain_error(400, message)
+    first: Module = config.modules[names[0]]
+    try:
+        timeout = compute_timeout(request.headers.get("x-prometheus-scrape-timeout-seconds"),
+                                  exporter.settings.timeout_offset, first.timeout)
+    except ValueError as err:
+        return plain_error(500, f"Failed to parse timeout from Prometheus header: {err}")
+    params = first_params(request)
+    target = params.get("target", "")
+    if not target:
+        exporter.metrics.bad_requests.labels("probe").inc()
+        return plain_error(400, "Target parameter is missing")
+    joined = ",".join(names)
+    params["module"] = joined  # probe_snmp reads the module list from here
+    try:
+        outcome = await run_probe(joined, first, target, timeout, params, config)
+    except BadRequest as err:
+        exporter.metrics.bad_requests.labels("probe").inc()
+        return plain_error(400, str(err))
+    exporter.metrics.observe_probe(joined, "snmp", outcome.success, outcome.duration)
+    if params.get("debug") == "true":
+        from starlette.responses import PlainTextResponse
+
+        return PlainTextResponse(debug_output(outcome, first))
+    return metrics_response(request, outcome.metrics)
+
+
+def is_several_modules(request: Request) -> bool:
+    """Several module names of which the first is an SNMP module. Otherwise /probe keeps
+    blackbox_exporter's rule (the first `module` value wins; a comma is part of the name)."""
+    names = module_list(request.query_params.getlist("module"))
+    if len(names) < 2:
+        return False
+    exporter: Exporter = request.app.state.exporter
+    first = exporter.config.modules.get(names[0])
+    return first is not None and first.prober == "snmp"
