@@ -27,6 +27,13 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config.file", dest="config_files", action="append", metavar="PATTERN",
                         help="Module config file or glob; repeatable (default: the shipped modules/*.yml).")
@@ -53,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
                         default=DEFAULT_MAX_CONCURRENT_PROBES,
                         help="Probes running at once over all modules; more wait, within their deadline "
                              f"(default {DEFAULT_MAX_CONCURRENT_PROBES}, 0 unlimited).")
+    parser.add_argument("--web.workers", dest="web_workers", type=_positive_int, default=1, metavar="N",
+                        help="Worker processes serving the listen addresses (default 1). Each worker has its own "
+                             "/metrics, history (/logs, landing page) and concurrency limits: "
+                             "--probes.max-concurrency and max_concurrency apply per worker. SIGHUP, /-/reload "
+                             "and SIGTERM reach all of them.")
     parser.add_argument("--version", action="version", version=f"probe_exporter, version {__version__}")
     return parser
 
@@ -77,20 +89,39 @@ def parse_listen_address(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def bind_listener(address: str) -> socket.socket:
+def bind_listener(address: str, reuse_port: bool = False) -> socket.socket:
     """A bound TCP socket for uvicorn. The explicit IPPROTO_TCP matters: accepted connections inherit
     the listener's proto, and asyncio only sets TCP_NODELAY when it is IPPROTO_TCP. Without it every
-    keep-alive response (headers and body are two writes) waits ~40 ms for the scraper's delayed ACK."""
+    keep-alive response (headers and body are two writes) waits ~40 ms for the scraper's delayed ACK.
+    With `reuse_port`, several such sockets share the address and the kernel spreads new connections
+    over them (one per `--web.workers` worker)."""
     host, port = parse_listen_address(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()
         raise
     return sock
+
+
+def bind_worker_listeners(address: str, workers: int) -> list[socket.socket]:
+    """One SO_REUSEPORT socket per worker on `address` (port 0: the port the first one got)."""
+    first = bind_listener(address, reuse_port=True)
+    sockets = [first]
+    try:
+        host = parse_listen_address(address)[0]
+        bound = f"[{host}]:{first.getsockname()[1]}" if ":" in host else f"{host}:{first.getsockname()[1]}"
+        sockets += [bind_listener(bound, reuse_port=True) for _ in range(workers - 1)]
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -123,28 +154,50 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace, patterns: list[str], config: object) -> int:
     from probe_exporter.exporter import Exporter, Settings
     from probe_exporter.web.app import create_app
-    from probe_exporter.web.serve import make_server
+    from probe_exporter.web.serve import make_server, notify_parent_of_reload, run_workers
 
     settings = Settings(config_files=patterns, listen_addresses=args.listen_addresses or [DEFAULT_LISTEN_ADDRESS],
                         timeout_offset=args.timeout_offset, log_level=args.log_level, log_format=args.log_format,
                         history_limit=args.history_limit, max_concurrent_probes=args.max_concurrent_probes,
                         web_config_file=args.web_config_file)
-    exporter = Exporter(settings, config)  # type: ignore[arg-type]
-    sockets = []
+    workers = args.web_workers
+    # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
+    sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
     for address in settings.listen_addresses:
         try:
-            sockets.append(bind_listener(address))
+            bound = bind_worker_listeners(address, workers) if workers > 1 else [bind_listener(address)]
         except OSError as err:
             print(f"cannot listen on {address}: {err.strerror}", file=sys.stderr)
             return 1
+        for index, sock in enumerate(bound):
+            sockets_by_worker[index].append(sock)
         logs.log(logging.INFO, "Listening on", address=address)
-    app = create_app(exporter)
-    tls = app.state.web_config is not None and app.state.web_config.ssl_context() is not None
-    logs.log(logging.INFO, "TLS is " + ("enabled" if tls else "disabled"),
-             basic_auth=bool(app.state.web_config and app.state.web_config.config.basic_auth_users))
+
+    def serve_worker(index: int) -> None:
+        for other, sockets in enumerate(sockets_by_worker):
+            if other != index:  # the kernel must not queue connections for a socket nobody accepts on
+                for sock in sockets:
+                    sock.close()
+        exporter = Exporter(settings, config)  # type: ignore[arg-type]
+        exporter.metrics.set_worker(index)
+        app = create_app(exporter)
+        if workers > 1:
+            app.state.after_reload = notify_parent_of_reload
+        if index == 0:
+            tls = app.state.web_config is not None and app.state.web_config.ssl_context() is not None
+            logs.log(logging.INFO, "TLS is " + ("enabled" if tls else "disabled"),
+                     basic_auth=bool(app.state.web_config and app.state.web_config.config.basic_auth_users))
+        freeze_startup_heap()
+        make_server(app).run(sockets=sockets_by_worker[index])
+
+    if workers == 1:
+        serve_worker(0)
+        return 0
+    # Workers fork from a parent that has imported the app and loaded the config, and has frozen that
+    # heap: they share those pages until they write to them.
     freeze_startup_heap()
-    make_server(app).run(sockets=sockets)
-    return 0
+    return run_workers(workers, serve_worker, after_fork=lambda: [sock.close() for socks in sockets_by_worker
+                                                                   for sock in socks])
 
 
 def freeze_startup_heap() -> None:

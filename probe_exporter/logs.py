@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
@@ -13,9 +14,13 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
 logger = logging.getLogger("probe_exporter")
 
 
+# A logfmt value needs quoting when it is empty or holds a space, `=`, `"`, a backslash or a control char.
+_NEEDS_QUOTING = re.compile(r'[ ="\\\x00-\x1f]').search
+
+
 def _logfmt_value(value: Any) -> str:
-    text = str(value)
-    if text == "" or any(c in text for c in ' ="\\') or any(ord(c) < 32 for c in text):
+    text = value if type(value) is str else str(value)
+    if not text or _NEEDS_QUOTING(text) is not None:
         return json.dumps(text, ensure_ascii=False)
     return text
 
@@ -65,26 +70,28 @@ def log(level: int, msg: str, **fields: Any) -> None:
         logger.log(level, msg, extra={"fields": fields})
 
 
+_PROBE_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
+
+
 class ProbeLog:
     """Collects one probe's log lines for debug output and history; forwards them to the process log
     at debug level (a failed probe gets one info line with its reason, written by the runner)."""
 
-    __slots__ = ("context", "first_error", "forward_context", "last_error", "lines")
+    __slots__ = ("context", "entries", "first_error", "forward_context", "last_error")
 
     def __init__(self, **context: Any) -> None:
         self.context = context
         # Fields only the process log gets (probe_id), so the debug text keeps blackbox's layout.
         self.forward_context: dict[str, Any] = {}
-        self.lines: list[str] = []
+        # (time, level, msg, fields): formatted only when someone reads `text()` (debug output, history),
+        # which most probes never do.
+        self.entries: list[tuple[float, int, str, dict[str, Any]]] = []
         self.last_error = ""
         # The first error is usually the cause (later ones are consequences, as in blackbox's HTTP prober).
         self.first_error = ""
 
     def _emit(self, level: int, msg: str, fields: dict[str, Any]) -> None:
-        all_fields = {**self.context, **fields}
-        line = {"time": _timestamp(time.time()), "level": logging.getLevelName(level).lower().replace(
-            "warning", "warn"), "msg": msg, **all_fields}
-        self.lines.append(" ".join(f"{key}={_logfmt_value(value)}" for key, value in line.items()))
+        self.entries.append((time.time(), level, msg, fields))
         if logger.isEnabledFor(logging.DEBUG):
             logger.log(logging.DEBUG, msg, extra={"fields": {**self.context, **self.forward_context, **fields}})
 
@@ -104,4 +111,9 @@ class ProbeLog:
         self._emit(logging.ERROR, msg, fields)
 
     def text(self) -> str:
-        return "".join(line + "\n" for line in self.lines)
+        out: list[str] = []
+        for created, level, msg, fields in self.entries:
+            line = {"time": _timestamp(created), "level": _PROBE_LEVEL_NAMES[level], "msg": msg,
+                    **self.context, **fields}
+            out.append(" ".join(f"{key}={_logfmt_value(value)}" for key, value in line.items()) + "\n")
+        return "".join(out)

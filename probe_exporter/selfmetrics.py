@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import platform
+from typing import Any, NamedTuple
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,6 +20,14 @@ from prometheus_client.platform_collector import PlatformCollector
 from probe_exporter import __version__
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+class _ProbeChildren(NamedTuple):
+    """One module's labelled children, looked up once: `.labels()` validates and locks on every call."""
+
+    succeeded: Any
+    failed: Any
+    duration: Any
 
 
 class SelfMetrics:
@@ -67,6 +77,28 @@ class SelfMetrics:
         self.modules_loaded = Gauge("probe_exporter_config_modules", "Modules in the loaded config, by prober.",
                                     ["prober"], registry=self.registry)
 
+        self.worker = Gauge("probe_exporter_worker_info",
+                            "The worker process answering (--web.workers): each has its own /metrics, history "
+                            "and concurrency limits.", ["worker", "pid"], registry=self.registry)
+        # Keyed by module names from the config (or SNMP's joined ones), so bounded like the label sets.
+        self._probe_children: dict[tuple[str, str], _ProbeChildren] = {}
+        self._in_flight_children: dict[str, Any] = {}
+
+    def set_worker(self, index: int) -> None:
+        self.worker.clear()
+        self.worker.labels(str(index), str(os.getpid())).set(1)
+
+    def in_flight_for(self, module: str) -> Any:
+        child = self._in_flight_children.get(module)
+        if child is None:
+            child = self._in_flight_children[module] = self.in_flight.labels(module)
+        return child
+
     def observe_probe(self, module: str, prober: str, success: bool, duration: float) -> None:
-        self.probes.labels(module, prober, "success" if success else "failure").inc()
-        self.probe_duration.labels(module, prober).observe(duration)
+        children = self._probe_children.get((module, prober))
+        if children is None:
+            children = self._probe_children[(module, prober)] = _ProbeChildren(
+                self.probes.labels(module, prober, "success"), self.probes.labels(module, prober, "failure"),
+                self.probe_duration.labels(module, prober))
+        (children.succeeded if success else children.failed).inc()
+        children.duration.observe(duration)

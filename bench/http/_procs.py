@@ -86,24 +86,44 @@ class Proc:
     def pid(self) -> int:
         return self.process.pid
 
+    def pids(self) -> list[int]:
+        """The process and its descendants (`--web.workers` forks worker processes)."""
+        found, todo = [], [self.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    todo += [int(child) for child in (task / "children").read_text().split()]
+        return found
+
     def cpu_seconds(self) -> float:
-        """utime + stime of the process (all threads), from /proc/PID/stat."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """utime + stime of the process tree (all threads), from /proc/PID/stat."""
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{pid}/stat").read_text()
+                fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
+                total += int(fields[11]) + int(fields[12])
+        return total / CLOCK_TICKS
 
     def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError(f"no VmRSS for {self.name}")
+        """VmRSS summed over the process tree (forked workers share some pages: this overcounts them)."""
+        total = 0
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        if not total:
+            raise RuntimeError(f"no VmRSS for {self.name}")
+        return total / 1024
 
 
 @contextlib.contextmanager
 def running(name: str, argv: list[str], health_url: str, base_url: str, log_path: Path,
-            env: dict[str, str] | None = None) -> Iterator[Proc]:
+            env: dict[str, str] | None = None, cwd: Path = REPO) -> Iterator[Proc]:
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
     try:
         try:
             wait_http(health_url)
@@ -139,20 +159,32 @@ def nginx_target(workdir: Path) -> Iterator[Proc]:
 
 
 @contextlib.contextmanager
-def probe_exporter(workdir: Path, module_file: Path, variant: str = "") -> Iterator[Proc]:
-    """The exporter as shipped, or with a `variant` of _serve_variant.py (a setting undone, for comparison)."""
+def probe_exporter(workdir: Path, module_file: Path, variant: str = "", workers: int = 1,
+                   source: Path | None = None) -> Iterator[Proc]:
+    """The exporter as shipped, or with a `variant` of _serve_variant.py (a setting undone, for comparison),
+    with `--web.workers` when `workers` > 1, or from another source tree (`source`, for an A/B of a change:
+    `python -m probe_exporter` run there imports that tree's package)."""
     port = free_port()
     flags = ["--config.file", str(module_file), "--web.listen-address", f"127.0.0.1:{port}"]
-    if variant:
+    if workers > 1:
+        flags += ["--web.workers", str(workers)]
+    if source is not None:
+        argv = [str(VENV_BIN / "python"), "-m", "probe_exporter", *flags]
+        name = f"probe_exporter ({source.name})"
+        variant = source.name
+    elif variant:
         argv = [str(VENV_BIN / "python"), str(Path(__file__).with_name("_serve_variant.py")), variant, *flags]
         name = f"probe_exporter ({variant})"
     else:
         # `python -m` is what the probe-exporter script runs, and works without `pip install -e .`.
         argv = [str(VENV_BIN / "python"), "-m", "probe_exporter", *flags]
         name = "probe_exporter"
+    if workers > 1:
+        name += f" x{workers} workers"
+        variant += f"w{workers}"
     url = f"http://127.0.0.1:{port}"
     log = workdir / f"probe_exporter{'-' + variant if variant else ''}.log"
-    with running(name, argv, url + "/-/healthy", url, log) as proc:
+    with running(name, argv, url + "/-/healthy", url, log, cwd=source or REPO) as proc:
         yield proc
 
 

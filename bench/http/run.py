@@ -3,6 +3,7 @@
     apt-get install nginx-light wrk
     .venv/bin/python bench/http/run.py [--duration 10] [--repeat 3] [--concurrency 1,10,50]
                                        [--variants asyncio-h11,no-gc-freeze] [--no-blackbox]
+                                       [--workers 1,2] [--baseline DIR]
 
 Starts nginx (Debian's nginx-light) on a loopback port, probe_exporter and, when Debian's
 prometheus-blackbox-exporter is installed, blackbox_exporter with the same http_2xx module; then
@@ -179,6 +180,11 @@ def main() -> int:
     parser.add_argument("--variants", default="",
                         help="also run these probe_exporter variants, comma-separated: asyncio-h11 (without "
                              "uvloop/httptools), no-gc-freeze (default GC settings)")
+    parser.add_argument("--workers", default="1",
+                        help="probe_exporter rows with these --web.workers counts, comma-separated (default 1)")
+    parser.add_argument("--baseline", type=Path, action="append", default=[], metavar="DIR",
+                        help="also run probe_exporter from this source tree (A/B of a change; e.g. "
+                             "`git archive HEAD probe_exporter modules | tar -x -C DIR`); repeatable")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "http.md")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -190,7 +196,10 @@ def main() -> int:
         module_file.write_text(HTTP_MODULE)
         nginx = stack.enter_context(nginx_target(workdir))
         print(f"target: nginx at {nginx.url}", file=sys.stderr)
-        exporters = [stack.enter_context(probe_exporter(workdir, module_file))]
+        exporters = [stack.enter_context(probe_exporter(workdir, module_file, workers=int(count)))
+                     for count in args.workers.split(",")]
+        for source in args.baseline:
+            exporters.append(stack.enter_context(probe_exporter(workdir, module_file, source=source.resolve())))
         for variant in filter(None, args.variants.split(",")):
             exporters.append(stack.enter_context(probe_exporter(workdir, module_file, variant)))
         if BLACKBOX_BINARY.exists() and not args.no_blackbox:

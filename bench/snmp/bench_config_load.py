@@ -6,7 +6,6 @@ per-module scrape plans built on first use.
 
 from __future__ import annotations
 
-import gzip
 import sys
 import tempfile
 import time
@@ -19,10 +18,11 @@ from probe_exporter.config import load_config  # noqa: E402
 from probe_exporter.config import snmp as snmp_config  # noqa: E402
 from probe_exporter.config.yamlfile import load_yaml  # noqa: E402
 from probe_exporter.probers.snmp.scrape import plan_of  # noqa: E402
+from tests.probers.snmp import recordings  # noqa: E402
 
 
 def main() -> None:
-    raw = gzip.decompress((REPO / "tests/probers/snmp/data/snmp.yml.gz").read_bytes())
+    raw = recordings.shared_snmp_yml().read_bytes()
     with tempfile.NamedTemporaryFile(suffix=".yml") as handle:
         handle.write(raw)
         handle.flush()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from probe_exporter.probers.snmp import ber, values  # noqa: E402
+from tests.probers.snmp import recordings  # noqa: E402
 
 ROOTS = [(1, 3, 6, 1, 2, 1, 2), (1, 3, 6, 1, 2, 1, 31, 1, 1)]
 
@@ -99,7 +99,7 @@ def main() -> None:
         root = Path(tmp.name)
         (root / "data").mkdir()
         (root / "cache").mkdir()
-        shutil.copy(REPO / "tests/probers/snmp/data/cisco_16_switch.snmprec", root / "data")
+        recordings.write_cisco_16_switch(root / "data")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind(("127.0.0.1", 0))
             host, port = "127.0.0.1", sock.getsockname()[1]

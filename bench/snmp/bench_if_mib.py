@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gzip
 import os
-import shutil
 import socket
 import statistics
 import subprocess
@@ -29,7 +27,10 @@ import httpx
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
-DATA = REPO / "tests" / "probers" / "snmp" / "data"
+sys.path.insert(0, str(REPO))
+
+from tests.probers.snmp import recordings  # noqa: E402
+
 GO_BINARY = "/usr/bin/prometheus-snmp-exporter"
 VARBINDS = 2091
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -75,11 +76,17 @@ def wait_agent(port: int) -> None:
     raise RuntimeError("snmpsim did not answer")
 
 
+RETRIED: list[float] = []
+
+
 async def scrape(client: httpx.AsyncClient, url: str) -> float:
     start = time.perf_counter()
     response = await client.get(url)
     assert response.status_code == 200, response.text[:300]
     assert "ifNumber 59" in response.text
+    for line in response.text.splitlines():
+        if line.startswith("snmp_scrape_packets_retried"):
+            RETRIED.append(float(line.split()[-1]))
     return time.perf_counter() - start
 
 
@@ -96,6 +103,7 @@ async def measure(name: str, base: str, pid: int, agent_pid: int, target: str, s
               f"min {min(walls) * 1000:7.1f}  exporter CPU {cpu * 1000:6.1f} ms/scrape  "
               f"{VARBINDS / cpu if cpu else float('inf'):9.0f} varbinds/CPU-s  agent CPU {agent * 1000:6.1f} ms")
         for concurrency in (20, 50):
+            RETRIED.clear()
             cpu0 = cpu_seconds(pid)
             start = time.perf_counter()
             walls = await asyncio.gather(*(scrape(client, url) for _ in range(concurrency)))
@@ -103,7 +111,7 @@ async def measure(name: str, base: str, pid: int, agent_pid: int, target: str, s
             cpu = (cpu_seconds(pid) - cpu0) / concurrency
             print(f"{name:<16} {concurrency} concurrent: total {total:6.2f} s  latency p50 "
                   f"{statistics.median(walls):6.2f} s max {max(walls):6.2f} s  "
-                  f"exporter CPU {cpu * 1000:6.1f} ms/scrape")
+                  f"exporter CPU {cpu * 1000:6.1f} ms/scrape  packets retried {sum(RETRIED):.0f}")
 
 
 def main() -> None:
@@ -115,8 +123,8 @@ def main() -> None:
         root = Path(tmp)
         (root / "data").mkdir()
         (root / "cache").mkdir()
-        shutil.copy(DATA / "cisco_16_switch.snmprec", root / "data")
-        generated = yaml.load(gzip.decompress((DATA / "snmp.yml.gz").read_bytes()), Loader=yaml.CSafeLoader)
+        recordings.write_cisco_16_switch(root / "data")
+        generated = yaml.load(recordings.shared_snmp_yml().read_bytes(), Loader=yaml.CSafeLoader)
         module = dict(generated["modules"]["if_mib"], version=2, auth={"community": "cisco_16_switch"})
         config = root / "snmp021.yml"
         config.write_text(yaml.safe_dump({"if_mib": module}, sort_keys=False))

@@ -30,8 +30,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from tests.probers.snmp import recordings  # noqa: E402
+
 SCRAPE_TIMEOUT = 5.0
-SNMP_DATA = REPO / "tests" / "probers" / "snmp" / "data"
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -82,14 +85,17 @@ def start_targets() -> dict[str, int]:
 
 def start_snmpsim(tmp: Path) -> tuple[subprocess.Popen[bytes] | None, int]:
     binary = shutil.which("snmpsim-command-responder") or str(Path(sys.executable).parent / "snmpsim-command-responder")
-    if not Path(binary).exists() or not (SNMP_DATA / "cisco_16_switch.snmprec").exists():
+    if not Path(binary).exists() or not recordings.CISCO_16_SWITCH_GZ.exists():
         return None, 0
+    data = tmp / "snmp-data"
+    data.mkdir()
+    recordings.write_cisco_16_switch(data)
     port = free_port(socket.SOCK_DGRAM)
-    args = [binary, f"--data-dir={SNMP_DATA}", f"--agent-udpv4-endpoint=127.0.0.1:{port}",
+    args = [binary, f"--data-dir={data}", f"--agent-udpv4-endpoint=127.0.0.1:{port}",
             f"--cache-dir={tmp / 'snmpsim-cache'}", "--log-level=error"]
-    if os.geteuid() == 0:
-        args += ["--process-user=nobody", "--process-group=nogroup"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # SNMPSIM_ALLOW_ROOT: dropping to `nobody` breaks lazy imports when Python lives under /root.
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"})
     time.sleep(2)
     return proc, port
 

@@ -102,14 +102,14 @@ def _metadata_headers(metadata: dict[str, list[str]]) -> list[tuple[str, str]]:
 
 
 async def _health_check(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, scheme: str, authority: str,
-                        service: str, metadata: dict[str, list[str]], timeout: float) -> tuple[int, str]:
+                        service: str, metadata: list[tuple[str, str]], timeout: float) -> tuple[int, str]:
     """One Health/Check call; returns the status name. Raises RPCError with the gRPC status code."""
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
     conn.initiate_connection()
     stream_id = conn.get_next_available_stream_id()
     headers = [(":method", "POST"), (":scheme", scheme), (":path", HEALTH_CHECK_PATH), (":authority", authority),
                ("content-type", "application/grpc"), ("te", "trailers"), ("user-agent", USER_AGENT),
-               ("grpc-timeout", _grpc_timeout(timeout)), *_metadata_headers(metadata)]
+               ("grpc-timeout", _grpc_timeout(timeout)), *metadata]
     message = health_pb2.HealthCheckRequest(service=service).SerializeToString()
     conn.send_headers(stream_id, headers)
     conn.send_data(stream_id, struct.pack("!BI", 0, len(message)) + message, end_stream=True)
@@ -153,17 +153,6 @@ async def _health_check(reader: asyncio.StreamReader, writer: asyncio.StreamWrit
             writer.write(pending)
             await writer.drain()
     return _response_status(call)
-
-
-def _without_metadata_values(message: str, metadata: dict[str, list[str]]) -> str:
-    """h2 quotes a rejected header value in its error; metadata values are often credentials (tokens)."""
-    for values in metadata.values():
-        for item in values:
-            forms = {item, repr(item)[1:-1], repr(item.encode())[2:-1], item.strip()}
-            for form in sorted(forms, key=len, reverse=True):
-                if form:
-                    message = message.replace(form, "<secret>")
-    return message
 
 
 def _h2_code(code: h2.errors.ErrorCodes | int | None) -> str:
@@ -246,7 +235,8 @@ async def probe_grpc(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog
         remaining = request.timeout - (time.monotonic() - started)
         _, status_name = await _health_check(
             reader, writer, scheme="https" if cfg.tls else "http", authority=authority, service=cfg.service,
-            metadata=cfg.metadata, timeout=remaining)
+            metadata=request.module.cached("grpc.metadata", lambda: _metadata_headers(cfg.metadata)),
+            timeout=remaining)
         code = OK
         # Upstream has the peer's TLS state only when the RPC returned; read it before closing.
         ssl_object = writer.get_extra_info("ssl_object")
@@ -261,7 +251,7 @@ async def probe_grpc(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog
     except OSError as err:
         code, error = UNAVAILABLE, RPCError(UNAVAILABLE, f"connection error: {describe_os_error(err)}")
     except h2.exceptions.H2Error as err:  # e.g. metadata that is not a valid header
-        code, error = INTERNAL, RPCError(INTERNAL, f"grpc: {_without_metadata_values(str(err), cfg.metadata)}")
+        code, error = INTERNAL, RPCError(INTERNAL, f"grpc: {err}")
     except asyncio.CancelledError:
         # The probe deadline: report what upstream reports for an expired context, then let it stop us.
         _record(durations, check_start, health, "", status_gauge, DEADLINE_EXCEEDED)

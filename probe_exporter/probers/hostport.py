@@ -3,6 +3,7 @@ targets are parsed with, and the address choice every IP prober starts with."""
 
 from __future__ import annotations
 
+import socket
 from typing import Protocol
 
 from probe_exporter.logs import ProbeLog
@@ -49,8 +50,6 @@ def port_number(port: str) -> int:
     """A numeric port (Go also accepts service names; numbers are what probe targets use)."""
     if port.isdigit() and 0 <= int(port) <= 65535:
         return int(port)
-    import socket
-
     try:
         return socket.getservbyname(port)
     except OSError:

@@ -23,6 +23,7 @@ import httpx
 
 from probe_exporter.config.blackbox import HTTPProbe, OAuth2, ProxyConfig
 from probe_exporter.config.tls import TLSConfig
+from probe_exporter.probers.http_stream import AsyncioBackend
 
 USER_AGENT = "Blackbox-Exporter/0.28.0"
 
@@ -249,7 +250,7 @@ class ModuleClient:
 
     def __init__(self, cfg: HTTPProbe) -> None:
         self.cfg = cfg
-        self.backend = httpcore.AnyIOBackend()
+        self.backend: httpcore.AsyncNetworkBackend = AsyncioBackend()
         self._ssl_context: ssl.SSLContext | None = None
         tls = cfg.tls_config
         self.tls_material_configured = any((tls.ca, tls.ca_file, tls.cert, tls.cert_file, tls.key, tls.key_file))

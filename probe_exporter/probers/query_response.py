@@ -21,9 +21,17 @@ from probe_exporter.probers.neterrors import describe_os_error
 
 # bufio.MaxScanTokenSize: a line (with its newline) must fit in 64 KiB.
 MAX_LINE = 64 * 1024
+# Ours, not upstream's: what one probe reads in lines before giving up, and how many of them the
+# probe's log keeps. A peer streaming lines that never match costs bounded memory, not a deadline's worth.
+MAX_DIALOGUE_BYTES = 4 * 1024 * 1024
+MAX_LOGGED_LINES = 100
 
 
 class LineTooLong(Exception):
+    pass
+
+
+class DialogueTooLong(Exception):
     pass
 
 
@@ -95,13 +103,19 @@ class LineScanner:
         self.reader = reader
         self.done = False
         self.text = b""
+        self.lines = 0
+        self.consumed = 0  # bytes, newlines included
 
     async def scan(self) -> bool:
-        """Read the next line into .text; False at end of stream. Raises LineTooLong or OSError."""
+        """Read the next line into .text; False at end of stream. Raises LineTooLong, DialogueTooLong or OSError."""
         if self.done:
             return False
+        if self.consumed > MAX_DIALOGUE_BYTES:
+            self.done = True
+            raise DialogueTooLong(f"the peer sent more than {MAX_DIALOGUE_BYTES} bytes of lines (the dialogue's limit)")
         try:
             line = await self.reader.readuntil(b"\n")
+            self.consumed += len(line)
             line = line[:-1]
         except asyncio.IncompleteReadError as err:
             self.done = True
@@ -109,12 +123,14 @@ class LineScanner:
                 self.text = b""
                 return False
             line = err.partial  # a final line without a newline still counts
+            self.consumed += len(line)
         except asyncio.LimitOverrunError:
             self.done = True
             raise LineTooLong("bufio.Scanner: token too long") from None
         if line.endswith(b"\r"):
             line = line[:-1]
         self.text = line
+        self.lines += 1
         return True
 
 
@@ -161,12 +177,15 @@ async def run_query_response(steps: list[QueryResponse], reader: asyncio.StreamR
                 match: Any = None
                 try:
                     while await scanner.scan():
-                        log.debug("Read line", line=_text(scanner.text))
+                        if scanner.lines <= MAX_LOGGED_LINES:
+                            log.debug("Read line", line=_text(scanner.text))
+                        elif scanner.lines == MAX_LOGGED_LINES + 1:
+                            log.debug("Further lines read but not logged", logged=MAX_LOGGED_LINES)
                         match = step.expect.compiled.search(scanner.text)
                         if match is not None:
                             log.debug("Regexp matched", regexp=step.expect.pattern, line=_text(scanner.text))
                             break
-                except (LineTooLong, OSError) as err:
+                except (LineTooLong, DialogueTooLong, OSError) as err:
                     log.error("Error reading from connection", err=describe_os_error(err))
                     return False
                 if match is None:

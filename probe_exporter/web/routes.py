@@ -77,7 +77,7 @@ async def probe_once(exporter: Exporter, module_name: str, module: Module, targe
     refusal = refuse_target(exporter, [(module_name, module)], target)
     if refusal is not None:
         return refusal
-    in_flight = exporter.metrics.in_flight.labels(module_name)
+    in_flight = exporter.metrics.in_flight_for(module_name)
     in_flight.inc()
     try:
         outcome = await run_probe(module_name, module, target, timeout, params, config,
@@ -129,6 +129,9 @@ async def reload(request: Request) -> Response:
         await _exporter(request).reload()
     except ConfigError as err:
         return plain_error(500, f"failed to reload config: {err}")
+    after_reload = getattr(request.app.state, "after_reload", None)
+    if after_reload is not None:  # with --web.workers: the other workers reload too
+        after_reload()
     return Response(b"", status_code=200)
 
 

@@ -75,7 +75,14 @@ def test_exporter_down_matches_the_example_job_names() -> None:
     pattern = re.search(r'job=~"([^"]+)"', rule["expr"])
     assert pattern is not None
     config = yaml.safe_load((REPO / "prometheus.example.yml").read_text())
-    jobs = [job["job_name"] for job in config["scrape_configs"]]
-    assert jobs
+    snmp_rule = next(rule for rule in _rules() if rule.get("alert") == "SNMPScrapeFailed")
+    snmp_pattern = re.search(r'job=~"([^"]+)"', snmp_rule["expr"])
+    assert snmp_pattern is not None
+    # /snmp jobs keep snmp_exporter's semantics (a failing device makes up 0): SNMPScrapeFailed covers them.
+    jobs = [job["job_name"] for job in config["scrape_configs"] if job.get("metrics_path") != "/snmp"]
+    snmp_jobs = [job["job_name"] for job in config["scrape_configs"] if job.get("metrics_path") == "/snmp"]
+    assert jobs and snmp_jobs
     for job in jobs:
         assert re.fullmatch(pattern.group(1), job), job
+    for job in snmp_jobs:
+        assert re.fullmatch(snmp_pattern.group(1), job), job

@@ -276,6 +276,21 @@ async def test_line_longer_than_64k_fails() -> None:
     assert "token too long" in log_text(outcome)
 
 
+async def test_endless_lines_are_cut_off_by_size_not_only_by_the_deadline() -> None:
+    async def chatter(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        line = b"x" * 999 + b"\n"
+        while True:  # until the prober hangs up
+            writer.write(line * 64)
+            await writer.drain()
+
+    async with serve(chatter) as port:
+        outcome = await probe(tcp(query_response=[{"expect": "never"}]), f"127.0.0.1:{port}", timeout=20)
+    assert not outcome.success
+    assert outcome.duration < 10
+    assert "more than 4194304 bytes of lines" in outcome.reason
+    assert log_text(outcome).count("Read line") == 100 and "Further lines read but not logged" in log_text(outcome)
+
+
 async def test_silent_server_times_out_inside_deadline_with_reason() -> None:
     async with serve(silent) as port:
         start = time.monotonic()

@@ -61,7 +61,7 @@ async def probe_sql(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog)
     try:
         spec = await _connect_spec(sql, endpoint)
     except (OSError, KeyError, ValueError) as err:  # the messages name the file or variable, not its content
-        log.error("Could not read the module's credentials", err=f"{type(err).__name__}: {err}")
+        log.error("Could not read the module's credentials or DSN", err=f"{type(err).__name__}: {err}")
         return False
     spec.cached = request.module.cached
     try:

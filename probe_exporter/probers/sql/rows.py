@@ -65,8 +65,13 @@ def to_label(value: Any) -> str:
         return bytes(value).decode("utf-8", "replace")
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value == int(value) and not math.isinf(value):
-        return str(int(value))
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"  # Go's spelling, as the other exporters write it
+        if math.isinf(value):
+            return "+Inf" if value > 0 else "-Inf"
+        if value.is_integer():
+            return str(int(value))
     return str(value)
 
 

@@ -35,6 +35,8 @@ def test_non_numeric_values_are_errors(raw: Any) -> None:
 def test_labels() -> None:
     assert [to_label(v) for v in (None, b"caf\xc3\xa9", b"\xff", True, 3, 2.0, 2.5)] == \
         ["", "café", "\ufffd", "true", "3", "2", "2.5"]
+    # A float key column may hold NaN or infinities (PostgreSQL float8): a label, not a crash.
+    assert [to_label(v) for v in (float("nan"), float("inf"), float("-inf"))] == ["NaN", "+Inf", "-Inf"]
 
 
 def test_null_value_gives_no_sample_and_null_key_gives_empty_label() -> None:

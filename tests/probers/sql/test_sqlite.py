@@ -223,3 +223,19 @@ async def test_parallel_connections_keep_fast_queries_from_waiting_on_slow_ones(
         text = (await exporter.probe("lite", "app")).text
     assert value(text, 'probe_sql_query_success{collector="app",query="fast"}') == 1
     assert value(text, "fast") == 1
+
+
+async def test_unreadable_credentials_fail_the_probe_with_the_reason(tmp_path: Path, database: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NO_SUCH_PROBE_PW", raising=False)
+    missing_file = write_module(tmp_path, gauge("one", "SELECT 1 AS n"),
+                                extra="      auth: {username: u, password_file: /nonexistent/pw}\n")
+    async with exporter_for(missing_file) as exporter:
+        text = (await exporter.probe("lite", "app", debug="true")).text
+    assert value(text, "probe_success") == 0
+    assert "Could not read the module's credentials" in text and "/nonexistent/pw" in text
+    unset_env = write_module(tmp_path, gauge("one", "SELECT 1 AS n"),
+                             extra="      auth: {username: u, password_env: NO_SUCH_PROBE_PW}\n")
+    async with exporter_for(unset_env) as exporter:
+        text = (await exporter.probe("lite", "app", debug="true")).text
+    assert value(text, "probe_success") == 0 and "NO_SUCH_PROBE_PW" in text

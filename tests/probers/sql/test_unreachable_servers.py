@@ -43,3 +43,12 @@ async def test_connection_refused_fails_fast(tmp_path: Path, block: str) -> None
         text = (await exporter.probe("m", f"127.0.0.1:{closed_port()}", debug="true")).text
         assert_inside_deadline(text, started, 1.0)
     assert value(text, "probe_success") == 0 and "Connection failed" in text
+
+
+async def test_mysql_tls_files_that_cannot_be_read_fail_the_probe(tmp_path: Path) -> None:
+    config = write_config(tmp_path, MARIADB_BLOCK + "      options: {ssl_ca: /nonexistent/ca.pem}\n",
+                          gauge("one", "SELECT 1 AS n"))
+    async with exporter_for(config) as exporter:
+        text = (await exporter.probe("m", f"127.0.0.1:{closed_port()}", debug="true")).text
+    assert value(text, "probe_success") == 0
+    assert "Connection failed" in text and "FileNotFoundError" in text

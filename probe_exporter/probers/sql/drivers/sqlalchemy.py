@@ -8,6 +8,7 @@ cancel()) and invalidate it; drivers without either keep their worker until thei
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from typing import Any
@@ -103,7 +104,8 @@ class SQLAlchemyConnection:
 
     def _stop_later(self, loop: asyncio.AbstractEventLoop) -> None:
         self.broken = True
-        loop.run_in_executor(None, self._stop)
+        with contextlib.suppress(RuntimeError):  # the default pool is gone at shutdown: nothing to stop for
+            loop.run_in_executor(None, self._stop)
 
     def _close(self) -> None:
         try:

@@ -1,0 +1,117 @@
+"""The fast v1/v2c BER codec against pysnmp's own encoder and decoder, value type by value type."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyasn1.codec.ber import decoder, encoder
+from pysnmp.proto import rfc1902, rfc1905
+from pysnmp.proto.api import v1, v2c
+
+from probe_exporter.config import Config, load_config
+from probe_exporter.exposition import collect_sorted, render_text
+from probe_exporter.probers.snmp import ber, engine, values
+from probe_exporter.runner import run_probe
+
+VALUES: list[Any] = [
+    rfc1902.Integer32(-5), rfc1902.Integer32(2147483647), rfc1902.Integer32(0),
+    rfc1902.OctetString(b""), rfc1902.OctetString(b"\x00\xff hello"), rfc1902.OctetString(b"x" * 300),
+    rfc1902.ObjectIdentifier((1, 3, 6, 1, 4, 1, 9, 4294967295)), rfc1902.IpAddress("10.1.2.3"),
+    rfc1902.Counter32(4294967295), rfc1902.Gauge32(0), rfc1902.Unsigned32(7), rfc1902.TimeTicks(12345),
+    rfc1902.Counter64(18446744073709551615), rfc1902.Counter64(0),
+    rfc1902.Opaque(b"\x9f\x78\x04" + struct.pack(">f", 0.46)), rfc1902.Opaque(b"\x9f\x79\x08" + struct.pack(">d", 1.5)),
+    rfc1902.Opaque(b"\x01\x02"), v2c.null, rfc1905.noSuchObject, rfc1905.noSuchInstance, rfc1905.endOfMibView,
+]
+OIDS = [(1, 3, 6, 1, 2, 1, 2, 2, 1, 10, n) for n in (1, 127, 128, 16383, 16384, 4294967295)]
+
+
+def _response(varbinds: list[tuple[tuple[int, ...], Any]], error_status: int = 0, api: Any = v2c) -> bytes:
+    pdu = api.GetResponsePDU() if api is v1 else api.ResponsePDU()
+    api.apiPDU.set_defaults(pdu)
+    api.apiPDU.set_request_id(pdu, 123456)
+    api.apiPDU.set_error_status(pdu, error_status)
+    api.apiPDU.set_varbinds(pdu, varbinds)
+    message = api.Message()
+    api.apiMessage.set_defaults(message)
+    api.apiMessage.set_community(message, "c")
+    api.apiMessage.set_pdu(message, pdu)
+    return bytes(encoder.encode(message))
+
+
+def _pysnmp_view(data: bytes) -> list[tuple[tuple[int, ...], values.Value]]:
+    message, _ = decoder.decode(data, asn1Spec=v2c.Message())
+    pdu = v2c.apiMessage.get_pdu(message)
+    return [(vb[0].asTuple(), values.decode(vb[1].getComponent(True))) for vb in pdu.getComponentByPosition(3)]
+
+
+@pytest.mark.parametrize("value", VALUES, ids=lambda v: type(v).__name__)
+def test_every_value_type_decodes_as_pysnmp_does(value: Any) -> None:
+    data = _response([(oid, value) for oid in OIDS])
+    version, community, request_id, error_status, _, varbinds = ber.decode_response(data)
+    assert (version, community, request_id, error_status) == (1, b"c", 123456, 0)
+    assert varbinds == _pysnmp_view(data)
+
+
+def test_v1_response_with_error_status() -> None:
+    data = _response([(OIDS[0], rfc1902.Integer32(1))], error_status=2, api=v1)
+    version, _, _, error_status, _, varbinds = ber.decode_response(data)
+    assert (version, error_status) == (0, 2)
+    assert varbinds == [(OIDS[0], (values.INTEGER, 1))]
+
+
+@pytest.mark.parametrize(("pdu_type", "api_class"), [(ber.GET, "GetRequestPDU"), (ber.GET_NEXT, "GetNextRequestPDU"),
+                                                     (ber.GET_BULK, "GetBulkRequestPDU")])
+def test_requests_encode_as_pysnmp_does(pdu_type: int, api_class: str) -> None:
+    pdu = getattr(v2c, api_class)()
+    api = v2c.apiBulkPDU if pdu_type == ber.GET_BULK else v2c.apiPDU
+    api.set_defaults(pdu)
+    api.set_request_id(pdu, 99)
+    if pdu_type == ber.GET_BULK:
+        api.set_non_repeaters(pdu, 0)
+        api.set_max_repetitions(pdu, 25)
+    api.set_varbinds(pdu, [(oid, v2c.null) for oid in OIDS])
+    message = v2c.Message()
+    v2c.apiMessage.set_defaults(message)
+    v2c.apiMessage.set_community(message, "secret")
+    v2c.apiMessage.set_pdu(message, pdu)
+    expected = bytes(encoder.encode(message))
+    assert ber.encode_request(1, b"secret", pdu_type, 99, OIDS, 25 if pdu_type == ber.GET_BULK else 0) == expected
+
+
+@pytest.mark.parametrize("data", [b"", b"\x30", b"\x30\x03\x02\x01", b"\x04\x00", b"\x30\x05\x02\x01\x01\x04\x00"])
+def test_garbage_is_rejected(data: bytes) -> None:
+    with pytest.raises((ber.BerError, IndexError)):
+        ber.decode_response(data)
+
+
+@pytest.fixture(scope="module")
+def config(shared_snmp_yml: Path, test_auths_yml: Path) -> Config:
+    return load_config([str(shared_snmp_yml), str(test_auths_yml)])
+
+
+@pytest.mark.parametrize(("module", "auth"), [("types", "types"), ("if_mib", "cisco"), ("if_octets", "cisco_v1")])
+async def test_fast_path_and_pysnmp_path_render_the_same(config: Config, snmpsim_agent: str, module: str,
+                                                         auth: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    outputs = []
+    for fast in (True, False):
+        monkeypatch.setattr(engine, "FAST_COMMUNITY_PATH", fast)
+        outcome = await run_probe(module, config.modules[module], snmpsim_agent, 20, {"auth": auth}, config)
+        assert outcome.success, outcome.log.text()
+        text = render_text(collect_sorted([outcome.metrics])).decode()
+        outputs.append([line for line in text.splitlines() if "duration_seconds" not in line])
+    assert outputs[0] == outputs[1]
+
+
+def test_unknown_value_type_is_counted_not_fatal() -> None:
+    from probe_exporter.probers.snmp.stats import STATS
+
+    before = STATS.unexpected_pdu_type._value.get()
+    # NsapAddress (application 5) is not an SMIv2 type: the response stays readable.
+    data = bytes.fromhex("301e020101040163a216020100020100020100300b3009060"
+                         "32b06014503010203")
+    *_, varbinds = ber.decode_response(data)
+    assert varbinds == [((1, 3, 6, 1), (values.NULL, None))]
+    assert STATS.unexpected_pdu_type._value.get() == before + 1
