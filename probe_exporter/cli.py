@@ -178,6 +178,8 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: object) -> int
             if other != index:  # the kernel must not queue connections for a socket nobody accepts on
                 for sock in sockets:
                     sock.close()
+        if workers > 1:
+            logs.process_fields["worker"] = index
         exporter = Exporter(settings, config)  # type: ignore[arg-type]
         exporter.metrics.set_worker(index)
         app = create_app(exporter)
@@ -196,8 +198,13 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: object) -> int
     # Workers fork from a parent that has imported the app and loaded the config, and has frozen that
     # heap: they share those pages until they write to them.
     freeze_startup_heap()
-    return run_workers(workers, serve_worker, after_fork=lambda: [sock.close() for socks in sockets_by_worker
-                                                                   for sock in socks])
+
+    def close_listeners() -> None:  # the parent accepts nothing; each worker holds its own
+        for sockets in sockets_by_worker:
+            for sock in sockets:
+                sock.close()
+
+    return run_workers(workers, serve_worker, after_fork=close_listeners)
 
 
 def freeze_startup_heap() -> None:

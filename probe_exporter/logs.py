@@ -13,6 +13,9 @@ LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
 
 logger = logging.getLogger("probe_exporter")
 
+# Fields every process log line carries after `msg`: `worker` in a `--web.workers` worker process.
+process_fields: dict[str, Any] = {}
+
 
 # A logfmt value needs quoting when it is empty or holds a space, `=`, `"`, a backslash or a control char.
 _NEEDS_QUOTING = re.compile(r'[ ="\\\x00-\x1f]').search
@@ -37,7 +40,7 @@ def _level_name(record: logging.LogRecord) -> str:
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = {"time": _timestamp(record.created), "level": _level_name(record),
-                                  "msg": record.getMessage()}
+                                  "msg": record.getMessage(), **process_fields}
         fields.update(getattr(record, "fields", {}))
         if record.exc_info:
             fields["err"] = self.formatException(record.exc_info).replace("\n", " | ")
@@ -47,7 +50,7 @@ class LogfmtFormatter(logging.Formatter):
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         fields: dict[str, Any] = {"time": _timestamp(record.created), "level": _level_name(record),
-                                  "msg": record.getMessage()}
+                                  "msg": record.getMessage(), **process_fields}
         fields.update(getattr(record, "fields", {}))
         if record.exc_info:
             fields["err"] = self.formatException(record.exc_info)

@@ -133,3 +133,8 @@ def debug_output(outcome: ProbeOutcome, module: Module) -> str:
             f"Metrics that would have been returned:\n{metrics_text}\n\n\n"
             f"Module configuration:\n{module_as_yaml(module)}")
 
+
+
+def new_probe_id() -> int:
+    """An id from the same sequence as run_probe's, for probes run outside it (the /snmp endpoint)."""
+    return next(_probe_ids)

@@ -1,9 +1,10 @@
-"""Fixtures shared by every test directory: paths and a plain local HTTP target."""
+"""Fixtures shared by every test directory: paths, a free port and a plain local HTTP target."""
 
 from __future__ import annotations
 
 import http.server
 import os
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,14 @@ def require_file(path: Path) -> Path:
             pytest.fail(f"{path} is missing: .ci/run should have installed it")
         pytest.skip(f"{path} not installed (apt-get install the package that ships it)")
     return path
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A 127.0.0.1 port (TCP, or UDP with SOCK_DGRAM) that nothing is bound to right now: for a server
+    started next to bind, or as a refused / unreachable target."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port
 
 MODULES = """modules:
   http_2xx:
@@ -28,12 +27,6 @@ EXTRA_MODULE = """  tcp_connect:
 """
 WORKER_INFO = re.compile(r'^probe_exporter_worker_info\{pid="(\d+)",worker="(\d+)"\} 1$', re.M)
 MODULES_LOADED = re.compile(r'^probe_exporter_config_modules\{prober="(\w+)"\} (\d+)', re.M)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def get(url: str, method: str = "GET") -> str:

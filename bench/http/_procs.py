@@ -118,6 +118,16 @@ class Proc:
             raise RuntimeError(f"no VmRSS for {self.name}")
         return total / 1024
 
+    def pss_mib(self) -> float:
+        """Proportional set size summed over the process tree: shared pages counted once in all."""
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        return total / 1024
+
 
 @contextlib.contextmanager
 def running(name: str, argv: list[str], health_url: str, base_url: str, log_path: Path,

@@ -4,8 +4,7 @@
 
 VARIANT: `asyncio-h11` (uvicorn on the stock asyncio loop and the h11 parser: what runs when uvloop and
 httptools are not installed), `no-gc-freeze` (the interpreter's default cyclic GC settings), or
-`starlette-probe-route` (an experiment, not a setting: /probe served by a plain Starlette Route in front
-of FastAPI's, same handler and middleware, to measure FastAPI's per-request cost).
+`anyio-backend` (httpcore's AnyIOBackend instead of probers/http_stream.py's asyncio backend).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, when n
 
 from probe_exporter import cli
 
-VARIANTS = ("asyncio-h11", "no-gc-freeze", "starlette-probe-route")
+VARIANTS = ("asyncio-h11", "no-gc-freeze", "anyio-backend")
 
 
 def _stock_asyncio_config(config_class: Any) -> Any:
@@ -33,20 +32,12 @@ def _stock_asyncio_config(config_class: Any) -> Any:
     return build
 
 
-def _serve_probe_with_starlette_route() -> None:
-    from starlette.routing import Route
+def _use_anyio_backend() -> None:
+    import httpcore
 
-    from probe_exporter.web import app as web_app
-    from probe_exporter.web import routes
+    from probe_exporter.probers import http_client
 
-    create_app = web_app.create_app
-
-    def create_app_with_plain_route(exporter: Any) -> Any:
-        app = create_app(exporter)
-        app.router.routes.insert(0, Route("/probe", routes.probe, methods=["GET", "POST"]))
-        return app
-
-    web_app.create_app = create_app_with_plain_route
+    http_client.AsyncioBackend = httpcore.AnyIOBackend  # type: ignore[misc,assignment]
 
 
 if __name__ == "__main__":
@@ -55,8 +46,8 @@ if __name__ == "__main__":
         uvicorn.Config = _stock_asyncio_config(uvicorn.Config)  # type: ignore[misc]
     elif variant == "no-gc-freeze":
         cli.freeze_startup_heap = lambda: None
-    elif variant == "starlette-probe-route":
-        _serve_probe_with_starlette_route()
+    elif variant == "anyio-backend":
+        _use_anyio_backend()
     else:
         sys.exit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
     sys.exit(cli.main())

@@ -14,6 +14,8 @@ runs are interleaved across exporters, so load from other work on a shared machi
 `--variants` adds probe_exporter with one performance setting undone (see _serve_variant.py).
 
 CPU per probe is the exporter's utime+stime delta (/proc/PID/stat) over the run divided by probes;
+RSS and PSS are summed over the exporter's process tree (with `--workers 2`, the parent and its workers:
+RSS counts the pages they share once per process, PSS splits them);
 wrk's own CPU is reported so one can see the load generator is not the bottleneck.
 """
 
@@ -67,6 +69,7 @@ class ExporterResult:
     name: str
     rss_idle_mib: float = 0.0
     rss_after_mib: float = 0.0
+    pss_idle_mib: float = 0.0
     levels: dict[int, list[LevelRun]] = field(default_factory=dict)
 
 
@@ -106,6 +109,7 @@ def measure(exporters: list[Proc], target: str, levels: list[int], duration: flo
     time.sleep(1.0)
     for exporter in exporters:
         results[exporter.name].rss_idle_mib = exporter.rss_mib()
+        results[exporter.name].pss_idle_mib = exporter.pss_mib()
         warm_up(urls[exporter.name])
     for _ in range(repeat):
         for concurrency in levels:
@@ -156,8 +160,9 @@ def table(results: list[ExporterResult], levels: list[int], args: argparse.Names
                 f"{spread([r.cpu_ms_per_probe for r in runs], '.2f')} | "
                 f"{spread([r.exporter_cores for r in runs], '.2f')} | {spread([r.wrk_cores for r in runs], '.2f')} | "
                 f"{sum(r.failed for r in runs)}/{sum(r.requests for r in runs)} |")
-    lines += ["", "| exporter | RSS idle after start (MiB) | RSS after the runs (MiB) |", "|---|---:|---:|"]
-    lines += [f"| {r.name} | {r.rss_idle_mib:.1f} | {r.rss_after_mib:.1f} |" for r in results]
+    lines += ["", "| exporter | RSS idle after start (MiB) | PSS idle (MiB) | RSS after the runs (MiB) |",
+              "|---|---:|---:|---:|"]
+    lines += [f"| {r.name} | {r.rss_idle_mib:.1f} | {r.pss_idle_mib:.1f} | {r.rss_after_mib:.1f} |" for r in results]
     reference = next((r for r in results if r.name == "blackbox_exporter"), None)
     if reference is not None:
         lines += ["", "| concurrency | " + " | ".join(f"{r.name} / blackbox probes/s" for r in results
@@ -179,7 +184,8 @@ def main() -> int:
     parser.add_argument("--no-blackbox", action="store_true", help="skip blackbox_exporter")
     parser.add_argument("--variants", default="",
                         help="also run these probe_exporter variants, comma-separated: asyncio-h11 (without "
-                             "uvloop/httptools), no-gc-freeze (default GC settings)")
+                             "uvloop/httptools), no-gc-freeze (default GC settings), anyio-backend (httpcore's "
+                             "AnyIOBackend)")
     parser.add_argument("--workers", default="1",
                         help="probe_exporter rows with these --web.workers counts, comma-separated (default 1)")
     parser.add_argument("--baseline", type=Path, action="append", default=[], metavar="DIR",

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from probe_exporter.probers.snmp import ber, values  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
 from tests.probers.snmp import recordings  # noqa: E402
 
 ROOTS = [(1, 3, 6, 1, 2, 1, 2), (1, 3, 6, 1, 2, 1, 31, 1, 1)]
@@ -100,9 +101,7 @@ def main() -> None:
         (root / "data").mkdir()
         (root / "cache").mkdir()
         recordings.write_cisco_16_switch(root / "data")
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            host, port = "127.0.0.1", sock.getsockname()[1]
+        host, port = "127.0.0.1", free_port(socket.SOCK_DGRAM)
         agent_process = subprocess.Popen(
             [str(Path(sys.executable).with_name("snmpsim-command-responder")), f"--data-dir={root / 'data'}",
              f"--cache-dir={root / 'cache'}", f"--agent-udpv4-endpoint={host}:{port}", "--logging-method=null"],

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from probe_exporter.config.errors import ConfigError
 from probe_exporter.config.module import Module
-from probe_exporter.config.yamlfile import LineMap, load_yaml
+from probe_exporter.config.yamlfile import LineMap, load_yaml, read_config_bytes
 
 TOP_LEVEL_KEYS = ("modules", "auths")
 
@@ -48,11 +48,7 @@ def load_config(patterns: list[str]) -> Config:
     config = Config()
     digest = hashlib.sha256()
     for path in expand_patterns(patterns):
-        try:
-            with open(path, "rb") as handle:
-                raw = handle.read()
-        except OSError as err:
-            raise ConfigError(err.strerror or str(err), file=path) from None
+        raw = read_config_bytes(path)
         digest.update(path.encode() + b"\0" + raw)
         _load_file(config, path, raw)
         config.files.append(path)

@@ -11,7 +11,7 @@ import os
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from probe_exporter.config.errors import ConfigError
 from probe_exporter.config.types import GoDuration, Regex, Secret, StrictModel
@@ -217,12 +217,9 @@ def _expand_auth(body: Any) -> Any:
 
 
 def _validate(model: Any, body: Any, lines: LineMap, path: str, prefix: tuple[str | int, ...]) -> Any:
-    from probe_exporter.config.loader import config_error_from
+    from probe_exporter.config.loader import validate_model  # the loader imports this module
 
-    try:
-        return model.model_validate(body)
-    except ValidationError as err:
-        raise config_error_from(err, lines, path, prefix) from None
+    return validate_model(model, body, lines, path, prefix)
 
 
 def parse_snmp_file(auths: Any, modules: dict[str, Any], lines: LineMap,

@@ -20,7 +20,7 @@ from pydantic import Field, PlainSerializer, PrivateAttr, field_validator, model
 
 from probe_exporter.config.errors import ConfigError
 from probe_exporter.config.types import SECRET_MARK, GoDuration, Secret, StrictModel
-from probe_exporter.config.yamlfile import LineMap, load_yaml
+from probe_exporter.config.yamlfile import LineMap, load_yaml_file
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -163,12 +163,7 @@ class QueryPlan:
 
 
 def load_collector_file(path: str) -> Collector:
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as err:
-        raise ConfigError(err.strerror or str(err), file=path) from None
-    data, lines = load_yaml(raw, path)
+    data, lines = load_yaml_file(path)
     if not isinstance(data, dict):
         raise ConfigError("a collector file must be a mapping with collector_name and metrics", file=path, line=1)
     if "collectors" in data:

@@ -41,6 +41,20 @@ class LineMap:
         return None
 
 
+def read_config_bytes(path: str) -> bytes:
+    """A config file's bytes; ConfigError naming the file (with the OS reason only) if unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as err:
+        raise ConfigError(err.strerror or str(err), file=path) from None
+
+
+def load_yaml_file(path: str) -> tuple[Any, LineMap]:
+    """read_config_bytes then load_yaml: (data, line map), or ConfigError with file:line."""
+    return load_yaml(read_config_bytes(path), path)
+
+
 def load_yaml(text: str | bytes, filename: str) -> tuple[Any, LineMap]:
     """Parse one YAML document; duplicate keys are errors, as in yaml.v3."""
     loader = _Loader(text)

@@ -27,6 +27,8 @@ def split_host_port(target: str) -> tuple[str, str]:
         if not rest.startswith(":"):
             raise HostPortError(f"address {target}: unexpected ']' in address")
         port = rest[1:]
+        if ":" in port:  # `[::1]:80:81`
+            raise HostPortError(f"address {target}: too many colons in address")
         if "[" in host or "]" in host:
             raise HostPortError(f"address {target}: unexpected '[' in address")
     else:

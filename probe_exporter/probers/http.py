@@ -11,11 +11,14 @@ drain, Last-Modified, HTTP version, TLS.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import time
 import urllib.parse
 import weakref
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpcore
@@ -171,9 +174,8 @@ async def probe_http(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog
     if cfg.body:
         body = cfg.body.encode()
     elif cfg.body_file:
-        try:
-            with open(cfg.body_file, "rb") as handle:
-                body = handle.read()
+        try:  # read on each probe, as upstream does (the file may change); off the event loop
+            body = await asyncio.to_thread(Path(cfg.body_file).read_bytes)
         except OSError as err:
             log.error("Error creating request", err=f"open {cfg.body_file}: {err.strerror or err}")
             return False
@@ -474,10 +476,17 @@ async def _close(client: ModuleClient, connection: Any, response: httpcore.Respo
         pass
 
 
+# A bytes literal in an error message: h11 and h2 quote the header value they refuse to send
+# (`Illegal header value b'Bearer ...'`), which may be a credential.
+_QUOTED_BYTES = re.compile(r"""(?:bytearray\()?b(['"]).*""", re.DOTALL)
+
+
 def _describe(err: BaseException) -> str:
-    """The error without the request (whose headers may carry credentials)."""
+    """The error as one line, without the request (whose headers may carry credentials)."""
     text = str(err) or type(err).__name__
-    return f"{type(err).__name__}: {text}"
+    if isinstance(err, httpcore.LocalProtocolError):  # what we tried to send is in the message
+        text = _QUOTED_BYTES.sub("<redacted>", text)
+    return f"{type(err).__name__}: {' '.join(text.split())}"
 
 
 # --- response checks -------------------------------------------------------------------------------
@@ -515,28 +524,20 @@ def _check_status(status: int, cfg: HTTPProbe, log: ProbeLog) -> bool:
 
 
 def _match_headers(headers: list[tuple[bytes, bytes]], cfg: HTTPProbe, log: ProbeLog) -> bool:
-    for matcher in cfg.fail_if_header_matches:
-        values = _header_values(headers, matcher.header)
-        if not values:
-            if not matcher.allow_missing:
-                log.error("Missing required header", header=matcher.header)
+    """fail_if_header_matches, then fail_if_header_not_matches; a missing header fails unless allowed."""
+    for matchers, fail_on_match in ((cfg.fail_if_header_matches, True), (cfg.fail_if_header_not_matches, False)):
+        for matcher in matchers:
+            values = _header_values(headers, matcher.header)
+            if not values:
+                if not matcher.allow_missing:
+                    log.error("Missing required header", header=matcher.header)
+                    return False
+                continue
+            if matcher.regexp is not None and any(matcher.regexp.search(v) for v in values) == fail_on_match:
+                log.error("Header matched regular expression" if fail_on_match
+                          else "Header did not match regular expression", header=matcher.header,
+                          regexp=matcher.regexp.pattern, value_count=len(values))
                 return False
-            continue
-        if matcher.regexp is not None and any(matcher.regexp.search(v) for v in values):
-            log.error("Header matched regular expression", header=matcher.header,
-                      regexp=matcher.regexp.pattern, value_count=len(values))
-            return False
-    for matcher in cfg.fail_if_header_not_matches:
-        values = _header_values(headers, matcher.header)
-        if not values:
-            if not matcher.allow_missing:
-                log.error("Missing required header", header=matcher.header)
-                return False
-            continue
-        if matcher.regexp is not None and not any(matcher.regexp.search(v) for v in values):
-            log.error("Header did not match regular expression", header=matcher.header,
-                      regexp=matcher.regexp.pattern, value_count=len(values))
-            return False
     return True
 
 

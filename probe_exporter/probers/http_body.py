@@ -3,9 +3,16 @@ set, whatever Content-Encoding says), then `body_size_limit`, counting the bytes
 
 from __future__ import annotations
 
+import asyncio
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Protocol
+
+# Decoders hand out at most this much at a time: a small compressed chunk can stand for gigabytes
+# (gzip ~1000:1, brotli far more), so the size limit must be checked before more is decompressed.
+PIECE = 1 << 20
+# Pieces decoded between two turns of the event loop, so a bomb cannot hold it past the deadline.
+_PIECES_PER_TURN = 8
 
 
 class BodyError(Exception):
@@ -13,9 +20,10 @@ class BodyError(Exception):
 
 
 class _Decoder(Protocol):
-    def feed(self, data: bytes) -> bytes: ...
+    def feed(self, data: bytes) -> Iterator[bytes]: ...
 
-    def finish(self) -> bytes: ...
+    def finish(self) -> Iterator[bytes]:
+        """What is left once the body ended; BodyError if the stream is incomplete."""
 
 
 class _Gzip:
@@ -26,27 +34,33 @@ class _Gzip:
         self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         self._seen = False
 
-    def feed(self, data: bytes) -> bytes:
-        out = []
-        while data:
-            self._seen = True
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        if not data:
+            return
+        self._seen = True
+        while True:
             try:
-                out.append(self._z.decompress(data))
+                piece = self._z.decompress(data, PIECE)
             except zlib.error as err:
                 raise BodyError(f"gzip: {_zlib_reason(err)}") from None
-            if not self._z.eof:
-                break
-            data = self._z.unused_data
-            if data:
+            if piece:
+                yield piece
+            if self._z.eof:  # the next member, if any
+                data = self._z.unused_data
+                if not data:
+                    return
                 self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        return b"".join(out)
+                continue
+            data = self._z.unconsumed_tail
+            if not data and len(piece) < PIECE:
+                return
 
-    def finish(self) -> bytes:
+    def finish(self) -> Iterator[bytes]:
         if not self._seen:
             raise BodyError("EOF")
         if not self._z.eof:
             raise BodyError("unexpected EOF")
-        return b""
+        yield from ()
 
 
 class _Deflate:
@@ -55,18 +69,26 @@ class _Deflate:
     def __init__(self) -> None:
         self._z = zlib.decompressobj(-zlib.MAX_WBITS)
 
-    def feed(self, data: bytes) -> bytes:
-        if self._z.eof:
-            return b""
-        try:
-            return self._z.decompress(data)
-        except zlib.error as err:
-            raise BodyError(f"flate: corrupt input ({_zlib_reason(err)})") from None
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while not self._z.eof:
+            try:
+                piece = self._z.decompress(data, PIECE)
+            except zlib.error as err:
+                raise BodyError(f"flate: corrupt input ({_zlib_reason(err)})") from None
+            if piece:
+                yield piece
+            data = self._z.unconsumed_tail
+            if not data and len(piece) < PIECE:
+                return
 
-    def finish(self) -> bytes:
+    def finish(self) -> Iterator[bytes]:
         if not self._z.eof:
             raise BodyError("unexpected EOF")
-        return b""
+        yield from ()
+
+
+# brotli's output buffer grows in steps and may pass its limit by up to ~2x: ask for half a piece.
+_BROTLI_LIMIT = PIECE // 2
 
 
 class _Brotli:
@@ -76,17 +98,28 @@ class _Brotli:
         self._d = brotli.Decompressor()
         self._error = brotli.error
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes) -> Iterator[bytes]:
         try:
-            out: bytes = self._d.process(data)
+            piece: bytes = self._d.process(data, output_buffer_limit=_BROTLI_LIMIT)
+            yield piece
+            # A full piece means more output may be waiting: drain it (with no input, as brotli requires).
+            while len(piece) >= _BROTLI_LIMIT or not self._d.can_accept_more_data():
+                piece = self._d.process(b"", output_buffer_limit=_BROTLI_LIMIT)
+                if not piece and self._d.can_accept_more_data():
+                    return
+                yield piece
         except self._error as err:
             raise BodyError(f"brotli: {err}") from None
-        return out
 
-    def finish(self) -> bytes:
-        if not self._d.is_finished():
-            raise BodyError("unexpected EOF")
-        return b""
+    def finish(self) -> Iterator[bytes]:
+        while not self._d.is_finished():
+            try:
+                piece: bytes = self._d.process(b"", output_buffer_limit=_BROTLI_LIMIT)
+            except self._error as err:
+                raise BodyError(f"brotli: {err}") from None
+            if not piece:
+                raise BodyError("unexpected EOF")
+            yield piece
 
 
 def _zlib_reason(err: zlib.error) -> str:
@@ -128,10 +161,19 @@ class BodyReader:
         """The whole (decoded) body if `keep`, else b"" after counting it; raises BodyError."""
         chunks: list[bytes] = []
         async for raw in self._stream:
-            self._take(self._decoder.feed(raw) if self._decoder is not None else raw, chunks, keep)
+            if self._decoder is None:
+                self._take(raw, chunks, keep)
+                continue
+            await self._take_all(self._decoder.feed(raw), chunks, keep)
         if self._decoder is not None:
-            self._take(self._decoder.finish(), chunks, keep)
+            await self._take_all(self._decoder.finish(), chunks, keep)
         return b"".join(chunks)
+
+    async def _take_all(self, pieces: Iterator[bytes], chunks: list[bytes], keep: bool) -> None:
+        for number, piece in enumerate(pieces, 1):
+            self._take(piece, chunks, keep)
+            if number % _PIECES_PER_TURN == 0:
+                await asyncio.sleep(0)  # let the deadline's cancellation in
 
     def _take(self, data: bytes, chunks: list[bytes], keep: bool) -> None:
         if not data:

@@ -17,12 +17,20 @@ from collections.abc import Iterable
 from typing import Any
 
 import httpcore
+from httpcore._backends.base import SOCKET_OPTION
 from httpcore._utils import is_socket_readable
-
-SocketOption = tuple[int, int, int | bytes] | tuple[int, int, None, int]
 
 
 def _is_ip_literal(host: str) -> bool:
+    # inet_pton is ~20x cheaper than ipaddress.ip_address, which only a scoped IPv6 address needs.
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except (OSError, ValueError):
+            continue
+        return True
+    if "%" not in host:
+        return False
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -66,9 +74,13 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(str(err) or type(err).__name__) from err
 
     async def aclose(self) -> None:
-        # No wait_closed(): the transport closes (and sends a TLS close_notify) on its own, and a
-        # hostile peer could hold a graceful TLS shutdown open.
-        self._writer.close()
+        if self._writer.get_extra_info("ssl_object") is not None:
+            # No TLS close_notify exchange, as AnyIOBackend (standard_compatible=False) and blackbox do
+            # not wait for one either: asyncio's graceful TLS close would hold the socket up to 30 s
+            # for a reply that a hostile or lazy peer never sends. The HTTP exchange is over by now.
+            self._writer.transport.abort()
+        else:
+            self._writer.close()  # no wait_closed(): the transport closes on its own
 
     async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
                         timeout: float | None = None) -> httpcore.AsyncNetworkStream:
@@ -113,7 +125,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
-                          socket_options: Iterable[SocketOption] | None = None) -> httpcore.AsyncNetworkStream:
+                          socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.AsyncNetworkStream:
         if not _is_ip_literal(host):
             return await self._by_name.connect_tcp(host, port, timeout, local_address, socket_options)
         local_addr = (local_address, 0) if local_address else None
@@ -132,14 +144,14 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
             sock: socket.socket = writer.get_extra_info("socket")
             try:
                 for option in socket_options:
-                    sock.setsockopt(*option)  # type: ignore[call-overload]
+                    sock.setsockopt(*option)
             except OSError as err:
                 writer.close()
                 raise httpcore.ConnectError(str(err)) from err
         return AsyncioStream(reader, writer)
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[SocketOption] | None = None) -> httpcore.AsyncNetworkStream:
+                                  socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.AsyncNetworkStream:
         return await self._by_name.connect_unix_socket(path, timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:

@@ -41,6 +41,10 @@ def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) ->
     app.state.web_config = web_config
     if web_config is not None:
         app.add_middleware(WebSecurityMiddleware, source=web_config)
+    # /probe is the hot path: a plain Starlette route, first in the table, skips FastAPI's per-request
+    # work (route matching through included routers, dependency solving) that it uses none of:
+    # ~0.1 ms of CPU per probe (bench/http). The middleware above applies to it as to every route.
+    app.add_route("/probe", routes.probe, methods=routes.PROBE_METHODS, include_in_schema=False)
     app.include_router(routes.router)
     app.include_router(snmp.router)
     return app

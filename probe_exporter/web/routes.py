@@ -20,7 +20,7 @@ from probe_exporter.history import ProbeRecord
 from probe_exporter.limits import TargetNotAllowed, check_target
 from probe_exporter.probers import BadRequest
 from probe_exporter.runner import ProbeOutcome, compute_timeout, debug_output, run_probe
-from probe_exporter.web import pages
+from probe_exporter.web import openapi_docs, pages
 from probe_exporter.web.responses import first_params, go_quote, metrics_response, plain_error
 
 DEFAULT_MODULE = "http_2xx"
@@ -33,9 +33,11 @@ def _exporter(request: Request) -> Exporter:
     return exporter
 
 
-@router.api_route("/probe", methods=["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"],
-                  include_in_schema=True)
+PROBE_METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"]
+
+
 async def probe(request: Request) -> Response:
+    """/probe, mounted by create_app as a plain Starlette route (see there)."""
     exporter = _exporter(request)
     params = first_params(request)
     module_name = params.get("module") or DEFAULT_MODULE
@@ -106,7 +108,7 @@ def refuse_target(exporter: Exporter, modules: Iterable[tuple[str, Module]], tar
     return None
 
 
-@router.get("/metrics")
+@router.get("/metrics", openapi_extra=openapi_docs.METRICS)
 async def self_metrics(request: Request) -> Response:
     return metrics_response(request, _exporter(request).metrics.registry)
 
@@ -145,7 +147,7 @@ FORM_DEFAULT_TIMEOUT = 10.0
 FORM_MAX_DEBUG_CHARS = 200_000
 
 
-@router.get("/")
+@router.get("/", openapi_extra=openapi_docs.LANDING)
 async def landing(request: Request) -> Response:
     exporter = _exporter(request)
     params = first_params(request)
@@ -193,7 +195,7 @@ async def stylesheet() -> Response:
                     headers={"Cache-Control": "public, max-age=3600"})
 
 
-@router.get("/logs")
+@router.get("/logs", openapi_extra=openapi_docs.LOGS)
 async def probe_logs(request: Request) -> Response:
     """A probe's debug text from the history, by id or by target (blackbox_exporter's /logs)."""
     history = _exporter(request).history

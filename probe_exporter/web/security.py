@@ -255,14 +255,9 @@ class WebConfig(StrictModel):
 def load_web_config(path: str) -> WebConfig:
     """Read and check a web config file; ConfigError (with file:line) on any problem."""
     from probe_exporter.config.loader import validate_model
-    from probe_exporter.config.yamlfile import load_yaml
+    from probe_exporter.config.yamlfile import load_yaml_file
 
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as err:
-        raise ConfigError(err.strerror or str(err), file=path) from None
-    data, lines = load_yaml(raw, path)
+    data, lines = load_yaml_file(path)
     config: WebConfig = validate_model(WebConfig, data or {}, lines, path, ())
     tls = config.tls_server_config.with_base_dir(os.path.dirname(os.path.abspath(path)))
     config = config.model_copy(update={"tls_server_config": tls})

@@ -31,8 +31,9 @@ def make_server(app: FastAPI) -> uvicorn.Server:
             return context
 
         protocol = _san_checking_protocol(source)
+    # ws="none": no route speaks WebSocket, and uvicorn would import wsproto for it (~1 MiB).
     config = uvicorn.Config(app, log_config=None, access_log=False, timeout_keep_alive=30, backlog=2048,
-                            ssl_context_factory=factory, http=protocol)
+                            ssl_context_factory=factory, http=protocol, ws="none")
     return uvicorn.Server(config)
 
 

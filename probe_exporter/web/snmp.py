@@ -12,6 +12,8 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, FastAPI
 from prometheus_client.metrics_core import Metric
@@ -22,10 +24,13 @@ from probe_exporter import logs
 from probe_exporter.config import Module
 from probe_exporter.config.snmp import DEFAULT_AUTH, DEFAULT_MODULE
 from probe_exporter.exporter import Exporter
+from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers import BadRequest
 from probe_exporter.probers.snmp.stats import STATS
-from probe_exporter.runner import compute_timeout, debug_output, run_probe
+from probe_exporter.runner import ProbeOutcome, compute_timeout, debug_output, new_probe_id
+from probe_exporter.web import openapi_docs
 from probe_exporter.web.responses import first_params, metrics_response, plain_error
+from probe_exporter.web.routes import probe_once, refuse_target
 
 GATHER_ERROR_PREFIX = "An error has occurred while serving metrics:\n\n"
 
@@ -74,7 +79,7 @@ def _bad_request(message: str) -> Response:
     return plain_error(400, message)
 
 
-@router.get("/snmp")
+@router.get("/snmp", openapi_extra=openapi_docs.SNMP)
 async def snmp(request: Request) -> Response:
     from probe_exporter.probers.snmp.scrape import scrape
 
@@ -105,27 +110,62 @@ async def snmp(request: Request) -> Response:
     except ValueError as err:
         return plain_error(500, f"Failed to parse timeout from Prometheus header: {err}")
     target = targets[0]
-    log = logs.ProbeLog(module=",".join(names), target=target)
+    refusal = refuse_target(exporter, modules, target)
+    if refusal is not None:
+        return refusal
+    joined = ",".join(names)
+    log = logs.ProbeLog(module=joined, target=target)
     deadline = asyncio.get_running_loop().time() + timeout
     start = time.monotonic()
+    in_flight = exporter.metrics.in_flight_for(joined)
+    in_flight.inc()
     try:
-        result = await scrape(target, modules, config, params, deadline, log, stop_on_error=True)
+        async with contextlib.AsyncExitStack() as stack:
+            # Waiting for a concurrency slot counts against the scrape's deadline, as on /probe.
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await stack.enter_async_context(
+                        exporter.limiter.slot(joined, max(module.max_concurrency for _, module in modules)))
+            except TimeoutError:
+                reason = "the scrape could not start before its deadline: too many probes running"
+                logs.log(logging.INFO, "SNMP scrape failed", target=target, modules=joined, reason=reason)
+                return _gather_error(reason)
+            result = await scrape(target, modules, config, params, deadline, log, stop_on_error=True)
     except BadRequest as err:
         return _bad_request(str(err))
+    finally:
+        in_flight.dec()
     duration = time.monotonic() - start
     errors = [_module_error(m.name, m.error) for m in result.modules if m.error]
     for module_result in result.modules:
         exporter.metrics.observe_probe(module_result.name, "snmp", module_result.success, duration)
+    _remember(exporter, joined, modules[0][1], target, result, log, duration, errors)
     if errors:
         logs.log(logging.INFO, "SNMP scrape failed", target=target, modules=",".join(names),
                  auth=params.get("auth", DEFAULT_AUTH), duration_seconds=round(duration, 6), reason=errors[0])
         body = errors[0] if len(errors) == 1 else (
             f"{len(errors)} error(s) occurred:\n" + "\n".join(f"* {e}" for e in errors))
-        return Response(GATHER_ERROR_PREFIX + body + "\n", status_code=500,
-                        media_type="text/plain; charset=utf-8", headers={"X-Content-Type-Options": "nosniff"})
+        return _gather_error(body)
     families = list(result.families.rendered.families.values()) + [
         f for f in result.self_metric_families() if f.samples]
     return metrics_response(request, _Families(families))
+
+
+def _gather_error(body: str) -> Response:
+    """upstream's promhttp error page: HTTP 500, so `up` is 0 for a failing device."""
+    return Response(GATHER_ERROR_PREFIX + body + "\n", status_code=500, media_type="text/plain; charset=utf-8",
+                    headers={"X-Content-Type-Options": "nosniff"})
+
+
+def _remember(exporter: Exporter, joined: str, first: Module, target: str, result: Any, log: logs.ProbeLog,
+              duration: float, errors: list[str]) -> None:
+    """Keep a /snmp scrape in the history like any probe, so the web page and /logs show it."""
+    metrics = ProbeMetrics()
+    for family in result.families.rendered.families.values():
+        metrics.add_family(family)
+    outcome = ProbeOutcome(new_probe_id(), joined, target, not errors, duration, metrics, log,
+                           errors[0] if errors else "")
+    exporter.history.add(outcome, first)
 
 
 def _module_error(module: str, reason: str) -> str:
@@ -158,12 +198,13 @@ async def probe_several_modules(request: Request, exporter: Exporter) -> Respons
         return plain_error(400, "Target parameter is missing")
     joined = ",".join(names)
     params["module"] = joined  # probe_snmp reads the module list from here
-    try:
-        outcome = await run_probe(joined, first, target, timeout, params, config)
-    except BadRequest as err:
-        exporter.metrics.bad_requests.labels("probe").inc()
-        return plain_error(400, str(err))
-    exporter.metrics.observe_probe(joined, "snmp", outcome.success, outcome.duration)
+    target = unquote(target)
+    refusal = refuse_target(exporter, [(name, config.modules[name]) for name in names], target)
+    if refusal is not None:
+        return refusal
+    outcome = await probe_once(exporter, joined, first, target, timeout, params, config)
+    if isinstance(outcome, Response):
+        return outcome
     if params.get("debug") == "true":
         from starlette.responses import PlainTextResponse
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 from dockerfile_parse import DockerfileParser
 
+from tests.conftest import free_port
 from tests.deploy._tools import REPO
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -91,17 +91,10 @@ def test_healthcheck_needs_no_curl(stages: list[list[dict[str, Any]]]) -> None:
     assert not any(tool in " ".join(argv) for tool in ("curl", "wget"))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture()
 def exporter_on_free_port() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """The exporter as the image starts it (same modules), on a free port instead of 10115."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "probe_exporter", f"--config.file={REPO}/modules/*.yml",
          f"--web.listen-address=127.0.0.1:{port}"],

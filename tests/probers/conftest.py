@@ -19,9 +19,12 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import pytest
 import pytest_asyncio
 import trustme
+
+from tests.conftest import free_port
 
 # --- requests and responses ------------------------------------------------------------------------
 
@@ -135,8 +138,8 @@ class LocalServer:
                     return
             conn.settimeout(30)
             self._serve_h1(conn, sni)
-        except (OSError, ssl.SSLError, ValueError):
-            pass
+        except (OSError, ssl.SSLError, ValueError, h2.exceptions.ProtocolError):
+            pass  # a client that breaks the protocol (a test's point, often) just loses its connection
         finally:
             try:
                 conn.close()
@@ -315,9 +318,7 @@ def https_h1_server(tls_material: TLSMaterial) -> Iterator[LocalServer]:
 @pytest.fixture()
 def refused_port() -> int:
     """A port on 127.0.0.1 where nothing listens."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()
 
 
 # --- HTTP/3 ----------------------------------------------------------------------------------------

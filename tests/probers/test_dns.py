@@ -12,6 +12,7 @@ import pytest_asyncio
 from pydantic import ValidationError
 
 from probe_exporter.config import Module
+from tests.conftest import free_port
 
 from ._network_helpers import ADDRESS_METRICS, ALWAYS, log_text, names, probe, value
 from ._servers_dns import DNSServer, dns_server
@@ -241,14 +242,8 @@ async def test_ipv6_server() -> None:
     assert value(outcome, "probe_ip_protocol") == 6
 
 
-def _closed_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_udp_port_unreachable() -> None:
-    outcome = await probe(dns_module(), f"127.0.0.1:{_closed_port(socket.SOCK_DGRAM)}")
+    outcome = await probe(dns_module(), f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}")
     assert not outcome.success
     assert names(outcome) == ALWAYS | ADDRESS_METRICS | DNS_METRICS
     assert value(outcome, "probe_dns_query_succeeded") == 0
@@ -256,7 +251,7 @@ async def test_udp_port_unreachable() -> None:
 
 
 async def test_tcp_connection_refused() -> None:
-    outcome = await probe(dns_module(transport_protocol="tcp"), f"127.0.0.1:{_closed_port(socket.SOCK_STREAM)}")
+    outcome = await probe(dns_module(transport_protocol="tcp"), f"127.0.0.1:{free_port(socket.SOCK_STREAM)}")
     assert not outcome.success
     assert "connection refused" in log_text(outcome)
 

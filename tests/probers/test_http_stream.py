@@ -4,9 +4,11 @@ socket options and error mapping, on the stock asyncio loop and on uvloop (which
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 
 import httpcore
@@ -166,3 +168,46 @@ async def test_host_names_resolve_and_race_through_anyio(loop_kind: str, http_se
         await stream.aclose()
 
     await run_on(loop_kind, scenario)
+
+
+@pytest.mark.parametrize("loop_kind", LOOPS)
+async def test_closing_tls_does_not_wait_for_the_peers_close_notify(loop_kind: str,
+                                                                  tls_material: TLSMaterial) -> None:
+    """A peer that never answers close_notify must not keep the socket open (asyncio would for 30 s)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    server_context = tls_material.server_context(["http/1.1"])
+    closed_after: list[float] = []
+
+    def serve() -> None:
+        raw, _ = listener.accept()
+        with server_context.wrap_socket(raw, server_side=True) as conn:
+            conn.recv(4)  # "ping": the handshake is complete on both sides
+            conn.sendall(b"pong")
+            # Read the raw TCP stream from here on, and never send a close_notify back.
+            with socket.socket(fileno=os.dup(conn.fileno())) as tcp:
+                tcp.settimeout(5)
+                start = time.monotonic()
+                try:
+                    while tcp.recv(4096):
+                        pass
+                except OSError:  # a reset is a close too
+                    pass
+                closed_after.append(time.monotonic() - start)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+
+    async def scenario() -> None:
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", listener.getsockname()[1], timeout=5)
+        stream = await stream.start_tls(client_context(tls_material, []), "localhost", timeout=5)
+        await stream.write(b"ping", timeout=5)
+        assert await stream.read(4, timeout=5) == b"pong"
+        await stream.aclose()
+        await asyncio.sleep(0.1)
+
+    try:
+        await run_on(loop_kind, scenario)
+        await asyncio.to_thread(thread.join, 10)
+    finally:
+        listener.close()
+    assert closed_after and closed_after[0] < 2

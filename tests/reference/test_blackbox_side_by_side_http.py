@@ -11,8 +11,6 @@ the upstream change that caused them, and nothing else may differ.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import gzip
 import socket
 import struct
@@ -20,23 +18,15 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import pytest_asyncio
-from prometheus_client.parser import text_string_to_metric_families
 
-from probe_exporter.config import load_config
-from probe_exporter.exposition import collect_sorted, render_text
-from probe_exporter.runner import run_probe
+from tests.conftest import free_port
 from tests.probers.conftest import LocalServer, Req, Resp, Takeover, TLSMaterial, redirect
+from tests.reference.conftest import REQUIRES_BLACKBOX, assert_same_samples, blackbox_exporter, probe_both
 
-BINARY = Path("/usr/bin/prometheus-blackbox-exporter")
-
-pytestmark = [pytest.mark.reference, pytest.mark.skipif(
-    not BINARY.exists(), reason=f"{BINARY} not installed (apt-get install prometheus-blackbox-exporter)")]
+pytestmark = REQUIRES_BLACKBOX
 TIMEOUT = 3.0
-
-Series = dict[frozenset[tuple[str, str]], float]
 
 # Families 0.23 lacks: probe_tls_cipher_info came in 0.26 (and the serialnumber label of
 # probe_ssl_last_chain_info, which is dropped before comparing).
@@ -148,12 +138,6 @@ class World:
     targets: dict[str, str]
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def world(tmp_path_factory: pytest.TempPathFactory, http_server: LocalServer, https_server: LocalServer,
                 https_h1_server: LocalServer, tls_material: TLSMaterial) -> AsyncIterator[World]:
@@ -163,42 +147,12 @@ async def world(tmp_path_factory: pytest.TempPathFactory, http_server: LocalServ
     targets = _routes(http_server, https_server, https_h1_server)
     # Through a proxy (the plain server answers absolute-form requests by path): the target port is closed.
     proxied = http_server.route(lambda req: Resp(body=b"via proxy"))
-    targets["via_proxy"] = f"http://127.0.0.1:{_closed_port()}/{proxied.rsplit('/', 1)[1]}"
-    targets["refused"] = f"http://127.0.0.1:{_closed_port()}/"
+    targets["via_proxy"] = f"http://127.0.0.1:{free_port()}/{proxied.rsplit('/', 1)[1]}"
+    targets["refused"] = f"http://127.0.0.1:{free_port()}/"
     targets["unresolvable"] = "http://nothing-here.invalid/"
     targets["ok_no_scheme"] = targets["ok"].removeprefix("http://")
-    listen = f"127.0.0.1:{_closed_port()}"
-    process = await asyncio.create_subprocess_exec(
-        str(BINARY), f"--config.file={config_file}", f"--web.listen-address={listen}", "--log.level=error",
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    try:
-        async with httpx.AsyncClient() as client:
-            for _ in range(100):
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://{listen}/-/healthy")).status_code == 200:
-                        break
-                if process.returncode is not None:
-                    raise RuntimeError(f"blackbox_exporter exited: {await process.stderr.read()}")  # type: ignore[union-attr]
-                await asyncio.sleep(0.05)
-        yield World(config_file=config_file, go_url=f"http://{listen}", targets=targets)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(5):
-                await process.wait()
-
-
-def _parse(text: str) -> dict[str, Series]:
-    families: dict[str, Series] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            families.setdefault(sample.name, {})[frozenset(sample.labels.items())] = sample.value
-    return families
-
-
-def _is_timing(name: str) -> bool:
-    return "duration" in name or name == "probe_dns_lookup_time_seconds"
+    async with blackbox_exporter(config_file) as go_url:
+        yield World(config_file=config_file, go_url=go_url, targets=targets)
 
 
 CASES: list[tuple[str, str]] = [
@@ -239,27 +193,9 @@ CASES: list[tuple[str, str]] = [
 @pytest.mark.parametrize(("module_name", "target_key"), CASES, ids=[f"{m}-{t}" for m, t in CASES])
 async def test_same_metrics_as_blackbox_exporter(world: World, module_name: str, target_key: str) -> None:
     target = world.targets[target_key]
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.get(f"{world.go_url}/probe", params={"module": module_name, "target": target})
-    assert response.status_code == 200, response.text
-    go = _parse(response.text)
-
-    module = load_config([str(world.config_file)]).modules[module_name]
-    outcome = await run_probe(module_name, module, target, TIMEOUT)
-    ours = _parse(render_text(collect_sorted([outcome.metrics])).decode())
-
-    if "probe_ssl_last_chain_info" in ours:  # 0.26 added the serialnumber label
-        ours["probe_ssl_last_chain_info"] = {
-            frozenset((k, v) for k, v in labels if k != "serialnumber"): value
-            for labels, value in ours["probe_ssl_last_chain_info"].items()}
+    both = await probe_both(world.go_url, world.config_file, module_name, target, TIMEOUT)
     for name in VERSION_DIFFERENCES:
-        assert name not in go, f"{name} appeared in the reference binary: update VERSION_DIFFERENCES"
-        ours.pop(name, None)
+        assert name not in both.go, f"{name} appeared in the reference binary: update VERSION_DIFFERENCES"
+        both.ours.pop(name, None)
 
-    assert sorted(ours) == sorted(go), outcome.log.text()
-    for name in go:
-        assert sorted(map(sorted, ours[name])) == sorted(map(sorted, go[name])), (name, outcome.log.text())
-        if _is_timing(name):
-            continue
-        for labels, go_value in go[name].items():
-            assert ours[name][labels] == go_value, (name, dict(labels), outcome.log.text())
+    assert_same_samples(both)

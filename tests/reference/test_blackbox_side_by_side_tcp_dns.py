@@ -17,26 +17,17 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import pytest_asyncio
-from prometheus_client.parser import text_string_to_metric_families
 
-from probe_exporter.config import load_config
-from probe_exporter.exposition import collect_sorted, render_text
-from probe_exporter.runner import run_probe
+from tests.conftest import free_port
 from tests.probers._servers_dns import dns_server
 from tests.probers._servers_grpc import NOT_SERVING, SERVING, grpc_health_server
 from tests.probers._servers_tcp import PKI, irc_server, make_pki, send_lines, serve, ssh_banner, starttls_server
+from tests.reference.conftest import REQUIRES_BLACKBOX, assert_same_samples, blackbox_exporter, probe_both
 
-BINARY = Path("/usr/bin/prometheus-blackbox-exporter")
-
-pytestmark = [pytest.mark.reference, pytest.mark.skipif(
-    not BINARY.exists(), reason=f"{BINARY} not installed (apt-get install prometheus-blackbox-exporter)")]
+pytestmark = REQUIRES_BLACKBOX
 TIMEOUT = 2.0
-
-Series = dict[frozenset[tuple[str, str]], float]
-
 
 async def _http_banner(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await send_lines(writer, "HTTP/1.1 400 Bad Request", "")
@@ -48,12 +39,6 @@ async def _pop3_greeting(reader: asyncio.StreamReader, writer: asyncio.StreamWri
 
 async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     await reader.read(100)
-
-
-def _closed_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _config(pki: PKI) -> str:
@@ -184,10 +169,6 @@ class World:
     ports: dict[str, int]
 
 
-async def _free_tcp_port() -> int:
-    return _closed_port(socket.SOCK_STREAM)
-
-
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World]:
     directory = tmp_path_factory.mktemp("side_by_side")
@@ -206,51 +187,20 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             "grpc": (await stack.enter_async_context(grpc_health_server(
                 {"": SERVING, "service1": SERVING, "down": NOT_SERVING}))).port,
             "grpc_tls": (await stack.enter_async_context(grpc_health_server(pki=pki))).port,
-            "closed_tcp": _closed_port(socket.SOCK_STREAM),
-            "closed_udp": _closed_port(socket.SOCK_DGRAM),
+            "closed_tcp": free_port(),
+            "closed_udp": free_port(socket.SOCK_DGRAM),
         }
         config_file = directory / "blackbox.yml"
         config_file.write_text(_config(pki))
-        listen = f"127.0.0.1:{await _free_tcp_port()}"
-        process = await asyncio.create_subprocess_exec(
-            str(BINARY), f"--config.file={config_file}", f"--web.listen-address={listen}", "--log.level=error",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-        try:
-            async with httpx.AsyncClient() as client:
-                for _ in range(100):
-                    with contextlib.suppress(httpx.HTTPError):
-                        if (await client.get(f"http://{listen}/-/healthy")).status_code == 200:
-                            break
-                    if process.returncode is not None:
-                        raise RuntimeError(f"blackbox_exporter exited: {await process.stderr.read()}")  # type: ignore[union-attr]
-                    await asyncio.sleep(0.05)
-            yield World(config_file=config_file, go_url=f"http://{listen}", ports=ports)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(5):
-                    await process.wait()
-
-
-def _parse(text: str) -> dict[str, Series]:
-    families: dict[str, Series] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            families.setdefault(sample.name, {})[frozenset(sample.labels.items())] = sample.value
-    return families
-
-
-def _is_timing(name: str) -> bool:
-    return "duration" in name or name == "probe_dns_lookup_time_seconds"
+        async with blackbox_exporter(config_file) as go_url:
+            yield World(config_file=config_file, go_url=go_url, ports=ports)
 
 
 # Expected differences between Debian's 0.23 and upstream master, which we follow:
-# (families only 0.23 has, families only we have, labels only we have).
+# (families only 0.23 has, families only we have); the serialnumber label is dropped by probe_both.
 TCP_028 = ({"probe_failed_due_to_bytes"}, "0.28 added probe_failed_due_to_bytes (expect_bytes)")
 DIAL_FAIL_023 = ({"probe_failed_due_to_regex"}, "0.23 registered probe_failed_due_to_regex before dialling")
 GRPC_023 = ({"probe_ssl_earliest_cert_expiry"}, "0.23 registered it for plaintext gRPC too (#1338 fixed it)")
-SERIAL_026 = "0.26 added the serialnumber label to probe_ssl_last_chain_info"
 
 # (module, target key or literal, go-only families, ours-only families)
 CASES: list[tuple[str, str, set[str], set[str]]] = [
@@ -301,32 +251,12 @@ def _target(world: World, key: str) -> str:
 async def test_same_metrics_as_blackbox_exporter(world: World, module_name: str, target_key: str, go_only: set[str],
                                                  ours_only: set[str]) -> None:
     target = _target(world, target_key)
-    async with httpx.AsyncClient(timeout=10) as client:
-        response = await client.get(f"{world.go_url}/probe", params={"module": module_name, "target": target})
-    assert response.status_code == 200, response.text
-    go = _parse(response.text)
-
-    module = load_config([str(world.config_file)]).modules[module_name]
-    # The timeout blackbox computes without a scrape-timeout header: the module's (all are < 119.5s).
-    outcome = await run_probe(module_name, module, target, module.timeout or TIMEOUT)
-    ours = _parse(render_text(collect_sorted([outcome.metrics])).decode())
-
-    # 0.26+: the serialnumber label (SERIAL_026).
-    if "probe_ssl_last_chain_info" in ours:
-        ours["probe_ssl_last_chain_info"] = {
-            frozenset((k, v) for k, v in labels if k != "serialnumber"): value
-            for labels, value in ours["probe_ssl_last_chain_info"].items()}
+    both = await probe_both(world.go_url, world.config_file, module_name, target, TIMEOUT)
     for name in go_only:
-        assert name in go, f"expected 0.23-only family {name} is gone: update CASES"
-        go.pop(name)
+        assert name in both.go, f"expected 0.23-only family {name} is gone: update CASES"
+        both.go.pop(name)
     for name in ours_only:
-        assert name in ours, f"expected family {name} missing from ours"
-        ours.pop(name)
+        assert name in both.ours, f"expected family {name} missing from ours"
+        both.ours.pop(name)
 
-    assert sorted(ours) == sorted(go), outcome.log.text()
-    for name in go:
-        assert sorted(map(sorted, ours[name])) == sorted(map(sorted, go[name])), name
-        if _is_timing(name):
-            continue
-        for labels, go_value in go[name].items():
-            assert ours[name][labels] == go_value, (name, dict(labels), outcome.log.text())
+    assert_same_samples(both)

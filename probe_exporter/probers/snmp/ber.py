@@ -10,14 +10,10 @@ community request path (community.py); SNMPv3 stays entirely on pysnmp.
 
 from __future__ import annotations
 
-import struct
-
 from probe_exporter.probers.snmp import stats
 from probe_exporter.probers.snmp.values import (
     COUNTER64,
-    DOUBLE,
     END_OF_MIB,
-    FLOAT,
     INTEGER,
     IPADDRESS,
     NO_SUCH,
@@ -26,11 +22,16 @@ from probe_exporter.probers.snmp.values import (
     OID,
     UNSIGNED,
     Value,
+    opaque_value,
 )
 
 
 class BerError(ValueError):
     pass
+
+
+# Bytes of one OID arc, as gosnmp's parseBase128Int allows (35 bits; SNMP arcs are 32-bit).
+_MAX_ARC_BYTES = 5
 
 
 def _length(data: bytes, pos: int) -> tuple[int, int]:
@@ -59,13 +60,21 @@ def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
 def decode_oid(raw: bytes) -> tuple[int, ...]:
     if not raw:
         raise BerError("empty OID")
+    if raw[-1] & 0x80:
+        raise BerError("truncated OID")
     arcs: list[int] = []
     value = 0
+    continued = 0
     for byte in raw:
         value = (value << 7) | (byte & 0x7F)
-        if not byte & 0x80:
+        if byte & 0x80:
+            # gosnmp's bound; an unbounded arc costs quadratic time, on the event loop.
+            continued += 1
+            if continued >= _MAX_ARC_BYTES:
+                raise BerError("OID arc too large")
+        else:
             arcs.append(value)
-            value = 0
+            value = continued = 0
     first = arcs[0]
     head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
     return (*head, *arcs[1:])
@@ -77,14 +86,6 @@ def _signed(raw: bytes) -> int:
 
 def _unsigned(raw: bytes) -> int:
     return int.from_bytes(raw, "big") if raw else 0
-
-
-def _opaque(raw: bytes) -> Value:
-    if len(raw) == 7 and raw[:3] == b"\x9f\x78\x04":
-        return FLOAT, struct.unpack(">f", raw[3:])[0]
-    if len(raw) == 11 and raw[:3] == b"\x9f\x79\x08":
-        return DOUBLE, struct.unpack(">d", raw[3:])[0]
-    return OCTETS, raw
 
 
 def _value(tag: int, raw: bytes) -> Value:
@@ -101,7 +102,7 @@ def _value(tag: int, raw: bytes) -> Value:
     if tag == 0x40:
         return IPADDRESS, ".".join(map(str, raw)) if raw else ""
     if tag == 0x44:
-        return _opaque(raw)
+        return opaque_value(raw)
     if tag == 0x05:
         return NULL, None
     if tag in (0x80, 0x81):

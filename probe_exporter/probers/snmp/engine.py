@@ -12,7 +12,7 @@ We talk to pysnmp's message dispatcher directly instead of through hlapi's `bulk
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,7 +106,8 @@ class Engine:
         self.community = CommunityTransport()
 
     def security(self, auth: SnmpAuth, context_name: str | None = None) -> Security:
-        """Register `auth`'s credentials once (named by a digest, never by the secret itself)."""
+        """Register `auth`'s credentials once (a community under a numbered name, never one derived
+        from the secret: a digest of a short community would be easy to reverse)."""
         context = (auth.context_name if context_name is None else context_name).encode()
         slot, credentials = _slot(auth)
         registered = self._security.get(slot)
@@ -122,7 +123,7 @@ class Engine:
 
     def _register(self, auth: SnmpAuth, slot: tuple[Any, ...], replace: bool) -> Security:
         if auth.version in (1, 2):
-            name = "pe" + hashlib.sha256(repr(slot).encode()).hexdigest()[:16]
+            name = f"pe-community-{len(self._security)}"
             engine_config.add_v1_system(self.snmp, name, auth.community.reveal(), securityName=name)
             mp_model = auth.version - 1
             return Security(mp_model, mp_model + 1, name.encode(), 1, b"")
@@ -318,6 +319,9 @@ def get_engine() -> Engine:
     """The process's engine, created on first use inside the running loop."""
     global _engine
     if _engine is None or _engine.loop is not asyncio.get_running_loop():
+        if _engine is not None:  # made in another loop (a test's): free its sockets
+            with contextlib.suppress(RuntimeError):  # that loop may be closed already
+                _engine.close()
         _engine = Engine()
     return _engine
 

@@ -7,6 +7,7 @@ succeeded, so /probe can keep the modules that worked.
 
 from __future__ import annotations
 
+import asyncio
 import binascii
 import time
 from collections.abc import Mapping
@@ -125,11 +126,14 @@ async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Co
     outcome = ScrapeResult(families, results)
     try:
         target = parse_target(target_text)
-        domain, address = await resolve(target)
-    except SnmpError as err:
+        # A slow resolver must not outlast the deadline (/snmp has no runner timeout around it).
+        async with asyncio.timeout_at(deadline):
+            domain, address = await resolve(target)
+    except (SnmpError, TimeoutError) as err:
+        reason = str(err) if isinstance(err, SnmpError) else f"error connecting to target {target.host}: timeout"
         for result in results:
-            result.error = str(err)
-        log.error("Error connecting to target", err=str(err))
+            result.error = reason
+        log.error("Error connecting to target", err=reason)
         return outcome
     engine = get_engine()
     stats.STATS.in_flight.inc()

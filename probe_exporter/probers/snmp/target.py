@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from pysnmp.carrier.asyncio.dgram import udp, udp6
 
+from probe_exporter.probers.hostport import HostPortError, split_host_port
 from probe_exporter.probers.snmp.engine import SnmpError
 
 _FAMILIES = {"udp": socket.AF_UNSPEC, "udp4": socket.AF_INET, "udp6": socket.AF_INET6}
@@ -26,7 +27,10 @@ def parse_target(text: str) -> Target:
     if "://" in text:
         transport, text = text.split("://", 1)
     host, port = text, 161
-    split = _split_host_port(text)
+    try:
+        split: tuple[str, str] | None = split_host_port(text)
+    except HostPortError:  # Go's SplitHostPort failed: the whole text is the host
+        split = None
     if split is not None:
         host, port_text = split
         if not port_text.isdigit():
@@ -39,19 +43,6 @@ def parse_target(text: str) -> Target:
     if transport not in _FAMILIES:
         raise SnmpError(f"unsupported transport {transport!r} (udp, udp4 and udp6 are supported)")
     return Target(transport, host, port)
-
-
-def _split_host_port(text: str) -> tuple[str, str] | None:
-    """net.SplitHostPort, None where Go returns an error (the whole text is then the host)."""
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0 or not text[end + 1:].startswith(":") or ":" in text[end + 2:]:
-            return None
-        return text[1:end], text[end + 2:]
-    if text.count(":") != 1:
-        return None
-    host, port = text.split(":")
-    return host, port
 
 
 async def resolve(target: Target) -> tuple[tuple[int, ...], tuple[str, int] | tuple[str, int, int, int]]:

@@ -53,14 +53,18 @@ def _ipaddress(value: Any) -> Value:
     return IPADDRESS, ".".join(map(str, raw)) if raw else ""
 
 
-def _opaque(value: Any) -> Value:
-    raw = value.asOctets()
-    # An Opaque-wrapped float (RFC draft, net-snmp): 9f 78 04 <float32> or 9f 79 08 <float64>.
+def opaque_value(raw: bytes) -> Value:
+    """An Opaque's content: a wrapped float (RFC draft, net-snmp: 9f 78 04 <float32> or 9f 79 08
+    <float64>) as a number, anything else as bytes. Shared by the pysnmp and the fast BER path."""
     if len(raw) == 7 and raw[:3] == b"\x9f\x78\x04":
         return FLOAT, struct.unpack(">f", raw[3:])[0]
     if len(raw) == 11 and raw[:3] == b"\x9f\x79\x08":
         return DOUBLE, struct.unpack(">d", raw[3:])[0]
     return OCTETS, raw
+
+
+def _opaque(value: Any) -> Value:
+    return opaque_value(value.asOctets())
 
 
 def _null(value: Any) -> Value:

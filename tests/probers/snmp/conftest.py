@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -25,6 +26,8 @@ from typing import Any
 
 import pytest
 
+from probe_exporter.probers.snmp import ber
+from tests.conftest import free_port
 from tests.probers.snmp import recordings
 
 # The type-coverage recording, line for line as in the reference spec §4.4.
@@ -142,29 +145,43 @@ V3_USERS = {
 }
 
 
-def free_udp_port() -> int:
+def _answers(port: int, community: str) -> bool:
+    """One v2c GET of sysName.0 on a plain UDP socket: does the agent answer within 0.3 s?"""
+    request = ber.encode_request(1, community.encode(), ber.GET, 1, [(1, 3, 6, 1, 2, 1, 1, 5, 0)])
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+        sock.settimeout(0.3)
+        sock.sendto(request, ("127.0.0.1", port))
+        try:
+            return ber.decode_response(sock.recv(65535))[2] == 1
+        except (TimeoutError, OSError, ber.BerError, IndexError):
+            return False
 
 
 def _wait_for_agent(port: int, community: str, process: subprocess.Popen[bytes], name: str) -> None:
-    """Poll with net-snmp's snmpget until the agent answers (snmpsim indexes its data first)."""
-    snmpget = shutil.which("snmpget")
+    """Poll until the agent answers (snmpsim indexes its data first)."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{name} exited with {process.returncode}")
-        if snmpget is None:
-            time.sleep(2)
+        if _answers(port, community):
             return
-        done = subprocess.run([snmpget, "-v2c", "-c", community, "-t", "0.3", "-r", "0", f"127.0.0.1:{port}",
-                               "1.3.6.1.2.1.1.5.0"], capture_output=True, check=False)
-        if done.returncode == 0:
-            return
-        time.sleep(0.1)
+        time.sleep(0.05)
     raise RuntimeError(f"{name} did not answer on 127.0.0.1:{port}")
+
+
+@contextlib.contextmanager
+def _running_agent(args: list[str], env: dict[str, str], port: int, community: str, name: str) -> Iterator[str]:
+    """Start an agent process; yields `127.0.0.1:PORT` once it answers, stops it afterwards."""
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_agent(port, community, process, name)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @pytest.fixture(scope="session")
@@ -179,21 +196,13 @@ def snmpsim_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     cache.mkdir()
     recordings.write_cisco_16_switch(data)
     (data / "types.snmprec").write_text(TYPES_SNMPREC)
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     # SNMPSIM_ALLOW_ROOT: dropping to `nobody` breaks lazy imports when Python lives under /root.
     env = {**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}
-    process = subprocess.Popen(
-        [str(responder), f"--data-dir={data}", f"--cache-dir={cache}", f"--agent-udpv4-endpoint=127.0.0.1:{port}",
-         "--logging-method=null"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_agent(port, "cisco_16_switch", process, "snmpsim")
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with _running_agent([str(responder), f"--data-dir={data}", f"--cache-dir={cache}",
+                         f"--agent-udpv4-endpoint=127.0.0.1:{port}", "--logging-method=null"],
+                        env, port, "cisco_16_switch", "snmpsim") as target:
+        yield target
 
 
 @pytest.fixture(scope="session")
@@ -203,7 +212,7 @@ def snmpd_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if snmpd is None:
         pytest.skip("snmpd is not installed (apt-get install snmpd)")
     root = tmp_path_factory.mktemp("snmpd")
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     lines = ["rocommunity public 127.0.0.1", "sysName snmpd-under-test", "sysLocation test-lab"]
     for user, (level, auth, password, priv, priv_password) in V3_USERS.items():
         if level == "noAuthNoPriv":
@@ -218,19 +227,10 @@ def snmpd_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     conf = root / "snmpd.conf"
     conf.write_text("\n".join(lines) + "\n")
     env = {**os.environ, "SNMP_PERSISTENT_DIR": str(root / "persist"), "MIBS": ""}
-    process = subprocess.Popen(
-        [snmpd, "-f", "-Lf", str(root / "snmpd.log"), "-C", "-c", str(conf), "-p", str(root / "snmpd.pid"),
-         "-M", "/nonexistent", f"udp:127.0.0.1:{port}"], env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_agent(port, "public", process, "snmpd")
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with _running_agent([snmpd, "-f", "-Lf", str(root / "snmpd.log"), "-C", "-c", str(conf), "-p",
+                         str(root / "snmpd.pid"), "-M", "/nonexistent", f"udp:127.0.0.1:{port}"],
+                        env, port, "public", "snmpd") as target:
+        yield target
 
 
 @pytest.fixture(scope="session")

@@ -87,6 +87,26 @@ def test_garbage_is_rejected(data: bytes) -> None:
         ber.decode_response(data)
 
 
+def _with_raw_oid(raw_oid: bytes) -> bytes:
+    """A v2c response (request-id 123456) with one varbind: OID content `raw_oid`, INTEGER 1."""
+    def tlv(tag: int, content: bytes) -> bytes:
+        return bytes((tag,)) + ber._encode_length(len(content)) + content
+
+    varbind = tlv(0x30, tlv(0x06, raw_oid) + b"\x02\x01\x01")
+    pdu = tlv(0xA2, b"\x02\x03\x01\xe2\x40" + b"\x02\x01\x00" * 2 + tlv(0x30, varbind))
+    return tlv(0x30, b"\x02\x01\x01" + tlv(0x04, b"c") + pdu)
+
+
+def test_oid_arcs_are_bounded_as_gosnmp_bounds_them() -> None:
+    # A hostile agent's 60 kB arc would take quadratic time to decode, on the event loop.
+    with pytest.raises(ber.BerError, match="OID arc too large"):
+        ber.decode_response(_with_raw_oid(b"\x2b" + b"\xff" * 60000 + b"\x7f"))
+    with pytest.raises(ber.BerError, match="truncated OID"):
+        ber.decode_response(_with_raw_oid(b"\x2b\x06\x81"))
+    largest = ber.encode_oid((1, 3, 6, 4294967295))
+    assert ber.decode_response(_with_raw_oid(largest))[5] == [((1, 3, 6, 4294967295), (values.INTEGER, 1))]
+
+
 @pytest.fixture(scope="module")
 def config(shared_snmp_yml: Path, test_auths_yml: Path) -> Config:
     return load_config([str(shared_snmp_yml), str(test_auths_yml)])

@@ -165,3 +165,12 @@ def test_environment_expansion_behind_the_flag(tmp_path: Path, monkeypatch: pyte
     monkeypatch.delenv("SNMP_USER")
     with pytest.raises(ConfigError, match="'SNMP_USER' is not set"):
         load_config([path])
+
+
+def test_config_page_follows_a_reload(tmp_path: Path) -> None:
+    path = _write(tmp_path, "a.yml", "modules:\n  one: {walk: [1.3.6.1.2.1.1]}\n")
+    first = config_as_yaml(load_config([path]))
+    _write(tmp_path, "a.yml", "modules:\n  two: {walk: [1.3.6.1.2.1.1]}\n")
+    second = config_as_yaml(load_config([path]))
+    assert "one:" in first and "two:" not in first
+    assert "two:" in second and "one:" not in second

@@ -55,6 +55,12 @@ def _rows(first: int, count: int) -> list[tuple[tuple[int, ...], Any]]:
     return [((*ROOT, n), rfc1902.Integer32(n)) for n in range(first, first + count)]
 
 
+def _endless_table(oid: tuple[int, ...], reps: int) -> list[tuple[tuple[int, ...], Any]]:
+    """A table that never ends: always the next `reps` rows after the one asked for."""
+    after = oid[len(ROOT)] + 1 if len(oid) > len(ROOT) else 1
+    return _rows(after, reps)
+
+
 async def test_non_increasing_oid_fails_with_reason(config: Config, hostile_agent: Any) -> None:
     # Every answer starts over at row 1: the second request gets back an OID it already had.
     agent = await hostile_agent(lambda oid, reps: _rows(1, min(reps, 3)))
@@ -77,11 +83,7 @@ async def test_endless_table_is_cut_by_the_varbind_limit(config: Config, hostile
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scrape_module, "MAX_VARBINDS", 500)
 
-    def respond(oid: tuple[int, ...], reps: int) -> list[tuple[tuple[int, ...], Any]]:
-        after = oid[len(ROOT)] + 1 if len(oid) > len(ROOT) else 1
-        return _rows(after, reps)
-
-    agent = await hostile_agent(respond)
+    agent = await hostile_agent(_endless_table)
     success, _, log, _ = await _probe(config, "table", agent.address, 5)
     assert not success
     assert "returned more than 500 varbinds" in log
@@ -89,11 +91,7 @@ async def test_endless_table_is_cut_by_the_varbind_limit(config: Config, hostile
 
 
 async def test_endless_table_is_cut_by_the_deadline(config: Config, hostile_agent: Any) -> None:
-    def respond(oid: tuple[int, ...], reps: int) -> list[tuple[tuple[int, ...], Any]]:
-        after = oid[len(ROOT)] + 1 if len(oid) > len(ROOT) else 1
-        return _rows(after, reps)
-
-    agent = await hostile_agent(respond)
+    agent = await hostile_agent(_endless_table)
     success, _, _, elapsed = await _probe(config, "table", agent.address, 0.5)
     assert not success
     assert elapsed < 0.7
@@ -101,11 +99,7 @@ async def test_endless_table_is_cut_by_the_deadline(config: Config, hostile_agen
 
 
 async def test_agent_that_stops_answering_mid_walk(config: Config, hostile_agent: Any) -> None:
-    def respond(oid: tuple[int, ...], reps: int) -> list[tuple[tuple[int, ...], Any]]:
-        after = oid[len(ROOT)] + 1 if len(oid) > len(ROOT) else 1
-        return _rows(after, reps)
-
-    agent = await hostile_agent(respond, answers=3)
+    agent = await hostile_agent(_endless_table, answers=3)
     success, text, log, elapsed = await _probe(config, "table", agent.address, 5)
     assert not success
     # 200 ms per request, one retry: the walk gives up after ~0.4 s, long before the deadline.
@@ -115,7 +109,7 @@ async def test_agent_that_stops_answering_mid_walk(config: Config, hostile_agent
     assert "probe_success 0" in text
 
 
-async def test_walk_stops_quietly_on_an_error_status(config: Config, hostile_agent: Any) -> None:
+async def test_walk_ends_quietly_when_the_agent_leaves_the_subtree(config: Config, hostile_agent: Any) -> None:
     # An agent answering with rows then leaving the subtree: the walk ends there, no error.
     def respond(oid: tuple[int, ...], reps: int) -> list[tuple[tuple[int, ...], Any]]:
         if len(oid) > len(ROOT):

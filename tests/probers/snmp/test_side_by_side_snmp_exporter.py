@@ -23,7 +23,8 @@ from asgi_lifespan import LifespanManager
 
 from probe_exporter.exporter import Exporter, Settings
 from probe_exporter.web.app import create_app
-from tests.probers.snmp.conftest import TYPES_MODULE, free_udp_port
+from tests.conftest import free_port
+from tests.probers.snmp.conftest import TYPES_MODULE
 
 BINARY = Path("/usr/bin/prometheus-snmp-exporter")
 
@@ -51,9 +52,7 @@ def old_format_file(shared_snmp_yml: Path, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="module")
 def go_exporter(old_format_file: Path) -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     process = subprocess.Popen([str(BINARY), f"--config.file={old_format_file}",
                                 f"--web.listen-address=127.0.0.1:{port}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -65,6 +64,8 @@ def go_exporter(old_format_file: Path) -> Iterator[str]:
             if process.poll() is not None:
                 raise RuntimeError(f"snmp_exporter exited with {process.returncode}")
             time.sleep(0.1)
+        else:
+            raise RuntimeError(f"snmp_exporter did not answer on 127.0.0.1:{port}")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
@@ -98,11 +99,12 @@ async def test_identical_samples(go_exporter: str, ours: httpx.AsyncClient, snmp
 
 
 async def test_both_fail_on_an_unanswering_agent(go_exporter: str, ours: httpx.AsyncClient) -> None:
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     query = f"/snmp?target=127.0.0.1:{port}&module=system"
+    headers = {"X-Prometheus-Scrape-Timeout-Seconds": "3"}
     async with httpx.AsyncClient(timeout=60) as client:
-        go_response = await client.get(go_exporter + query, headers={"X-Prometheus-Scrape-Timeout-Seconds": "3"})
-    our_response = await ours.get(query, headers={"X-Prometheus-Scrape-Timeout-Seconds": "3"})
+        go_response, our_response = await asyncio.gather(client.get(go_exporter + query, headers=headers),
+                                                         ours.get(query, headers=headers))
     assert go_response.status_code == our_response.status_code == 500
     prefix = "An error has occurred while serving metrics:\n\n"
     assert go_response.text.startswith(prefix) and our_response.text.startswith(prefix)

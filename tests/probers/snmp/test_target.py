@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 import pytest
 
+from probe_exporter.config import load_config
+from probe_exporter.logs import ProbeLog
 from probe_exporter.probers.snmp.engine import SnmpError
+from probe_exporter.probers.snmp.scrape import scrape
 from probe_exporter.probers.snmp.target import Target, parse_target
 
 
@@ -23,6 +29,9 @@ from probe_exporter.probers.snmp.target import Target, parse_target
     ("fe80::1", Target("udp", "fe80::1", 161)),
     ("[localhost]", Target("udp", "localhost", 161)),
     ("[192.168.1.1]", Target("udp", "192.168.1.1", 161)),
+    # Go's SplitHostPort fails (too many colons): the whole text is the host, which will not resolve.
+    ("[::1]:1161:5", Target("udp", "[::1]:1161:5", 161)),
+    ("a:b:c", Target("udp", "a:b:c", 161)),
 ])
 def test_parse_target(text: str, expected: Target) -> None:
     assert parse_target(text) == expected
@@ -37,3 +46,16 @@ def test_parse_target(text: str, expected: Target) -> None:
 def test_parse_target_errors(text: str, message: str) -> None:
     with pytest.raises(SnmpError, match=message):
         parse_target(text)
+
+
+async def test_name_resolution_is_bounded_by_the_deadline(tmp_path: Path) -> None:
+    path = tmp_path / "snmp.yml"
+    path.write_text("auths:\n  public_v2: {}\nmodules:\n  m: {walk: [1.3.6.1.2.1.1]}\n")
+    config = load_config([str(path)])
+    log = ProbeLog(module="m", target="localhost")
+    # A deadline already reached: the lookup is cut at its first wait, as a slow resolver would be.
+    result = await scrape("localhost", [("m", config.modules["m"])], config, {}, asyncio.get_running_loop().time(),
+                          log)
+    assert not result.success
+    assert result.modules[0].error == "error connecting to target localhost: timeout"
+    assert "Error connecting to target" in log.text()

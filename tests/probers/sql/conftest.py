@@ -24,6 +24,7 @@ from asgi_lifespan import LifespanManager
 
 from probe_exporter.exporter import Exporter, Settings
 from probe_exporter.web.app import create_app
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 DATA = Path(__file__).resolve().parent / "data"
@@ -224,9 +225,7 @@ def silent_server() -> Iterator[SilentServer]:
 
 def closed_port() -> int:
     """A local port nobody listens on (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()
 
 
 async def wait_until(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
