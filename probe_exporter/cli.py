@@ -39,6 +39,11 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="Module config file or glob; repeatable (default: the shipped modules/*.yml).")
     parser.add_argument("--log.level", dest="log_level", default="info", choices=sorted(logs.LEVELS))
     parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
+    parser.add_argument("--snmp.wrap-large-counters", dest="snmp_wrap_large_counters",
+                        action=argparse.BooleanOptionalAction, default=True,
+                        help="Wrap 64-bit SNMP counters at 2^53 so float64 keeps them exact, as snmp_exporter does.")
+    parser.add_argument("--config.expand-environment-variables", dest="expand_environment_variables",
+                        action="store_true", help="Expand ${VAR} in SNMP auth username, password and priv_password.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _probe_command(args_list[1:])
     args = build_parser().parse_args(args_list)
     logs.setup_logging(args.log_level, args.log_format)
+    _apply_snmp_flags(args)
     patterns = args.config_files or default_config_patterns()
     try:
         config = load_config(patterns)
@@ -149,6 +155,14 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{len(config.modules)} modules")
         return 0
     return _serve(args, patterns, config)
+
+
+def _apply_snmp_flags(args: argparse.Namespace) -> None:
+    """snmp_exporter's flags, set before the config is loaded (env expansion happens at load)."""
+    from probe_exporter.config import snmp as snmp_settings
+
+    snmp_settings.WRAP_LARGE_COUNTERS = args.snmp_wrap_large_counters
+    snmp_settings.EXPAND_ENVIRONMENT_VARIABLES = args.expand_environment_variables
 
 
 def _serve(args: argparse.Namespace, patterns: list[str], config: object) -> int:
@@ -227,6 +241,7 @@ def _probe_command(argv: list[str]) -> int:
     parser = build_probe_parser()
     args = parser.parse_args(argv)
     logs.setup_logging(args.log_level, args.log_format)
+    _apply_snmp_flags(args)
     try:
         config = load_config(args.config_files or default_config_patterns())
     except ConfigError as err:

@@ -18,6 +18,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from probe_exporter.logs import mask_target
+
 if TYPE_CHECKING:
     from probe_exporter.config import Module
     from probe_exporter.runner import ProbeOutcome
@@ -67,10 +69,10 @@ def _trimmed(outcome: ProbeOutcome) -> tuple[ProbeOutcome, int]:
     """The outcome as the history keeps it, and how many samples were left out."""
     from probe_exporter.probe_metrics import ProbeMetrics
 
-    families = list(outcome.metrics.collect())
-    total = sum(len(family.samples) for family in families)
-    if total <= MAX_SAMPLES_KEPT:
+    total = outcome.metrics.sample_count()
+    if total <= MAX_SAMPLES_KEPT:  # the common case: keep as is, nothing built
         return outcome, 0
+    families = list(outcome.metrics.collect())
     kept = ProbeMetrics()
     for family in families:
         if family.name in _ALWAYS_KEPT:
@@ -111,8 +113,9 @@ class ProbeHistory:
 
     def by_target(self, target: str, module_name: str | None = None) -> ProbeRecord | None:
         """The oldest kept probe of `target` (preserved failures first), as blackbox's /logs?target= does."""
+        shown = mask_target(target)  # records keep the target as logs show it
         for record in self._all_oldest_first():
-            if record.target == target and (module_name is None or record.module_name == module_name):
+            if record.target == shown and (module_name is None or record.module_name == module_name):
                 return record
         return None
 

@@ -76,14 +76,32 @@ def log(level: int, msg: str, **fields: Any) -> None:
 _PROBE_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
 
 
+def scrub(text: str, secrets: frozenset[str]) -> str:
+    """`text` with every secret value replaced by <secret>."""
+    for value in secrets:
+        if value in text:
+            text = text.replace(value, "<secret>")
+    return text
+
+
+_USERINFO_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^/@\s]*@")
+
+
+def mask_target(target: str) -> str:
+    """The target as logs and pages show it: a URL's `user:password@` becomes `user:<secret>@`."""
+    return _USERINFO_PASSWORD.sub(r"\1<secret>@", target) if "@" in target else target
+
+
 class ProbeLog:
     """Collects one probe's log lines for debug output and history; forwards them to the process log
     at debug level (a failed probe gets one info line with its reason, written by the runner)."""
 
-    __slots__ = ("context", "entries", "first_error", "forward_context", "last_error")
+    __slots__ = ("context", "entries", "first_error", "forward_context", "last_error", "secrets")
 
-    def __init__(self, **context: Any) -> None:
+    def __init__(self, secrets: frozenset[str] = frozenset(), **context: Any) -> None:
         self.context = context
+        # The module's secret values: scrubbed from `err` fields, whose text comes from libraries.
+        self.secrets = secrets
         # Fields only the process log gets (probe_id), so the debug text keeps blackbox's layout.
         self.forward_context: dict[str, Any] = {}
         # (time, level, msg, fields): formatted only when someone reads `text()` (debug output, history),
@@ -94,6 +112,8 @@ class ProbeLog:
         self.first_error = ""
 
     def _emit(self, level: int, msg: str, fields: dict[str, Any]) -> None:
+        if self.secrets and "err" in fields:
+            fields["err"] = scrub(str(fields["err"]), self.secrets)
         self.entries.append((time.time(), level, msg, fields))
         if logger.isEnabledFor(logging.DEBUG):
             logger.log(logging.DEBUG, msg, extra={"fields": {**self.context, **self.forward_context, **fields}})
@@ -108,10 +128,10 @@ class ProbeLog:
         self._emit(logging.WARNING, msg, fields)
 
     def error(self, msg: str, **fields: Any) -> None:
-        """A reason the probe failed; the last one becomes the failure reason."""
+        """A reason the probe failed; the first one becomes the failure reason."""
+        self._emit(logging.ERROR, msg, fields)
         self.last_error = msg + (f": {fields['err']}" if "err" in fields else "")
         self.first_error = self.first_error or self.last_error
-        self._emit(logging.ERROR, msg, fields)
 
     def text(self) -> str:
         out: list[str] = []

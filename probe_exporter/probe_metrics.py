@@ -76,6 +76,11 @@ class ProbeMetrics:
     def has(self, name: str) -> bool:
         return name in self._families or any(f.name == name for f in self._extra)
 
+    def sample_count(self) -> int:
+        """How many samples collect() would yield, without building them."""
+        gauges = sum(1 if isinstance(metric, Gauge) else len(metric.children) for _, metric in self._families.values())
+        return gauges + sum(len(family.samples) for family in self._extra)
+
     def collect(self) -> Iterator[Metric]:
         for name, (documentation, metric) in self._families.items():
             family = Metric(name, documentation, "gauge")

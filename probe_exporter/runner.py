@@ -10,11 +10,13 @@ import contextlib
 import itertools
 import logging
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from probe_exporter import logs
 from probe_exporter.config import Config, Module
+from probe_exporter.config.secrets import secret_values
 from probe_exporter.limits import ProbeLimiter
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers import BadRequest, ProbeRequest, get_prober
@@ -64,7 +66,10 @@ async def run_probe(module_name: str, module: Module, target: str, timeout: floa
     if prober is None:
         raise BadRequest(f'Unknown prober "{module.prober}"')
     probe_id = next(_probe_ids)
-    log = logs.ProbeLog(module=module_name, target=target)
+    secrets = module.cached("secret_values", lambda: secret_values(
+        module, *(config.snmp_auths.values() if config is not None and module.prober == "snmp" else ())))
+    shown_target = logs.mask_target(target)
+    log = logs.ProbeLog(secrets, module=module_name, target=shown_target)
     log.forward_context["probe_id"] = probe_id
     metrics = ProbeMetrics()
     success_gauge = metrics.gauge("probe_success", "Displays whether or not the probe was a success")
@@ -104,8 +109,9 @@ async def run_probe(module_name: str, module: Module, target: str, timeout: floa
             timed_out = log.last_error
     except Exception as err:  # a prober bug must not become a 500 for one target
         log.error("Probe failed with an internal error", err=f"{type(err).__name__}: {err}")
-        logs.logger.exception("prober raised", extra={"fields": {"module": module_name, "target": target,
-                                                                 "probe_id": probe_id}})
+        trace = logs.scrub("".join(traceback.format_exception(err)), secrets)
+        logs.log(logging.ERROR, "prober raised", module=module_name, target=shown_target, probe_id=probe_id,
+                 traceback=trace)
     # The probe's own time: waiting for a slot is on /metrics (probe_exporter_probe_queue_wait_seconds),
     # except for a probe that never started, whose whole time was the wait.
     duration = time.monotonic() - start
@@ -116,9 +122,9 @@ async def run_probe(module_name: str, module: Module, target: str, timeout: floa
         log.info("Probe succeeded", duration_seconds=duration)
     else:
         log.error("Probe failed", duration_seconds=duration)
-    outcome = ProbeOutcome(probe_id, module_name, target, success, duration, metrics, log, reason)
+    outcome = ProbeOutcome(probe_id, module_name, shown_target, success, duration, metrics, log, reason)
     if not success:
-        logs.log(logging.INFO, "Probe failed", module=module_name, target=target, probe_id=probe_id,
+        logs.log(logging.INFO, "Probe failed", module=module_name, target=shown_target, probe_id=probe_id,
                  result="failure", duration_seconds=round(duration, 6), reason=reason)
     return outcome
 
@@ -132,7 +138,6 @@ def debug_output(outcome: ProbeOutcome, module: Module) -> str:
     return (f"Logs for the probe:\n{outcome.log.text()}\n\n\n"
             f"Metrics that would have been returned:\n{metrics_text}\n\n\n"
             f"Module configuration:\n{module_as_yaml(module)}")
-
 
 
 def new_probe_id() -> int:

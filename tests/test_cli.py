@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from probe_exporter import __version__
 from probe_exporter.cli import bind_listener, main
 from tests.conftest import REPO
@@ -57,3 +59,20 @@ async def test_listener_connections_get_tcp_nodelay() -> None:
         _, writer = await asyncio.open_connection(*listener.getsockname())
         assert await asyncio.wait_for(accepted, 5) != 0
         writer.close()
+
+
+def test_snmp_flags_reach_the_snmp_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from probe_exporter.config import load_config
+    from probe_exporter.config import snmp as snmp_settings
+
+    monkeypatch.setattr(snmp_settings, "WRAP_LARGE_COUNTERS", True)
+    monkeypatch.setattr(snmp_settings, "EXPAND_ENVIRONMENT_VARIABLES", False)
+    monkeypatch.setenv("PROBE_TEST_V3_PASSWORD", "from-the-environment")
+    config_file = tmp_path / "snmp.yml"
+    config_file.write_text("auths:\n  v3:\n    version: 3\n    username: probe\n    security_level: authNoPriv\n"
+                           "    auth_protocol: SHA\n    password: ${PROBE_TEST_V3_PASSWORD}\n"
+                           "modules:\n  sys:\n    walk: [1.3.6.1.2.1.1.5]\n")
+    assert main(["--config.check", "--config.file", str(config_file), "--no-snmp.wrap-large-counters",
+                 "--config.expand-environment-variables"]) == 0
+    assert snmp_settings.WRAP_LARGE_COUNTERS is False
+    assert load_config([str(config_file)]).snmp_auths["v3"].password.reveal() == "from-the-environment"

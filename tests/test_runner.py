@@ -1,7 +1,14 @@
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import pytest
 
+from probe_exporter import runner
+from probe_exporter.config import Config, Module, load_config
+from probe_exporter.config.secrets import secret_values
+from probe_exporter.logs import ProbeLog, mask_target
 from probe_exporter.runner import compute_timeout
 
 
@@ -19,3 +26,44 @@ def test_timeout_vectors(module_timeout: float, header: str, offset: float, expe
 def test_bad_header_is_an_error() -> None:
     with pytest.raises(ValueError, match='parsing "abc": invalid syntax'):
         compute_timeout("abc", 0.5, 0)
+
+
+def _secret_module(tmp_path: Path) -> tuple[Module, Config]:
+    path = tmp_path / "m.yml"
+    path.write_text("modules:\n  m:\n    prober: http\n    http:\n"
+                    "      basic_auth: {username: u, password: hunter2-pass}\n"
+                    "      http_headers: {X-Key: {secrets: ['token/with spaces']}}\n")
+    config = load_config([str(path)])
+    return config.modules["m"], config
+
+
+def test_secret_values_of_a_module(tmp_path: Path) -> None:
+    module, _ = _secret_module(tmp_path)
+    values = secret_values(module)
+    assert {"hunter2-pass", "token/with spaces", "token%2Fwith%20spaces"} <= values
+
+
+def test_probe_log_scrubs_library_error_text_and_masks_url_passwords() -> None:
+    log = ProbeLog(frozenset({"hunter2-pass"}), module="m", target=mask_target("http://u:hunter2-pass@h/"))
+    log.error("Error for HTTP request", err="Illegal header value b'Basic hunter2-pass'")
+    text = log.text()
+    assert "hunter2" not in text and "hunter2" not in log.first_error
+    assert "target=http://u:<secret>@h/" in text and "<secret>'" in text
+
+
+async def test_an_internal_prober_error_never_logs_a_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           caplog: pytest.LogCaptureFixture) -> None:
+    module, config = _secret_module(tmp_path)
+
+    async def broken_prober(request: object, metrics: object, log: object) -> bool:
+        raise RuntimeError("library said: credentials hunter2-pass rejected")
+
+    monkeypatch.setattr(runner, "get_prober", lambda name: broken_prober)
+    caplog.set_level(logging.DEBUG, logger="probe_exporter")
+    monkeypatch.setattr(logging.getLogger("probe_exporter"), "propagate", True)
+    outcome = await runner.run_probe("m", module, "http://u:hunter2-pass@127.0.0.1:9/", 1.0, config=config)
+    assert not outcome.success
+    assert "hunter2" not in outcome.reason + outcome.log.text() + outcome.target
+    assert "RuntimeError" in outcome.reason
+    records = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
+    assert "prober raised" in records and "hunter2" not in records

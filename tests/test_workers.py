@@ -42,6 +42,14 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie waiting for whoever reaps orphans."""
+    try:
+        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
 def until(condition: Callable[[], bool], seconds: float = 15.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -76,8 +84,12 @@ def exporter(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Pat
         yield process, base, config
     finally:
         if process.poll() is None:
-            process.kill()
-            process.wait()
+            process.terminate()  # SIGTERM: the parent stops its workers
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
         process.stderr.close()  # type: ignore[union-attr]
 
 
@@ -127,8 +139,7 @@ def test_sigterm_stops_every_worker(exporter: tuple[subprocess.Popen[bytes], str
     workers = children(process.pid)
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=15) == 0
-    for pid in workers:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    assert not any(running(pid) for pid in workers)
 
 
 def test_a_worker_that_dies_stops_the_rest(exporter: tuple[subprocess.Popen[bytes], str, Path]) -> None:
@@ -136,5 +147,14 @@ def test_a_worker_that_dies_stops_the_rest(exporter: tuple[subprocess.Popen[byte
     first, second = sorted(children(process.pid))
     os.kill(first, signal.SIGKILL)
     assert process.wait(timeout=15) == 1
-    assert not Path(f"/proc/{second}").exists()
+    assert not running(second)
     assert b"Worker exited" in process.stderr.read()  # type: ignore[union-attr]
+
+
+def test_workers_do_not_outlive_a_killed_parent(exporter: tuple[subprocess.Popen[bytes], str, Path]) -> None:
+    process, base, _ = exporter
+    workers = children(process.pid)
+    process.kill()  # SIGKILL: nothing relays; the workers' parent-death signal stops them
+    process.wait()
+    until(lambda: not any(running(pid) for pid in workers))
+    assert not _answers(base + "/-/healthy")

@@ -21,6 +21,9 @@ DEFAULT_AUTH = "public_v2"
 # --config.expand-environment-variables: `${VAR}`/`$VAR` in username, password and priv_password.
 # Off by default, as upstream; the CLI sets it before loading.
 EXPAND_ENVIRONMENT_VARIABLES = False
+# --snmp.wrap-large-counters: 64-bit counters wrap at 2^53 so float64 keeps them exact (upstream's
+# default); the CLI turns it off with --no-snmp.wrap-large-counters.
+WRAP_LARGE_COUNTERS = True
 DEFAULT_MODULE = "if_mib"
 
 SECURITY_LEVELS = ("noAuthNoPriv", "authNoPriv", "authPriv")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib.resources
 import logging
@@ -102,8 +103,8 @@ def refuse_target(exporter: Exporter, modules: Iterable[tuple[str, Module]], tar
             check_target(module_name, module, target)
         except TargetNotAllowed as err:
             exporter.metrics.targets_denied.labels(module_name).inc()
-            logs.log(logging.INFO, "Target not allowed", module=module_name, target=target, result="denied",
-                     reason=str(err))
+            logs.log(logging.INFO, "Target not allowed", module=module_name, target=logs.mask_target(target),
+                     result="denied", reason=str(err))
             return plain_error(403, str(err))
     return None
 
@@ -139,7 +140,8 @@ async def reload(request: Request) -> Response:
 
 @router.get("/config")
 async def show_config(request: Request) -> Response:
-    return PlainTextResponse(config_as_yaml(_exporter(request).config))
+    # A large snmp.yml takes about a second to render the first time: not on the event loop.
+    return PlainTextResponse(await asyncio.to_thread(config_as_yaml, _exporter(request).config))
 
 
 # The landing page form's deadline when the module sets none (no Prometheus header to go by).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -66,6 +67,7 @@ def _san_checking_protocol(source: WebConfigSource) -> type[asyncio.Protocol]:
 # `/-/reload` (which it reports with SIGUSR1) as SIGHUP to the others. When a worker dies on its own,
 # the parent stops the rest and exits 1, so that the service manager restarts the whole set.
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 RELAYED_SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCHLD}
 WORKER_STOP_SECONDS = 30.0
 
@@ -81,10 +83,11 @@ def run_workers(count: int, serve_worker: Callable[[int], None],
     the listening sockets it handed over) and relay signals until the workers are gone."""
     signal.pthread_sigmask(signal.SIG_BLOCK, RELAYED_SIGNALS)  # taken synchronously with sigwaitinfo
     workers: dict[int, int] = {}  # pid -> index
+    parent = os.getpid()
     for index in range(count):
         pid = os.fork()
         if pid == 0:
-            _worker_main(index, serve_worker)  # never returns
+            _worker_main(index, parent, serve_worker)  # never returns
         workers[pid] = index
     after_fork()
     logs.log(logging.INFO, "Started workers", workers=count, pids=",".join(map(str, workers)))
@@ -119,10 +122,11 @@ def run_workers(count: int, serve_worker: Callable[[int], None],
     return exit_code
 
 
-def _worker_main(index: int, serve_worker: Callable[[int], None]) -> None:
+def _worker_main(index: int, parent: int, serve_worker: Callable[[int], None]) -> None:
     code = 0
     try:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, RELAYED_SIGNALS)
+        _stop_with_parent(parent)
         serve_worker(index)
     except SystemExit as exit_:
         code = exit_.code if isinstance(exit_.code, int) else 1
@@ -132,6 +136,16 @@ def _worker_main(index: int, serve_worker: Callable[[int], None]) -> None:
     finally:
         logging.shutdown()
         os._exit(code)
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Linux: SIGTERM this worker when the parent dies, even by SIGKILL, so no worker outlives it
+    holding the port."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before prctl
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _send(workers: dict[int, int], number: signal.Signals) -> None:

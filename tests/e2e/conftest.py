@@ -292,7 +292,7 @@ def _snmp_agent_answers(port: int) -> bool:
     return done.returncode == 0
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped after its tests: it keeps probing while it runs
 def snmp_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """snmpsim (PyPI) serving cisco_16_switch (59 interfaces); yields 127.0.0.1:PORT."""
     responder = Path(sys.executable).with_name("snmpsim-command-responder")
@@ -382,7 +382,7 @@ class Environment:
     missing: list[str]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def probe_environment(plain_http_target: str, dead_target: str, hanging_target: str, tls_target: TLSTarget,
                       banner_target: str, dead_tcp_target: str, dns_target: str, snmp_target: str,
                       dead_snmp_target: str, postgresql_target: str | None,
@@ -546,7 +546,7 @@ def e2e_auths_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped after its tests: it keeps probing while it runs
 def exporter_address(tmp_path_factory: pytest.TempPathFactory, e2e_auths_file: Path,
                      tls_target: TLSTarget) -> Iterator[str]:
     address = f"127.0.0.1:{free_port()}"
@@ -562,7 +562,7 @@ def prometheus_binary() -> str:
     return require_binary("prometheus")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # stopped after its tests: it keeps probing while it runs
 def prometheus_stack(prometheus_binary: str, tmp_path_factory: pytest.TempPathFactory,
                      probe_environment: Environment, exporter_address: str) -> Iterator[Stack]:
     """Requests prometheus_binary first, so a laptop without it skips before starting anything else."""

@@ -17,6 +17,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
 from probe_exporter.config import Config, Module
+from probe_exporter.config import snmp as snmp_settings
 from probe_exporter.config.snmp import DEFAULT_AUTH, SnmpAuth, SnmpModule
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probers.base import BadRequest
@@ -28,7 +29,6 @@ from probe_exporter.probers.snmp.target import parse_target, resolve
 
 # Varbinds one module may return before the scrape is stopped (memory bound for a hostile agent).
 MAX_VARBINDS = 200_000
-WRAP_LARGE_COUNTERS = True
 
 _SELF_METRICS = (
     ("snmp_scrape_walk_duration_seconds", "Time SNMP walk/bulkwalk took."),
@@ -116,7 +116,7 @@ async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Co
                  params: Mapping[str, str], deadline: float, log: ProbeLog, stop_on_error: bool = False,
                  wrap_counters: bool | None = None) -> ScrapeResult:
     """Scrape `target_text` with each module in order; raises BadRequest before any traffic."""
-    wrap = WRAP_LARGE_COUNTERS if wrap_counters is None else wrap_counters
+    wrap = snmp_settings.WRAP_LARGE_COUNTERS if wrap_counters is None else wrap_counters
     plans = [(name, module, snmp_module(module), plan_of(module)) for name, module in modules]
     auths = [pick_auth(config, params, snmp) for _, _, snmp, _ in plans]
     engine_id = engine_id_of(params)

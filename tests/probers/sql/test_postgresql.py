@@ -217,9 +217,11 @@ async def test_concurrent_probes_respect_the_per_target_limit(tmp_path: Path, ad
     async def watch() -> None:
         nonlocal peak
         while not done.is_set():
-            # Running queries: a closed probe connection's backend may linger a moment, idle.
+            # Running queries of this test only (the tag): a closed probe connection's backend may linger
+            # a moment, idle, and other exporters (the e2e tests') may probe the same server meanwhile.
             rows = await fetch(admin, "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
-                                      "'probe_exporter' AND datname = 'test' AND state = 'active'")
+                                      "'probe_exporter' AND datname = 'test' AND state = 'active' "
+                                      f"AND query LIKE '%{tag}%' AND pid <> pg_backend_pid()")
             peak = max(peak, int(rows[0][0]))
             await asyncio.sleep(0.01)
 
