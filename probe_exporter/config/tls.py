@@ -65,24 +65,27 @@ class TLSConfig(StrictModel):
         else:
             ctx.load_default_certs()
         if self.cert or self.cert_file:
-            _load_client_cert(ctx, self)
+            load_cert_chain(ctx, self.cert_file, self.key_file, self.cert, self.key)
         if alpn:
             ctx.set_alpn_protocols(alpn)
         return ctx
 
 
-def _load_client_cert(ctx: ssl.SSLContext, tls: TLSConfig) -> None:
-    if tls.cert_file and tls.key_file:
-        ctx.load_cert_chain(tls.cert_file, tls.key_file)
+def load_cert_chain(ctx: ssl.SSLContext, cert_file: str | None, key_file: str | None, cert: str | None,
+                    key: Secret | None) -> None:
+    """Load a certificate and key given as files or inline PEM (client certs here, the web server's
+    certificate in web/security.py)."""
+    if cert_file and key_file:
+        ctx.load_cert_chain(cert_file, key_file)
         return
-    # ssl only loads certificates from files: inline PEM goes through a private temporary file.
+    # ssl loads certificates only from files: inline PEM goes through a private temporary directory.
     with tempfile.TemporaryDirectory() as tmp:
-        cert_path = tls.cert_file or os.path.join(tmp, "cert.pem")
-        key_path = tls.key_file or os.path.join(tmp, "key.pem")
-        if tls.cert:
-            _write_private(cert_path, tls.cert)
-        if tls.key:
-            _write_private(key_path, tls.key.reveal())
+        cert_path = cert_file or os.path.join(tmp, "cert.pem")
+        key_path = key_file or os.path.join(tmp, "key.pem")
+        if cert:
+            _write_private(cert_path, cert)
+        if key:
+            _write_private(key_path, key.reveal())
         ctx.load_cert_chain(cert_path, key_path)
 
 

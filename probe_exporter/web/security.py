@@ -27,7 +27,6 @@ import logging
 import os
 import re
 import ssl
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Literal
@@ -37,6 +36,7 @@ from pydantic import Field, field_validator, model_validator
 
 from probe_exporter import logs
 from probe_exporter.config.errors import ConfigError
+from probe_exporter.config.tls import load_cert_chain
 from probe_exporter.config.types import GoDuration, Secret, StrictModel
 
 Scope = MutableMapping[str, Any]
@@ -163,27 +163,10 @@ class TLSServerConfig(StrictModel):
 
     def load_certificate(self, ctx: ssl.SSLContext) -> None:
         """(Re)load the server certificate into `ctx`; new connections use it from then on."""
-        if self.cert_file and self.key_file:
-            ctx.load_cert_chain(self.cert_file, self.key_file)
-            return
-        # ssl loads certificates only from files: inline PEM goes through a private temporary directory.
-        with tempfile.TemporaryDirectory() as tmp:
-            cert_path = self.cert_file or os.path.join(tmp, "cert.pem")
-            key_path = self.key_file or os.path.join(tmp, "key.pem")
-            if self.cert:
-                _write_private(cert_path, self.cert)
-            if self.key:
-                _write_private(key_path, self.key.reveal())
-            ctx.load_cert_chain(cert_path, key_path)
+        load_cert_chain(ctx, self.cert_file, self.key_file, self.cert, self.key)
 
     def watched_files(self) -> list[str]:
         return [path for path in (self.cert_file, self.key_file) if path]
-
-
-def _write_private(path: str, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
 
 
 def client_sans_allowed(peercert: dict[str, Any] | None, allowed: list[str]) -> bool:
