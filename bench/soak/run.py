@@ -141,52 +141,68 @@ def targets(ports: dict[str, int], snmp_port: int) -> list[tuple[str, dict[str, 
 
 
 def rss_mib(pid: int) -> float:
+    """RSS of the exporter and its worker processes (--web.workers), in MiB."""
+    total = 0.0
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+            total += int(line.split()[1]) / 1024
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            total += rss_mib(int(child))
+    return total
 
 
 # --- the load generator (its own process, so its CPU is not the exporter's) ---------------------------
 
 async def loadgen(base: str, plan: list[tuple[str, dict[str, str]]], concurrency: int, duration: float,
                   interval: float) -> None:
-    import httpx
+    """Raw HTTP/1.0 requests on asyncio streams: a Python HTTP client (httpx) parsing 200 KB SNMP pages at
+    this concurrency needs more CPU than the exporter, and its own queueing would be counted as latency."""
+    from urllib.parse import urlencode, urlsplit
 
+    address = urlsplit(base)
+    requests = [(f"GET /probe?{urlencode(params)} HTTP/1.0\r\nHost: {address.netloc}\r\n"
+                 f"X-Prometheus-Scrape-Timeout-Seconds: {SCRAPE_TIMEOUT}\r\n\r\n").encode() for _, params in plan]
     stop_at = time.monotonic() + duration
     latencies: list[float] = []
     counts = {"requests": 0, "errors": 0, "over_deadline": 0}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    headers = {"X-Prometheus-Scrape-Timeout-Seconds": str(SCRAPE_TIMEOUT)}
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=SCRAPE_TIMEOUT * 3) as client:
-        async def worker(index: int) -> None:
-            position = index
-            while time.monotonic() < stop_at:
-                _, params = plan[position % len(plan)]
-                position += 1
-                start = time.monotonic()
-                try:
-                    response = await client.get("/probe", params=params, headers=headers)
-                    failed = response.status_code != 200 or b"probe_success" not in response.content
-                except httpx.HTTPError:
-                    failed = True
-                elapsed = time.monotonic() - start
-                latencies.append(elapsed)
-                counts["requests"] += 1
-                counts["errors"] += failed
-                counts["over_deadline"] += elapsed > SCRAPE_TIMEOUT
 
-        async def reporter() -> None:
-            while time.monotonic() < stop_at:
-                await asyncio.sleep(interval)
-                window = sorted(latencies)
-                latencies.clear()
-                p50 = statistics.median(window) if window else 0.0
-                p99 = window[int(len(window) * 0.99) - 1] if len(window) >= 100 else (window[-1] if window else 0.0)
-                print(json.dumps({**counts, "p50": p50, "p99": p99, "window": len(window)}), flush=True)
-                counts.update(requests=0, errors=0, over_deadline=0)
+    async def one(request: bytes) -> bool:
+        reader, writer = await asyncio.open_connection(address.hostname, address.port)
+        try:
+            writer.write(request)
+            response = await reader.read()  # HTTP/1.0: the server closes after the body
+        finally:
+            writer.close()
+        return response.startswith(b"HTTP/1.1 200") and b"\nprobe_success " in response
 
-        await asyncio.gather(reporter(), *(worker(i) for i in range(concurrency)))
+    async def worker(index: int) -> None:
+        position = index
+        while time.monotonic() < stop_at:
+            request = requests[position % len(requests)]
+            position += 1
+            start = time.monotonic()
+            try:
+                ok = await asyncio.wait_for(one(request), SCRAPE_TIMEOUT * 3)
+            except (OSError, TimeoutError):
+                ok = False
+            elapsed = time.monotonic() - start
+            latencies.append(elapsed)
+            counts["requests"] += 1
+            counts["errors"] += not ok
+            counts["over_deadline"] += elapsed > SCRAPE_TIMEOUT
+
+    async def reporter() -> None:
+        while time.monotonic() < stop_at:
+            await asyncio.sleep(interval)
+            window = sorted(latencies)
+            latencies.clear()
+            p50 = statistics.median(window) if window else 0.0
+            p99 = window[int(len(window) * 0.99) - 1] if len(window) >= 100 else (window[-1] if window else 0.0)
+            print(json.dumps({**counts, "p50": p50, "p99": p99, "window": len(window)}), flush=True)
+            counts.update(requests=0, errors=0, over_deadline=0)
+
+    await asyncio.gather(reporter(), *(worker(i) for i in range(concurrency)))
 
 
 # --- main ---------------------------------------------------------------------------------------------
@@ -197,6 +213,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--interval", type=float, default=30)
     parser.add_argument("--warmup", type=float, default=60, help="seconds before RSS is expected to be flat")
+    parser.add_argument("--exporter-arg", action="append", default=[], metavar="ARG",
+                        help="extra probe-exporter flag, e.g. --exporter-arg=--web.workers=2")
     parser.add_argument("--loadgen", nargs=3, metavar=("BASE", "PLAN_JSON", "UNUSED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.loadgen:
@@ -212,7 +230,8 @@ def main() -> int:
         port = free_port()
         exporter = subprocess.Popen(
             [sys.executable, "-m", "probe_exporter", "--config.file", str(REPO / "modules" / "*.yml"),
-             "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "error"],
+             "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "error",
+             *args.exporter_arg],
             cwd=REPO)
         try:
             base = f"http://127.0.0.1:{port}"
