@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-import os
-import shutil
 import signal
 import socket
 import statistics
@@ -32,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.probers.snmp import recordings  # noqa: E402
+from tests.probers.snmp import agents, recordings  # noqa: E402
 
 SCRAPE_TIMEOUT = 5.0
 
@@ -83,21 +82,12 @@ def start_targets() -> dict[str, int]:
     return ports
 
 
-def start_snmpsim(tmp: Path) -> tuple[subprocess.Popen[bytes] | None, int]:
-    binary = shutil.which("snmpsim-command-responder") or str(Path(sys.executable).parent / "snmpsim-command-responder")
-    if not Path(binary).exists() or not recordings.CISCO_16_SWITCH_GZ.exists():
-        return None, 0
-    data = tmp / "snmp-data"
-    data.mkdir()
-    recordings.write_cisco_16_switch(data)
-    port = free_port(socket.SOCK_DGRAM)
-    args = [binary, f"--data-dir={data}", f"--agent-udpv4-endpoint=127.0.0.1:{port}",
-            f"--cache-dir={tmp / 'snmpsim-cache'}", "--log-level=error"]
-    # SNMPSIM_ALLOW_ROOT: dropping to `nobody` breaks lazy imports when Python lives under /root.
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"})
-    time.sleep(2)
-    return proc, port
+def start_snmpsim(stack: contextlib.ExitStack, tmp: Path) -> int:
+    """snmpsim with the recorded Cisco switch when snmpsim and the recording are installed; its port, or 0."""
+    if not agents.SNMPSIM.exists() or not recordings.CISCO_16_SWITCH_GZ.exists():
+        return 0
+    target = stack.enter_context(agents.running_snmpsim(tmp / "snmpsim"))
+    return int(target.rsplit(":", 1)[1])
 
 
 def postgres_up() -> bool:
@@ -222,10 +212,11 @@ def main() -> int:
         asyncio.run(loadgen(args.loadgen[0], plan, args.concurrency, args.duration, args.interval))
         return 0
 
-    with tempfile.TemporaryDirectory() as tmp_name:
+    with tempfile.TemporaryDirectory() as tmp_name, contextlib.ExitStack() as agents_running:
         tmp = Path(tmp_name)
+        (tmp / "snmpsim").mkdir()
         ports = start_targets()
-        snmpsim, snmp_port = start_snmpsim(tmp)
+        snmp_port = start_snmpsim(agents_running, tmp)
         config = write_config(tmp, snmp_port)
         port = free_port()
         exporter = subprocess.Popen(
@@ -276,9 +267,6 @@ def main() -> int:
         finally:
             exporter.send_signal(signal.SIGTERM)
             exporter.wait(10)
-            if snmpsim is not None:
-                snmpsim.terminate()
-                snmpsim.wait(10)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ import yaml
 
 from tests.conftest import REPO
 from tests.probers._servers_dns import DNSServer, dns_server
-from tests.probers.snmp import recordings
+from tests.probers.snmp import agents
 
 EXAMPLE_CONFIG = REPO / "prometheus.example.yml"
 EXAMPLE_EXPORTER_ADDRESS = "localhost:10115"  # what the example's relabeling points at
@@ -282,44 +282,15 @@ def dns_target() -> Iterator[str]:
         loop.close()
 
 
-def _snmp_agent_answers(port: int) -> bool:
-    snmpget = shutil.which("snmpget")
-    if snmpget is None:  # no net-snmp: snmpsim has had its time to index the recording
-        time.sleep(3)
-        return True
-    done = subprocess.run([snmpget, "-v2c", "-c", SNMP_COMMUNITY, "-t", "0.3", "-r", "0", f"127.0.0.1:{port}",
-                           "1.3.6.1.2.1.1.5.0"], capture_output=True, check=False)
-    return done.returncode == 0
-
-
 @pytest.fixture(scope="module")  # stopped after its tests: it keeps probing while it runs
 def snmp_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """snmpsim (PyPI) serving cisco_16_switch (59 interfaces); yields 127.0.0.1:PORT."""
-    responder = Path(sys.executable).with_name("snmpsim-command-responder")
-    if not responder.exists():
+    if not agents.SNMPSIM.exists():
         if IN_CI:
             pytest.fail("snmpsim is missing: pip install snmpsim")
         pytest.skip("snmpsim is not installed (pip install snmpsim)")
-    root = tmp_path_factory.mktemp("e2e-snmpsim")
-    data, cache = root / "data", root / "cache"
-    data.mkdir()
-    cache.mkdir()
-    recordings.write_cisco_16_switch(data)
-    port = free_udp_port()
-    # SNMPSIM_ALLOW_ROOT: dropping to `nobody` breaks lazy imports when Python lives under /root.
-    env = {**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}
-    process = subprocess.Popen(
-        [str(responder), f"--data-dir={data}", f"--cache-dir={cache}", f"--agent-udpv4-endpoint=127.0.0.1:{port}",
-         "--logging-method=null"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not _snmp_agent_answers(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"snmpsim did not answer on 127.0.0.1:{port} (exit code {process.poll()})")
-            time.sleep(0.1)
-        yield f"127.0.0.1:{port}"
-    finally:
-        stop_process(process)  # type: ignore[arg-type]
+    with agents.running_snmpsim(tmp_path_factory.mktemp("e2e-snmpsim")) as target:
+        yield target
 
 
 @pytest.fixture(scope="session")

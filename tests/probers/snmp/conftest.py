@@ -12,13 +12,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,9 +22,8 @@ from typing import Any
 
 import pytest
 
-from probe_exporter.probers.snmp import ber
 from tests.conftest import free_port
-from tests.probers.snmp import recordings
+from tests.probers.snmp import agents, recordings
 
 # The type-coverage recording, line for line as in the reference spec §4.4.
 TYPES_SNMPREC = """\
@@ -145,63 +140,12 @@ V3_USERS = {
 }
 
 
-def _answers(port: int, community: str) -> bool:
-    """One v2c GET of sysName.0 on a plain UDP socket: does the agent answer within 0.3 s?"""
-    request = ber.encode_request(1, community.encode(), ber.GET, 1, [(1, 3, 6, 1, 2, 1, 1, 5, 0)])
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.settimeout(0.3)
-        sock.sendto(request, ("127.0.0.1", port))
-        try:
-            return ber.decode_response(sock.recv(65535))[2] == 1
-        except (TimeoutError, OSError, ber.BerError, IndexError):
-            return False
-
-
-def _wait_for_agent(port: int, community: str, process: subprocess.Popen[bytes], name: str) -> None:
-    """Poll until the agent answers (snmpsim indexes its data first)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}")
-        if _answers(port, community):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"{name} did not answer on 127.0.0.1:{port}")
-
-
-@contextlib.contextmanager
-def _running_agent(args: list[str], env: dict[str, str], port: int, community: str, name: str) -> Iterator[str]:
-    """Start an agent process; yields `127.0.0.1:PORT` once it answers, stops it afterwards."""
-    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_agent(port, community, process, name)
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 @pytest.fixture(scope="session")
 def snmpsim_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """snmpsim serving cisco_16_switch and types; yields `127.0.0.1:PORT`."""
-    responder = Path(sys.executable).with_name("snmpsim-command-responder")
-    if not responder.exists():
+    if not agents.SNMPSIM.exists():
         pytest.skip("snmpsim is not installed (pip install snmpsim pysmi)")
-    root = tmp_path_factory.mktemp("snmpsim")
-    data, cache = root / "data", root / "cache"
-    data.mkdir()
-    cache.mkdir()
-    recordings.write_cisco_16_switch(data)
-    (data / "types.snmprec").write_text(TYPES_SNMPREC)
-    port = free_port(socket.SOCK_DGRAM)
-    # SNMPSIM_ALLOW_ROOT: dropping to `nobody` breaks lazy imports when Python lives under /root.
-    env = {**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}
-    with _running_agent([str(responder), f"--data-dir={data}", f"--cache-dir={cache}",
-                         f"--agent-udpv4-endpoint=127.0.0.1:{port}", "--logging-method=null"],
-                        env, port, "cisco_16_switch", "snmpsim") as target:
+    with agents.running_snmpsim(tmp_path_factory.mktemp("snmpsim"), {"types": TYPES_SNMPREC}) as target:
         yield target
 
 
@@ -227,7 +171,7 @@ def snmpd_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     conf = root / "snmpd.conf"
     conf.write_text("\n".join(lines) + "\n")
     env = {**os.environ, "SNMP_PERSISTENT_DIR": str(root / "persist"), "MIBS": ""}
-    with _running_agent([snmpd, "-f", "-Lf", str(root / "snmpd.log"), "-C", "-c", str(conf), "-p",
+    with agents.running_agent([snmpd, "-f", "-Lf", str(root / "snmpd.log"), "-C", "-c", str(conf), "-p",
                          str(root / "snmpd.pid"), "-M", "/nonexistent", f"udp:127.0.0.1:{port}"],
                         env, port, "public", "snmpd") as target:
         yield target
