@@ -42,18 +42,21 @@ async def probe(request: Request) -> Response:
     exporter = _exporter(request)
     params = first_params(request)
     module_name = params.get("module") or DEFAULT_MODULE
-    # --- SNMP: several modules in one probe (module=a,b or repeated module) ---
+    config = exporter.config
     from probe_exporter.web import snmp as snmp_web
 
-    if snmp_web.is_several_modules(request):
-        return await snmp_web.probe_several_modules(request, exporter)
-    # --- end SNMP ---
-    config = exporter.config
-    module = config.modules.get(module_name)
+    # Several SNMP modules in one probe (module=a,b or repeated): one probe named after all of them,
+    # with every module's allowed_targets checked.
+    combined = snmp_web.several_modules(request, config)
+    if isinstance(combined, list):
+        module_name = params["module"] = ",".join(name for name, _ in combined)
+        module: Module | None = combined[0][1]
+    else:
+        module = None if combined else config.modules.get(module_name)
     if module is None:
         exporter.metrics.unknown_module.inc()
         exporter.metrics.bad_requests.labels("probe").inc()
-        return plain_error(400, f"Unknown module {go_quote(module_name)}")
+        return plain_error(400, combined if isinstance(combined, str) else f"Unknown module {go_quote(module_name)}")
     try:
         timeout = compute_timeout(request.headers.get("x-prometheus-scrape-timeout-seconds"),
                                   exporter.settings.timeout_offset, module.timeout)
@@ -65,7 +68,8 @@ async def probe(request: Request) -> Response:
         return plain_error(400, "Target parameter is missing")
     # Decoded a second time, as blackbox_exporter does since #1525, for double-encoded targets.
     target = unquote(target)
-    outcome = await probe_once(exporter, module_name, module, target, timeout, params, config)
+    outcome = await probe_once(exporter, module_name, module, target, timeout, params, config,
+                               combined if isinstance(combined, list) else None)
     if isinstance(outcome, Response):
         return outcome
     if params.get("debug") == "true":
@@ -74,10 +78,12 @@ async def probe(request: Request) -> Response:
 
 
 async def probe_once(exporter: Exporter, module_name: str, module: Module, target: str, timeout: float,
-                     params: dict[str, str], config: Config) -> ProbeOutcome | Response:
+                     params: dict[str, str], config: Config,
+                     checked: list[tuple[str, Module]] | None = None) -> ProbeOutcome | Response:
     """The checks and bookkeeping every probe request shares (/probe and the landing page form):
-    allowed_targets (403), the concurrency limits, self-metrics and the history."""
-    refusal = refuse_target(exporter, [(module_name, module)], target)
+    allowed_targets (403; of every module in `checked` when several are combined), the concurrency
+    limits, self-metrics and the history."""
+    refusal = refuse_target(exporter, checked or [(module_name, module)], target)
     if refusal is not None:
         return refusal
     in_flight = exporter.metrics.in_flight_for(module_name)

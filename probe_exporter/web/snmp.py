@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
-from urllib.parse import unquote
 
 from fastapi import APIRouter, FastAPI
 from prometheus_client.metrics_core import Metric
@@ -21,16 +20,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from probe_exporter import logs
-from probe_exporter.config import Module
+from probe_exporter.config import Config, Module
 from probe_exporter.config.snmp import DEFAULT_AUTH, DEFAULT_MODULE
 from probe_exporter.exporter import Exporter
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers import BadRequest
 from probe_exporter.probers.snmp.stats import STATS
-from probe_exporter.runner import ProbeOutcome, compute_timeout, debug_output, new_probe_id
+from probe_exporter.runner import ProbeOutcome, compute_timeout, new_probe_id
 from probe_exporter.web import openapi_docs
-from probe_exporter.web.responses import first_params, metrics_response, plain_error
-from probe_exporter.web.routes import probe_once, refuse_target
+from probe_exporter.web.responses import first_params, go_quote, metrics_response, plain_error
+from probe_exporter.web.routes import refuse_target
 
 GATHER_ERROR_PREFIX = "An error has occurred while serving metrics:\n\n"
 
@@ -173,51 +172,20 @@ def _module_error(module: str, reason: str) -> str:
             f'constLabels: {{module="{module}"}}, variableLabels: {{}}}}: {reason}')
 
 
-async def probe_several_modules(request: Request, exporter: Exporter) -> Response:
-    """`/probe?module=a,b` (or repeated `module`): one probe over several SNMP modules."""
-    names = module_list(request.query_params.getlist("module"))
-    config = exporter.config
-    for name in names:
-        module = config.modules.get(name)
-        if module is None or module.prober != "snmp":
-            exporter.metrics.unknown_module.inc()
-            exporter.metrics.bad_requests.labels("probe").inc()
-            message = (f'Unknown module "{name}"' if module is None
-                       else f'module "{name}" is not an SNMP module; only SNMP modules can be combined')
-            return plain_error(400, message)
-    first: Module = config.modules[names[0]]
-    try:
-        timeout = compute_timeout(request.headers.get("x-prometheus-scrape-timeout-seconds"),
-                                  exporter.settings.timeout_offset, first.timeout)
-    except ValueError as err:
-        return plain_error(500, f"Failed to parse timeout from Prometheus header: {err}")
-    params = first_params(request)
-    target = params.get("target", "")
-    if not target:
-        exporter.metrics.bad_requests.labels("probe").inc()
-        return plain_error(400, "Target parameter is missing")
-    joined = ",".join(names)
-    params["module"] = joined  # probe_snmp reads the module list from here
-    target = unquote(target)
-    refusal = refuse_target(exporter, [(name, config.modules[name]) for name in names], target)
-    if refusal is not None:
-        return refusal
-    outcome = await probe_once(exporter, joined, first, target, timeout, params, config)
-    if isinstance(outcome, Response):
-        return outcome
-    if params.get("debug") == "true":
-        from starlette.responses import PlainTextResponse
-
-        return PlainTextResponse(debug_output(outcome, first))
-    return metrics_response(request, outcome.metrics)
-
-
-def is_several_modules(request: Request) -> bool:
-    """Several module names of which the first is an SNMP module. Otherwise /probe keeps
+def several_modules(request: Request, config: Config) -> list[tuple[str, Module]] | str | None:
+    """`/probe?module=a,b` (or repeated `module`) whose first name is an SNMP module: the modules to
+    combine into one probe, or a one-line reason for a 400. None otherwise: /probe then keeps
     blackbox_exporter's rule (the first `module` value wins; a comma is part of the name)."""
     names = module_list(request.query_params.getlist("module"))
-    if len(names) < 2:
-        return False
-    exporter: Exporter = request.app.state.exporter
-    first = exporter.config.modules.get(names[0])
-    return first is not None and first.prober == "snmp"
+    first = config.modules.get(names[0]) if len(names) > 1 else None
+    if first is None or first.prober != "snmp":
+        return None
+    modules: list[tuple[str, Module]] = []
+    for name in names:
+        module = config.modules.get(name)
+        if module is None:
+            return f"Unknown module {go_quote(name)}"
+        if module.prober != "snmp":
+            return f'module "{name}" is not an SNMP module; only SNMP modules can be combined'
+        modules.append((name, module))
+    return modules
