@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from probe_exporter import __version__, logs
-from probe_exporter.config import ConfigError, default_config_patterns, load_config
+from probe_exporter.config import Config, ConfigError, default_config_patterns, load_config
 
 DEFAULT_LISTEN_ADDRESS = ":10115"
 # Python's default is 700 container allocations; one probe makes thousands, so gen0 ran several times per probe.
@@ -165,8 +165,9 @@ def _apply_snmp_flags(args: argparse.Namespace) -> None:
     snmp_settings.EXPAND_ENVIRONMENT_VARIABLES = args.expand_environment_variables
 
 
-def _serve(args: argparse.Namespace, patterns: list[str], config: object) -> int:
+def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int:
     from probe_exporter.exporter import Exporter, Settings
+    from probe_exporter.probers import load_probers
     from probe_exporter.web.app import create_app
     from probe_exporter.web.serve import make_server, notify_parent_of_reload, run_workers
 
@@ -174,6 +175,7 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: object) -> int
                         timeout_offset=args.timeout_offset, log_level=args.log_level, log_format=args.log_format,
                         history_limit=args.history_limit, max_concurrent_probes=args.max_concurrent_probes,
                         web_config_file=args.web_config_file)
+    load_probers(module.prober for module in config.modules.values())
     workers = args.web_workers
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
@@ -194,7 +196,7 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: object) -> int
                     sock.close()
         if workers > 1:
             logs.process_fields["worker"] = index
-        exporter = Exporter(settings, config)  # type: ignore[arg-type]
+        exporter = Exporter(settings, config)
         exporter.metrics.set_worker(index)
         app = create_app(exporter)
         if workers > 1:

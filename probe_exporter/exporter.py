@@ -12,6 +12,7 @@ from probe_exporter import logs
 from probe_exporter.config import Config, ConfigError, load_config
 from probe_exporter.history import ProbeHistory
 from probe_exporter.limits import ProbeLimiter
+from probe_exporter.probers import load_probers
 from probe_exporter.selfmetrics import SelfMetrics
 
 # A Python process usually starts with a soft limit of 1024 file descriptors, and every probe holds
@@ -56,7 +57,7 @@ class Exporter:
         """Load the files again; on any error keep serving the old config and raise ConfigError."""
         async with self._reload_lock:
             try:
-                config = await asyncio.to_thread(load_config, self.settings.config_files)
+                config = await asyncio.to_thread(_load_config_and_probers, self.settings.config_files)
             except ConfigError as err:
                 self.metrics.reload_success.set(0)
                 logs.log(logging.ERROR, "Error reloading config", err=str(err))
@@ -68,3 +69,10 @@ class Exporter:
             self.config = config
             self._loaded(config)
             logs.log(logging.INFO, "Reloaded config", files=",".join(config.files), modules=len(config.modules))
+
+
+def _load_config_and_probers(patterns: list[str]) -> Config:
+    """Off the event loop: a reload may bring the first module of a prober kind (see load_probers)."""
+    config = load_config(patterns)
+    load_probers(module.prober for module in config.modules.values())
+    return config

@@ -11,7 +11,6 @@ from __future__ import annotations
 import gzip
 import math
 from collections.abc import Iterable
-from decimal import Decimal
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -33,24 +32,21 @@ def go_float(value: float) -> str:
         return "+Inf" if value > 0 else "-Inf"
     if value == int(value) and abs(value) < 1e6:
         return str(int(value))  # also turns -0.0 into "0", as Go's writer does
-    if 1e-4 <= abs(value) < 1e6:
-        # Hot path (durations): Python's repr is the same shortest round-trip digits and, in this
-        # range, the same fixed-point layout as Go's 'g'.
-        return repr(float(value))
-    sign, digits, exponent = Decimal(repr(float(value))).as_tuple()
-    text = "".join(map(str, digits)).rstrip("0") or "0"
-    decimal_point = len(digits) + int(exponent)  # where the point sits relative to `text`
-    exp10 = decimal_point - 1
-    prefix = "-" if sign else ""
-    # 'g' with shortest precision switches to exponent form outside [1e-4, 1e6), as Go does.
-    if exp10 < -4 or exp10 >= 6:
-        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
-        return f"{prefix}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
-    if decimal_point <= 0:
-        return f"{prefix}0.{'0' * -decimal_point}{text}"
-    if decimal_point >= len(text):
-        return prefix + text + "0" * (decimal_point - len(text))
-    return f"{prefix}{text[:decimal_point]}.{text[decimal_point:]}"
+    magnitude = abs(value)
+    if 1e6 <= magnitude < 1e16:
+        # Timestamps, hashes, byte counts: repr is fixed-point here ("3600000000.0") where Go's 'g' has
+        # an exponent; the digits and the point's position give it.
+        text = repr(float(value))
+        prefix = ""
+        if text[0] == "-":
+            prefix, text = "-", text[1:]
+        integer, _, fraction = text.partition(".")
+        digits = (integer + fraction).rstrip("0")
+        mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{prefix}{mantissa}e+{len(integer) - 1:02d}"
+    # Elsewhere Python's repr is Go's 'g': the same shortest round-trip digits, fixed-point in
+    # [1e-4, 1e6) and exponent form with at least two exponent digits below 1e-4 and from 1e16.
+    return repr(float(value))
 
 
 def _escape_label(value: str) -> str:

@@ -2,8 +2,11 @@ from __future__ import annotations
 
 import gzip
 import math
+from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
@@ -27,6 +30,31 @@ from probe_exporter.probe_metrics import ProbeMetrics
 ])
 def test_go_float(value: float, text: str) -> None:
     assert go_float(value) == text
+
+
+def _go_g_format(value: float) -> str:
+    """strconv.FormatFloat(value, 'g', -1, 64) for finite non-zero values, spelled out the way Go
+    does it (shortest digits, then %e when the exponent is below -4 or from 6 on): the reference
+    go_float's shortcuts are checked against."""
+    sign, digits, exponent = Decimal(repr(float(value))).as_tuple()
+    text = "".join(map(str, digits)).rstrip("0") or "0"
+    decimal_point = len(digits) + int(exponent)  # where the point sits relative to `text`
+    exp10 = decimal_point - 1
+    prefix = "-" if sign else ""
+    # 'g' with shortest precision switches to exponent form outside [1e-4, 1e6), as Go does.
+    if exp10 < -4 or exp10 >= 6:
+        mantissa = text[0] + ("." + text[1:] if len(text) > 1 else "")
+        return f"{prefix}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
+    if decimal_point <= 0:
+        return f"{prefix}0.{'0' * -decimal_point}{text}"
+    if decimal_point >= len(text):
+        return prefix + text + "0" * (decimal_point - len(text))
+    return f"{prefix}{text[:decimal_point]}.{text[decimal_point:]}"
+
+
+@given((st.floats(allow_nan=False, allow_infinity=False) | st.integers(-2**64, 2**64).map(float)).filter(bool))
+def test_go_float_agrees_with_gos_algorithm(value: float) -> None:
+    assert go_float(value) == _go_g_format(value)
 
 
 def _family(name: str, kind: str, samples: list[tuple[str, dict[str, str], float]], doc: str = "help") -> Metric:

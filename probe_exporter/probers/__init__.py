@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Iterable
 
 from probe_exporter.probers.base import BadRequest, Prober, ProbeRequest
 
-# name -> "module:function"; imported on first use so a prober's heavy imports cost nothing
-# until a module uses it.
+# name -> "module:function"; a prober is imported when the config has a module using it (load_probers),
+# so one that no module uses costs no memory.
 _PROBERS = {
     "http": "probe_exporter.probers.http:probe_http",
     "snmp": "probe_exporter.probers.snmp:probe_snmp",
@@ -31,6 +32,14 @@ def get_prober(name: str) -> Prober | None:
     return prober
 
 
+def load_probers(names: Iterable[str]) -> None:
+    """Import these probers now, at startup or on reload: imported inside its first probe, a prober's
+    libraries (httpx, cryptography, pysnmp, grpc: up to a second) would stall the event loop, and every
+    probe in flight with it, under full load (bench/soak)."""
+    for name in set(names):
+        get_prober(name)
+
+
 async def shutdown_probers() -> None:
     """Let loaded probers release process-wide resources (an SNMP engine, driver pools)."""
     for spec in _PROBERS.values():
@@ -40,4 +49,4 @@ async def shutdown_probers() -> None:
             await shutdown()
 
 
-__all__ = ["BadRequest", "ProbeRequest", "Prober", "get_prober", "shutdown_probers"]
+__all__ = ["BadRequest", "ProbeRequest", "Prober", "get_prober", "load_probers", "shutdown_probers"]

@@ -68,13 +68,17 @@ def _full_page_screenshot(driver: object, path: Path) -> None:
 
 def _run_from_form(driver: object, module: str, target: str) -> None:
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
+    # The form loads a new page: wait for the old one to go, or its result would be read as the new one.
+    old_page = driver.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
     Select(driver.find_element(By.ID, "module")).select_by_value(module)  # type: ignore[attr-defined]
     field = driver.find_element(By.ID, "target")  # type: ignore[attr-defined]
     field.clear()
     field.send_keys(target)
     driver.find_element(By.ID, "run").click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(old_page))
     WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.ID, "probe-status"))
 
 

@@ -1,0 +1,67 @@
+"""Probers are imported when the config uses them: at startup and on reload, never inside a first probe.
+
+Each case runs in a fresh interpreter, since this test process has imported every prober already.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+
+def _run(code: str) -> str:
+    result = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                            timeout=60, check=True)
+    return result.stdout.strip()
+
+
+def test_load_probers_imports_only_the_named_ones() -> None:
+    out = _run("""
+        import sys
+        from probe_exporter.probers import load_probers
+        load_probers(["dns", "dns"])
+        print(sorted(m for m in ("dns", "http", "snmp", "sql") if f"probe_exporter.probers.{m}" in sys.modules))
+    """)
+    assert out == "['dns']"
+
+
+def test_reload_imports_the_probers_of_new_modules(tmp_path: Path) -> None:
+    tcp_only = tmp_path / "tcp.yml"
+    tcp_only.write_text("modules:\n  tcp_connect:\n    prober: tcp\n")
+    with_dns = tmp_path / "dns.yml"
+    with_dns.write_text("modules:\n  dns_a:\n    prober: dns\n    dns:\n      query_name: example.org\n")
+    out = _run(f"""
+        import asyncio, sys
+        from probe_exporter.exporter import Exporter, Settings
+        exporter = Exporter(Settings(config_files=[{str(tcp_only)!r}]))
+        before = "probe_exporter.probers.dns" in sys.modules
+        exporter.settings.config_files.append({str(with_dns)!r})
+        asyncio.run(exporter.reload())
+        print(before, "probe_exporter.probers.dns" in sys.modules)
+    """)
+    assert out == "False True"
+
+
+def test_serving_imports_the_configured_probers_before_it_listens(tmp_path: Path) -> None:
+    config = tmp_path / "dns.yml"
+    config.write_text("modules:\n  dns_a:\n    prober: dns\n    dns:\n      query_name: example.org\n")
+    out = _run(f"""
+        import sys
+        import uvicorn
+        from probe_exporter import cli
+
+        class Served(Exception):
+            pass
+
+        def serve(self, sockets=None):
+            raise Served
+
+        uvicorn.Server.run = serve
+        try:
+            cli.main(["--config.file", {str(config)!r}, "--web.listen-address", "127.0.0.1:0"])
+        except Served:
+            print("probe_exporter.probers.dns" in sys.modules, "probe_exporter.probers.http" in sys.modules)
+    """)
+    assert out == "True False"
