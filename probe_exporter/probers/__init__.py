@@ -5,8 +5,12 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from probe_exporter.probers.base import BadRequest, Prober, ProbeRequest
+
+if TYPE_CHECKING:
+    from probe_exporter.config import Module
 
 # name -> "module:function"; a prober is imported when the config has a module using it (load_probers),
 # so one that no module uses costs no memory.
@@ -32,12 +36,20 @@ def get_prober(name: str) -> Prober | None:
     return prober
 
 
-def load_probers(names: Iterable[str]) -> None:
-    """Import these probers now, at startup or on reload: imported inside its first probe, a prober's
-    libraries (httpx, cryptography, pysnmp, grpc: up to a second) would stall the event loop, and every
-    probe in flight with it, under full load (bench/soak)."""
-    for name in set(names):
-        get_prober(name)
+def load_probers(modules: Iterable[Module]) -> None:
+    """Import the probers these modules use now, at startup or on reload, and let each load what its
+    modules need (a prober module's optional `preload(modules)`: the SQL drivers): imported inside a
+    first probe, those libraries (httpx, cryptography, pysnmp, grpc, psycopg: up to a second) would
+    stall the event loop, and every probe in flight with it, under full load (bench/soak)."""
+    by_prober: dict[str, list[Module]] = {}
+    for module in modules:
+        by_prober.setdefault(module.prober, []).append(module)
+    for name, used in by_prober.items():
+        if get_prober(name) is None:
+            continue
+        preload = getattr(sys.modules[_PROBERS[name].partition(":")[0]], "preload", None)
+        if preload is not None:
+            preload(used)
 
 
 async def shutdown_probers() -> None:

@@ -17,14 +17,25 @@ def _run(code: str) -> str:
     return result.stdout.strip()
 
 
-def test_load_probers_imports_only_the_named_ones() -> None:
-    out = _run("""
+def test_load_probers_imports_only_what_the_modules_use(tmp_path: Path) -> None:
+    config = tmp_path / "modules.yml"
+    config.write_text(
+        "modules:\n"
+        "  dns_a:\n    prober: dns\n    dns:\n      query_name: example.org\n"
+        "  dns_b:\n    prober: dns\n    dns:\n      query_name: example.com\n"
+        "  pg:\n    prober: sql\n    sql:\n      driver: postgresql\n"
+        "      collectors:\n        - collector_name: up\n          metrics:\n"
+        "            - metric_name: pg_up\n              type: gauge\n              help: up\n"
+        "              values: [up]\n              query: SELECT 1 AS up\n")
+    out = _run(f"""
         import sys
+        from probe_exporter.config import load_config
         from probe_exporter.probers import load_probers
-        load_probers(["dns", "dns"])
-        print(sorted(m for m in ("dns", "http", "snmp", "sql") if f"probe_exporter.probers.{m}" in sys.modules))
+        load_probers(load_config([{str(config)!r}]).modules.values())
+        print(sorted(name for name in ("dns", "http", "snmp", "sql", "sql.drivers.postgresql", "sql.drivers.mysql")
+                     if f"probe_exporter.probers.{{name}}" in sys.modules))
     """)
-    assert out == "['dns']"
+    assert out == "['dns', 'sql', 'sql.drivers.postgresql']"
 
 
 def test_reload_imports_the_probers_of_new_modules(tmp_path: Path) -> None:

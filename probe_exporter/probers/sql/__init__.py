@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
+from probe_exporter.config.module import Module
 from probe_exporter.config.sql import Collector, SQLModule
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import ProbeMetrics
@@ -188,6 +189,12 @@ def _add_families(collectors: list[Collector], results: dict[str, CollectorResul
     for family in families.values():
         metrics.add_family(family)
     return ok
+
+
+def preload(modules: list[Module]) -> None:
+    """The drivers these modules connect with (see probers.load_probers)."""
+    for driver in {module.sql.driver for module in modules if module.sql is not None}:
+        drivers.load_driver(driver)
 
 
 async def shutdown() -> None:

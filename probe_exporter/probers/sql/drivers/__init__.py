@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from types import ModuleType
 
 from probe_exporter.probers.sql.drivers.base import Connection, QueryResult, QueryTimeout
 from probe_exporter.probers.sql.spec import ConnectSpec
@@ -16,10 +17,13 @@ _MODULES = {
 }
 
 
+def load_driver(name: str) -> ModuleType:
+    return importlib.import_module(_MODULES[name])
+
+
 async def connect(spec: ConnectSpec, timeout: float) -> Connection:
     """A connection within `timeout` seconds, or TimeoutError / the driver's error."""
-    module = importlib.import_module(_MODULES[spec.driver])
-    conn: Connection = await module.connect(spec, timeout)
+    conn: Connection = await load_driver(spec.driver).connect(spec, timeout)
     return conn
 
 
@@ -31,4 +35,4 @@ def shutdown_pools() -> None:
             module.POOL.shutdown()
 
 
-__all__ = ["Connection", "QueryResult", "QueryTimeout", "connect", "shutdown_pools"]
+__all__ = ["Connection", "QueryResult", "QueryTimeout", "connect", "load_driver", "shutdown_pools"]
