@@ -175,7 +175,7 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int
                         timeout_offset=args.timeout_offset, log_level=args.log_level, log_format=args.log_format,
                         history_limit=args.history_limit, max_concurrent_probes=args.max_concurrent_probes,
                         web_config_file=args.web_config_file)
-    load_probers(config.modules.values())
+    load_probers(config.modules)
     workers = args.web_workers
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]

@@ -74,5 +74,5 @@ class Exporter:
 def _load_config_and_probers(patterns: list[str]) -> Config:
     """Off the event loop: a reload may bring the first module of a prober kind (see load_probers)."""
     config = load_config(patterns)
-    load_probers(config.modules.values())
+    load_probers(config.modules)
     return config

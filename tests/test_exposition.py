@@ -33,9 +33,10 @@ def test_go_float(value: float, text: str) -> None:
 
 
 def _go_g_format(value: float) -> str:
-    """strconv.FormatFloat(value, 'g', -1, 64) for finite non-zero values, spelled out the way Go
-    does it (shortest digits, then %e when the exponent is below -4 or from 6 on): the reference
-    go_float's shortcuts are checked against."""
+    """strconv.FormatFloat(value, 'g', -1, 64) for finite non-zero values: Go's layout rule (%e when
+    the exponent is below -4 or from 6 on, at least two exponent digits) applied to the shortest
+    round-trip digits, taken from repr (Go's shortest digits are the same; the fixed cases above
+    are Go's own output). The reference go_float's shortcuts are checked against."""
     sign, digits, exponent = Decimal(repr(float(value))).as_tuple()
     text = "".join(map(str, digits)).rstrip("0") or "0"
     decimal_point = len(digits) + int(exponent)  # where the point sits relative to `text`

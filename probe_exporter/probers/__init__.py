@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from probe_exporter import logs
 from probe_exporter.probers.base import BadRequest, Prober, ProbeRequest
 
 if TYPE_CHECKING:
@@ -36,20 +38,23 @@ def get_prober(name: str) -> Prober | None:
     return prober
 
 
-def load_probers(modules: Iterable[Module]) -> None:
-    """Import the probers these modules use now, at startup or on reload, and let each load what its
-    modules need (a prober module's optional `preload(modules)`: the SQL drivers): imported inside a
-    first probe, those libraries (httpx, cryptography, pysnmp, grpc, psycopg: up to a second) would
-    stall the event loop, and every probe in flight with it, under full load (bench/soak)."""
-    by_prober: dict[str, list[Module]] = {}
-    for module in modules:
-        by_prober.setdefault(module.prober, []).append(module)
-    for name, used in by_prober.items():
-        if get_prober(name) is None:
-            continue
-        preload = getattr(sys.modules[_PROBERS[name].partition(":")[0]], "preload", None)
-        if preload is not None:
-            preload(used)
+def load_probers(modules: Mapping[str, Module]) -> None:
+    """Import the probers these modules use now, at startup or on reload, and what each module needs
+    (a prober module's optional `preload(module)`: SNMP's engine, a SQL driver, HTTP/3): imported
+    inside a first probe, those libraries (httpx, cryptography, pysnmp, psycopg: up to a second)
+    would stall the event loop, and every probe in flight with it, under full load (bench/soak).
+    A library that fails to import is logged and left to fail the probes that need it, as it would
+    have without this."""
+    for name, module in modules.items():
+        try:
+            if get_prober(module.prober) is None:
+                continue
+            preload = getattr(sys.modules[_PROBERS[module.prober].partition(":")[0]], "preload", None)
+            if preload is not None:
+                preload(module)
+        except Exception as err:
+            logs.log(logging.WARNING, "Could not load a module's libraries; its probes will fail",
+                     module=name, prober=module.prober, err=f"{type(err).__name__}: {err}")
 
 
 async def shutdown_probers() -> None:

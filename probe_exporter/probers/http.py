@@ -25,6 +25,7 @@ import httpcore
 import httpx
 
 from probe_exporter.config.blackbox import HTTPProbe
+from probe_exporter.config.module import Module
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import GaugeVec, ProbeMetrics
 from probe_exporter.probers.addr import ResolveError, choose_protocol, resolve_addresses
@@ -94,6 +95,12 @@ def _client_for(request: ProbeRequest) -> ModuleClient:
 
     client: ModuleClient = request.module.cached("http.client", build)
     return client
+
+
+def preload(module: Module) -> None:
+    """aioquic, for a module that probes over HTTP/3 (see probers.load_probers)."""
+    if module.http.enable_http3:
+        import probe_exporter.probers.http3  # noqa: F401
 
 
 async def shutdown() -> None:

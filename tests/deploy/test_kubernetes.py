@@ -74,7 +74,7 @@ def test_deployment_runs_two_hardened_replicas() -> None:
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
-    # Sized from the benchmarks: the request covers the measured RSS after sustained load (~80 MiB).
+    # Sized from the benchmarks: the request covers the RSS measured under sustained mixed load (~117 MiB).
     assert container["resources"]["requests"] == {"cpu": "100m", "memory": "128Mi"}
     assert "# sized from bench/" in (K8S / "deployment.yaml").read_text()
     # A read-only root needs a writable /tmp (caches, temporary files).

@@ -8,10 +8,14 @@ probe_success 0); `probe_snmp_modules` serves several modules in one /probe requ
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers.base import ProbeRequest
+
+if TYPE_CHECKING:
+    from probe_exporter.config.module import Module
 
 # Time kept back from the runner's deadline, so a timeout is ours (with a reason in the log and
 # the other modules' samples kept) rather than the runner's cancellation.
@@ -19,6 +23,11 @@ DEADLINE_MARGIN = 0.05
 
 MODULE_SUCCESS = "probe_snmp_module_success"
 MODULE_SUCCESS_HELP = "Whether the SNMP module was scraped successfully (1) or failed (0)."
+
+
+def preload(module: Module) -> None:
+    """pysnmp and the scrape path, imported by the first probe otherwise (see probers.load_probers)."""
+    import probe_exporter.probers.snmp.scrape  # noqa: F401
 
 
 async def probe_snmp(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:

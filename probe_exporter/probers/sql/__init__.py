@@ -191,10 +191,10 @@ def _add_families(collectors: list[Collector], results: dict[str, CollectorResul
     return ok
 
 
-def preload(modules: list[Module]) -> None:
-    """The drivers these modules connect with (see probers.load_probers)."""
-    for driver in {module.sql.driver for module in modules if module.sql is not None}:
-        drivers.load_driver(driver)
+def preload(module: Module) -> None:
+    """The driver the module connects with (see probers.load_probers)."""
+    if module.sql is not None:
+        drivers.load_driver(module.sql.driver)
 
 
 async def shutdown() -> None:
