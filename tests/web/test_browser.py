@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,20 +67,34 @@ def _full_page_screenshot(driver: object, path: Path) -> None:
     path.write_bytes(base64.b64decode(shot["data"]))
 
 
+def _click_to_new_page(driver: object, element: object, loaded: Callable[[Any], object]) -> None:
+    """Click what loads a new page, and wait until a new page is there and `loaded` holds: mark this
+    page first, or what it still shows would be read as the new one. Mid-navigation, the driver may raise."""
+    from selenium.common.exceptions import WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("window.leftByClick = true")  # type: ignore[attr-defined]
+    element.click()  # type: ignore[attr-defined]
+    WebDriverWait(driver, 20, ignored_exceptions=[WebDriverException]).until(
+        lambda d: not d.execute_script("return window.leftByClick === true") and loaded(d))
+
+
+def _body_text(driver: Any) -> str:
+    from selenium.webdriver.common.by import By
+
+    return str(driver.find_element(By.TAG_NAME, "body").text)
+
+
 def _run_from_form(driver: object, module: str, target: str) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
-    # The form loads a new page: wait for the old one to go, or its result would be read as the new one.
-    old_page = driver.find_element(By.TAG_NAME, "html")  # type: ignore[attr-defined]
     Select(driver.find_element(By.ID, "module")).select_by_value(module)  # type: ignore[attr-defined]
     field = driver.find_element(By.ID, "target")  # type: ignore[attr-defined]
     field.clear()
     field.send_keys(target)
-    driver.find_element(By.ID, "run").click()  # type: ignore[attr-defined]
-    WebDriverWait(driver, 20).until(expected_conditions.staleness_of(old_page))
-    WebDriverWait(driver, 20).until(lambda d: d.find_elements(By.ID, "probe-status"))
+    _click_to_new_page(driver, driver.find_element(By.ID, "run"),  # type: ignore[attr-defined]
+                       lambda d: d.find_elements(By.ID, "probe-status"))
 
 
 def test_landing_page_runs_probes_and_links_their_logs(browser: object, exporter_url: str,
@@ -106,13 +121,15 @@ def test_landing_page_runs_probes_and_links_their_logs(browser: object, exporter
     _full_page_screenshot(driver, ARTIFACTS / "landing_desktop.png")
 
     # The newest history row's log link opens that probe's debug text.
-    driver.find_element(By.CSS_SELECTOR, "#history tbody tr a").click()  # type: ignore[attr-defined]
-    body = driver.find_element(By.TAG_NAME, "body").text  # type: ignore[attr-defined]
-    assert body.startswith("Logs for the probe:") and "/status/503" in body and "probe_success 0" in body
+    _click_to_new_page(driver, driver.find_element(By.CSS_SELECTOR, "#history tbody tr a"),  # type: ignore[attr-defined]
+                       lambda d: _body_text(d).startswith("Logs for the probe:"))
+    body = _body_text(driver)
+    assert "/status/503" in body and "probe_success 0" in body
 
     driver.get(exporter_url)  # type: ignore[attr-defined]
-    driver.find_element(By.LINK_TEXT, "Metrics").click()  # type: ignore[attr-defined]
-    assert "probe_exporter_probes_total" in driver.find_element(By.TAG_NAME, "body").text  # type: ignore[attr-defined]
+    _click_to_new_page(driver, driver.find_element(By.LINK_TEXT, "Metrics"),  # type: ignore[attr-defined]
+                       lambda d: "# HELP" in _body_text(d))
+    assert "probe_exporter_probes_total" in _body_text(driver)
 
 
 def test_landing_page_fits_a_phone(browser: object, exporter_url: str, plain_http_target: str) -> None:
