@@ -40,7 +40,7 @@ def get_prober(name: str) -> Prober | None:
 
 def load_probers(modules: Mapping[str, Module]) -> None:
     """Import the probers these modules use now, at startup or on reload, and what each module needs
-    (a prober module's optional `preload(module)`: SNMP's engine, a SQL driver, HTTP/3): imported
+    (a prober module's optional `preload(module)`: pysnmp, a SQL driver, aioquic): imported
     inside a first probe, those libraries (httpx, cryptography, pysnmp, psycopg: up to a second)
     would stall the event loop, and every probe in flight with it, under full load (bench/soak).
     A library that fails to import is logged and left to fail the probes that need it, as it would

@@ -341,8 +341,7 @@ class ModuleClient:
             return pool
         origin = httpcore.Origin(scheme.encode(), host.encode(), port)
         return HopConnection(origin=origin, ssl_context=self.ssl_context if scheme == "https" else None,
-                                            http1=True, http2=self.http2 and scheme == "https",
-                                            network_backend=self.backend)
+                             http1=True, http2=self.http2 and scheme == "https", network_backend=self.backend)
 
     def is_pool(self, connection: object) -> bool:
         return isinstance(connection, httpcore.AsyncHTTPProxy)
@@ -370,9 +369,10 @@ class HopConnection(httpcore.AsyncHTTPConnection):
 
     httpcore guards a connection with anyio locks because a pool may hand it to several requests; a
     hop's connection carries exactly one, and every anyio acquire is a trip through the event loop:
-    ~8% of the CPU of a probe (bench/http, anyio 4.16). This is AsyncHTTPConnection.handle_async_request
-    without its request lock, giving the HTTP/1.1 connection none either (ALPN picks HTTP/2 or not;
-    HTTP/2, rare in probes, keeps httpcore's connection as it is)."""
+    ~7% more probes/s without them (bench/http, concurrency 50, anyio 4.16). This is
+    AsyncHTTPConnection.handle_async_request without its request lock, giving the HTTP/1.1 connection
+    none either (ALPN picks HTTP/2 or not; HTTP/2, rare in probes, keeps httpcore's connection as is).
+    tests/probers/test_http_client.py fails when an httpcore release moves what this relies on."""
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         if self._connection is None:
