@@ -46,8 +46,17 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         action="store_true", help="Expand ${VAR} in SNMP auth username, password and priv_password.")
 
 
+class _ParserListingProbers(argparse.ArgumentParser):
+    """--help ends with the probers this install has, plugins included (looked up only for --help)."""
+
+    def format_help(self) -> str:
+        from probe_exporter import registry
+
+        return super().format_help() + "\n" + registry.describe() + "\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="probe-exporter", description=__doc__)
+    parser = _ParserListingProbers(prog="probe-exporter", description=__doc__)
     _add_common(parser)
     parser.add_argument("--web.listen-address", dest="listen_addresses", action="append", metavar="ADDR",
                         help=f"Address to listen on; repeatable (default {DEFAULT_LISTEN_ADDRESS}).")

@@ -13,8 +13,9 @@ import sysconfig
 from dataclasses import dataclass, field
 from typing import Any
 
+from probe_exporter import registry
 from probe_exporter.config.errors import ConfigError, validate_model
-from probe_exporter.config.module import Module
+from probe_exporter.config.module import Module, model_for
 from probe_exporter.config.yamlfile import LineMap, load_yaml, read_config_bytes
 
 TOP_LEVEL_KEYS = ("modules", "auths")
@@ -86,7 +87,12 @@ def _load_file(config: Config, path: str, raw: bytes) -> None:
     for name, body in modules.items():
         if name in snmp_modules:
             continue
-        module = validate_model(Module, body, lines, path, ("modules", name))
+        try:
+            model = model_for(body.get("prober") if isinstance(body, dict) else None)
+        except registry.ProberUnavailable as err:  # a plugin that is installed but does not import
+            raise ConfigError(str(err), file=path, line=lines.line_of(("modules", name, "prober")),
+                              key=f"modules.{name}.prober") from None
+        module = validate_model(model, body, lines, path, ("modules", name))
         if module.prober == "snmp" and module.snmp is not None:
             from probe_exporter.config import snmp
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, create_model, field_validator
 
 from probe_exporter import registry
 from probe_exporter.config.blackbox import (
@@ -68,3 +69,26 @@ class Module(StrictModel):
         except KeyError:
             value = self._cache[key] = build()
             return value
+
+    def prober_config(self) -> BaseModel | None:
+        """The block named after the module's prober (`http:`, `snmp:`, a plugin's own)."""
+        block = getattr(self, self.prober, None)
+        return block if isinstance(block, BaseModel) else None
+
+
+def model_for(prober: object) -> type[Module]:
+    """The model a module body validates against: Module, or for a plugin prober a Module with one more
+    block, named after the prober and typed by the plugin's config_model (so errors name its keys)."""
+    if isinstance(prober, str) and prober in registry.names() and not registry.entry(prober).builtin:
+        return _plugin_module_model(prober)
+    return Module
+
+
+@functools.cache
+def _plugin_module_model(prober: str) -> type[Module]:
+    block = registry.config_model(prober)
+    if block is None:
+        return Module
+    model: type[Module] = create_model(  # type: ignore[call-overload]
+        f"Module_{prober}", __base__=Module, **{prober: (block, Field(default_factory=block))})
+    return model
