@@ -92,11 +92,15 @@ def _load_file(config: Config, path: str, raw: bytes) -> None:
         except registry.ProberUnavailable as err:  # a plugin that is installed but does not import
             raise ConfigError(str(err), file=path, line=lines.line_of(("modules", name, "prober")),
                               key=f"modules.{name}.prober") from None
+        # An inline `snmp:` block is parsed on its own: ${VAR} in its auth is expanded before validation.
+        snmp_block = body.get("snmp") if isinstance(body, dict) else None
+        if snmp_block is not None:
+            body = {key: value for key, value in body.items() if key != "snmp"}
         module = validate_model(model, body, lines, path, ("modules", name))
-        if module.prober == "snmp" and module.snmp is not None:
+        if snmp_block is not None:
             from probe_exporter.config import snmp
 
-            module.snmp = snmp.parse_snmp_module(name, module.snmp, lines, path)
+            module.snmp = snmp.parse_snmp_module(name, snmp_block, lines, path)
         if module.prober == "sql":  # collector files are relative to this file (probe_exporter.config.sql)
             from probe_exporter.config import sql
 

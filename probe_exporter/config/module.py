@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, PrivateAttr, create_model, field_validator
 
@@ -17,12 +17,13 @@ from probe_exporter.config.blackbox import (
     UnixProbe,
     WebsocketProbe,
 )
+from probe_exporter.config.snmp import SnmpModule
 from probe_exporter.config.sql import SQLModule
-from probe_exporter.config.types import GoDuration, StrictModel
+from probe_exporter.config.types import GoDuration, StrictModel, one_of
 
 
 class Module(StrictModel):
-    prober: str
+    prober: Annotated[str, one_of(registry.names, "prober '{value}' is not valid")]
     timeout: GoDuration = 0.0
     # Probes of this module that may run at once (0: no per-module limit). Waiting for a slot counts
     # against the probe's deadline; see probe_exporter.limits.
@@ -40,7 +41,7 @@ class Module(StrictModel):
     unix: UnixProbe = Field(default_factory=UnixProbe)
     websocket: WebsocketProbe = Field(default_factory=WebsocketProbe)
     # Our own probers' blocks; their schemas live in their own config modules.
-    snmp: Any = Field(default=None, exclude=True)
+    snmp: SnmpModule | None = Field(default=None, exclude=True)
     sql: SQLModule | None = None
 
     # Objects a prober builds once per module (clients, SSL contexts) and reuses across probes;
@@ -54,13 +55,6 @@ class Module(StrictModel):
 
         TargetPolicy(entries)  # raises ValueError with the bad entry
         return entries
-
-    @field_validator("prober")
-    @classmethod
-    def _check_prober(cls, value: str) -> str:
-        if value not in registry.names():
-            raise ValueError(f"prober '{value}' is not valid")
-        return value
 
     def cached(self, key: str, build: Any) -> Any:
         """The per-module object under `key`, built by `build()` on first use."""

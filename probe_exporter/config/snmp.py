@@ -11,10 +11,10 @@ import os
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
 from probe_exporter.config.errors import ConfigError, validate_model
-from probe_exporter.config.types import GoDuration, Regex, Secret, StrictModel
+from probe_exporter.config.types import GoDuration, Regex, Secret, StrictModel, one_of
 from probe_exporter.config.yamlfile import LineMap
 
 DEFAULT_AUTH = "public_v2"
@@ -117,17 +117,10 @@ class RegexpExtract(StrictModel):
 
 class Index(StrictModel):
     labelname: Text = ""
-    type: Text = ""
+    type: Annotated[Text, one_of(INDEX_TYPES, 'invalid index type "{value}"')] = ""
     fixed_size: int = 0
     implied: bool = False
     enum_values: dict[int, Text] = Field(default_factory=dict)
-
-    @field_validator("type")
-    @classmethod
-    def _check_type(cls, value: str) -> str:
-        if value not in INDEX_TYPES:
-            raise ValueError(f'invalid index type "{value}"')
-        return value
 
 
 class Lookup(StrictModel):
@@ -142,7 +135,7 @@ class Lookup(StrictModel):
 class Metric(StrictModel):
     name: Text
     oid: Text
-    type: Text
+    type: Annotated[Text, one_of(METRIC_TYPES, 'unknown metric type "{value}"')]
     help: Text = ""
     indexes: list[Index] = Field(default_factory=list)
     lookups: list[Lookup] = Field(default_factory=list)
@@ -152,13 +145,6 @@ class Metric(StrictModel):
     offset: float = 0.0
     scale: float = 0.0
     display_hint: Text = ""
-
-    @field_validator("type")
-    @classmethod
-    def _check_type(cls, value: str) -> str:
-        if value not in METRIC_TYPES:
-            raise ValueError(f'unknown metric type "{value}"')
-        return value
 
 
 class DynamicFilter(StrictModel):
