@@ -166,8 +166,8 @@ def _apply_snmp_flags(args: argparse.Namespace) -> None:
 
 
 def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int:
+    from probe_exporter import registry
     from probe_exporter.exporter import Exporter, Settings
-    from probe_exporter.probers import load_probers
     from probe_exporter.web.app import create_app
     from probe_exporter.web.serve import make_server, notify_parent_of_reload, run_workers
 
@@ -175,7 +175,7 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int
                         timeout_offset=args.timeout_offset, log_level=args.log_level, log_format=args.log_format,
                         history_limit=args.history_limit, max_concurrent_probes=args.max_concurrent_probes,
                         web_config_file=args.web_config_file)
-    load_probers(config.modules)
+    registry.load(config.modules)
     workers = args.web_workers
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
@@ -237,7 +237,7 @@ def freeze_startup_heap() -> None:
 
 def _probe_command(argv: list[str]) -> int:
     from probe_exporter.exposition import collect_sorted, render_text
-    from probe_exporter.probers import BadRequest
+    from probe_exporter.probers.base import BadRequest
     from probe_exporter.runner import debug_output, run_probe
 
     parser = build_probe_parser()

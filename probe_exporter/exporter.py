@@ -8,11 +8,10 @@ import time
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 
-from probe_exporter import logs
+from probe_exporter import logs, registry
 from probe_exporter.config import Config, ConfigError, load_config
 from probe_exporter.history import ProbeHistory
 from probe_exporter.limits import ProbeLimiter
-from probe_exporter.probers import load_probers
 from probe_exporter.selfmetrics import SelfMetrics
 
 # A Python process usually starts with a soft limit of 1024 file descriptors, and every probe holds
@@ -72,7 +71,7 @@ class Exporter:
 
 
 def _load_config_and_probers(patterns: list[str]) -> Config:
-    """Off the event loop: a reload may bring the first module of a prober kind (see load_probers)."""
+    """Off the event loop: a reload may bring the first module of a prober kind (see registry.load)."""
     config = load_config(patterns)
-    load_probers(config.modules)
+    registry.load(config.modules)
     return config

@@ -13,9 +13,7 @@ import sysconfig
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from probe_exporter.config.errors import ConfigError
+from probe_exporter.config.errors import ConfigError, validate_model
 from probe_exporter.config.module import Module
 from probe_exporter.config.yamlfile import LineMap, load_yaml, read_config_bytes
 
@@ -110,28 +108,6 @@ def _add_module(config: Config, name: str, module: Module, path: str, lines: Lin
                           file=path, line=lines.line_of(("modules", name)), key=f"modules.{name}")
     config.modules[name] = module
     config.module_files[name] = path
-
-
-def validate_model(model: Any, body: Any, lines: LineMap, path: str, prefix: tuple[str | int, ...]) -> Any:
-    """model.model_validate(body), turning pydantic's error into a ConfigError with file, line and key."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as err:
-        raise config_error_from(err, lines, path, prefix) from None
-
-
-def config_error_from(err: ValidationError, lines: LineMap, path: str,
-                      prefix: tuple[str | int, ...]) -> ConfigError:
-    first = err.errors(include_url=False)[0]
-    loc = (*prefix, *(part for part in first["loc"] if isinstance(part, (str, int))))
-    key = ".".join(str(part) for part in loc)
-    if first["type"] == "extra_forbidden":
-        message = f"field {loc[-1]} not found"
-    elif first["type"] == "missing":
-        message = f"field {loc[-1]} is required"
-    else:
-        message = first["msg"].removeprefix("Value error, ")
-    return ConfigError(message, file=path, line=lines.line_of(loc), key=key)
 
 
 def default_config_patterns() -> list[str]:

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, field_validator
 
+from probe_exporter import registry
 from probe_exporter.config.blackbox import (
     DNSProbe,
     GRPCProbe,
@@ -17,9 +18,6 @@ from probe_exporter.config.blackbox import (
 )
 from probe_exporter.config.sql import SQLModule
 from probe_exporter.config.types import GoDuration, StrictModel
-
-# Every prober name a config may use. Blackbox's seven, plus ours.
-PROBER_NAMES = ("http", "tcp", "icmp", "dns", "grpc", "unix", "websocket", "snmp", "sql")
 
 
 class Module(StrictModel):
@@ -59,7 +57,7 @@ class Module(StrictModel):
     @field_validator("prober")
     @classmethod
     def _check_prober(cls, value: str) -> str:
-        if value not in PROBER_NAMES:
+        if value not in registry.names():
             raise ValueError(f"prober '{value}' is not valid")
         return value
 

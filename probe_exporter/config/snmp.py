@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from probe_exporter.config.errors import ConfigError
+from probe_exporter.config.errors import ConfigError, validate_model
 from probe_exporter.config.types import GoDuration, Regex, Secret, StrictModel
 from probe_exporter.config.yamlfile import LineMap
 
@@ -220,7 +220,6 @@ def _expand_auth(body: Any) -> Any:
 
 
 def _validate(model: Any, body: Any, lines: LineMap, path: str, prefix: tuple[str | int, ...]) -> Any:
-    from probe_exporter.config.loader import validate_model  # the loader imports this module
 
     return validate_model(model, body, lines, path, prefix)
 

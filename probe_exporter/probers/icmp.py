@@ -18,8 +18,7 @@ import time
 
 from probe_exporter.config.blackbox import ICMPProbe
 from probe_exporter.logs import ProbeLog
-from probe_exporter.probe_metrics import ProbeMetrics
-from probe_exporter.probers.base import ProbeRequest
+from probe_exporter.probers.base import ProbeContext, Prober
 from probe_exporter.probers.hostport import resolve_host
 
 PAYLOAD = b"Prometheus Blackbox Exporter"
@@ -168,12 +167,13 @@ async def _wait_for_reply(icmp: _Socket, v6: bool, dst: str, ident: int, seq: in
         loop.remove_reader(sock.fileno())
 
 
-async def probe_icmp(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:
-    cfg: ICMPProbe = request.module.icmp
+async def probe_icmp(ctx: ProbeContext) -> bool:
+    metrics, log = ctx.metrics, ctx.log
+    cfg: ICMPProbe = ctx.module.icmp
     durations = metrics.gauge_vec("probe_icmp_duration_seconds", "Duration of icmp request by phase", ["phase"])
     for phase in ("resolve", "setup", "rtt"):
         durations.labels(phase)
-    resolved = await resolve_host(request.target, cfg, metrics, log)
+    resolved = await resolve_host(ctx.target, cfg, metrics, log)
     if resolved is None:
         return False
     ip, lookup_time = resolved
@@ -221,3 +221,6 @@ async def probe_icmp(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog
         return True
     finally:
         icmp.sock.close()
+
+
+PROBER = Prober(name="icmp", probe=probe_icmp, config_model=ICMPProbe)

@@ -10,10 +10,9 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from probe_exporter import __version__, logs
+from probe_exporter import __version__, logs, registry
 from probe_exporter.config import ConfigError
 from probe_exporter.exporter import Exporter
-from probe_exporter.probers import shutdown_probers
 from probe_exporter.web import routes, snmp
 from probe_exporter.web.security import WebConfigSource, WebSecurityMiddleware
 
@@ -34,7 +33,7 @@ def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) ->
         finally:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
-            await shutdown_probers()
+            await registry.shutdown()
 
     app = FastAPI(title="probe_exporter", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.exporter = exporter

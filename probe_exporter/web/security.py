@@ -35,7 +35,7 @@ import bcrypt
 from pydantic import Field, field_validator, model_validator
 
 from probe_exporter import logs
-from probe_exporter.config.errors import ConfigError
+from probe_exporter.config.errors import ConfigError, validate_model
 from probe_exporter.config.tls import load_cert_chain
 from probe_exporter.config.types import GoDuration, Secret, StrictModel
 
@@ -237,7 +237,6 @@ class WebConfig(StrictModel):
 
 def load_web_config(path: str) -> WebConfig:
     """Read and check a web config file; ConfigError (with file:line) on any problem."""
-    from probe_exporter.config.loader import validate_model
     from probe_exporter.config.yamlfile import load_yaml_file
 
     data, lines = load_yaml_file(path)
