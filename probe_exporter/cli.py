@@ -152,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(err, file=sys.stderr)
         return 1
     if args.web_config_file:
-        from probe_exporter.web.security import load_web_config
+        from probe_exporter.config.web import load_web_config
 
         try:
             load_web_config(args.web_config_file)
