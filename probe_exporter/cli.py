@@ -11,39 +11,11 @@ import sys
 from collections.abc import Sequence
 
 from probe_exporter import __version__, logs
-from probe_exporter.config import Config, ConfigError, default_config_patterns, load_config
+from probe_exporter.config import Config, ConfigError, default_config_patterns
+from probe_exporter.settings import PROBE, SERVE, Settings, add_flags, from_args
 
-DEFAULT_LISTEN_ADDRESS = ":10115"
 # Python's default is 700 container allocations; one probe makes thousands, so gen0 ran several times per probe.
 GC_GEN0_THRESHOLD = 10_000
-# Kept in step with probe_exporter.exporter (not imported here, so `--version` stays fast).
-DEFAULT_MAX_CONCURRENT_PROBES = 500
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config.file", dest="config_files", action="append", metavar="PATTERN",
-                        help="Module config file or glob; repeatable (default: the shipped modules/*.yml).")
-    parser.add_argument("--log.level", dest="log_level", default="info", choices=sorted(logs.LEVELS))
-    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
-    parser.add_argument("--snmp.wrap-large-counters", dest="snmp_wrap_large_counters",
-                        action=argparse.BooleanOptionalAction, default=True,
-                        help="Wrap 64-bit SNMP counters at 2^53 so float64 keeps them exact, as snmp_exporter does.")
-    parser.add_argument("--config.expand-environment-variables", dest="expand_environment_variables",
-                        action="store_true", help="Expand ${VAR} in SNMP auth username, password and priv_password.")
 
 
 class _ParserListingProbers(argparse.ArgumentParser):
@@ -57,28 +29,7 @@ class _ParserListingProbers(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _ParserListingProbers(prog="probe-exporter", description=__doc__)
-    _add_common(parser)
-    parser.add_argument("--web.listen-address", dest="listen_addresses", action="append", metavar="ADDR",
-                        help=f"Address to listen on; repeatable (default {DEFAULT_LISTEN_ADDRESS}).")
-    parser.add_argument("--timeout-offset", dest="timeout_offset", type=float, default=0.5,
-                        help="Offset to subtract from the Prometheus scrape timeout, in seconds.")
-    parser.add_argument("--config.check", dest="config_check", action="store_true",
-                        help="Validate the config files (and --web.config.file) and exit (0 valid, 1 invalid).")
-    parser.add_argument("--web.config.file", dest="web_config_file", default="", metavar="FILE",
-                        help="exporter-toolkit web config: TLS, basic_auth_users, response headers, rate_limit. "
-                             "Applies to every endpoint.")
-    parser.add_argument("--history.limit", dest="history_limit", type=_non_negative_int, default=100,
-                        help="Probes kept for the landing page and /logs; failures pushed out are kept "
-                             "as many again (default 100, 0 disables).")
-    parser.add_argument("--probes.max-concurrency", dest="max_concurrent_probes", type=_non_negative_int,
-                        default=DEFAULT_MAX_CONCURRENT_PROBES,
-                        help="Probes running at once over all modules; more wait, within their deadline "
-                             f"(default {DEFAULT_MAX_CONCURRENT_PROBES}, 0 unlimited).")
-    parser.add_argument("--web.workers", dest="web_workers", type=_positive_int, default=1, metavar="N",
-                        help="Worker processes serving the listen addresses (default 1). Each worker has its own "
-                             "/metrics, history (/logs, landing page) and concurrency limits: "
-                             "--probes.max-concurrency and max_concurrency apply per worker. SIGHUP, /-/reload "
-                             "and SIGTERM reach all of them.")
+    add_flags(parser, SERVE)
     parser.add_argument("--version", action="version", version=f"probe_exporter, version {__version__}")
     return parser
 
@@ -87,7 +38,7 @@ def build_probe_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probe-exporter probe",
                                      description="Run one probe, print its metrics, exit 0 on success, "
                                                  "1 on failure, 2 on bad input.")
-    _add_common(parser)
+    add_flags(parser, PROBE)
     parser.add_argument("--module", required=True)
     parser.add_argument("--target", required=True)
     parser.add_argument("--timeout", type=float, default=10.0, help="Probe deadline in seconds (default 10).")
@@ -142,50 +93,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["probe"]:
         return _probe_command(args_list[1:])
-    args = build_parser().parse_args(args_list)
-    logs.setup_logging(args.log_level, args.log_format)
-    _apply_snmp_flags(args)
-    patterns = args.config_files or default_config_patterns()
+    from probe_exporter.exporter import load_settings_config
+
+    settings = from_args(build_parser().parse_args(args_list))
+    logs.setup_logging(settings.log_level, settings.log_format)
+    settings.config_files = settings.config_files or default_config_patterns()
     try:
-        config = load_config(patterns)
+        config = load_settings_config(settings)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 1
-    if args.web_config_file:
+    if settings.web_config_file:
         from probe_exporter.config.web import load_web_config
 
         try:
-            load_web_config(args.web_config_file)
+            load_web_config(settings.web_config_file)
         except ConfigError as err:
             print(str(err).replace("error parsing config file", "error parsing web config file", 1), file=sys.stderr)
             return 1
-    if args.config_check:
+    if settings.config_check:
         print(f"Config file{'s' if len(config.files) > 1 else ''} {', '.join(config.files)} OK: "
               f"{len(config.modules)} modules")
         return 0
-    return _serve(args, patterns, config)
+    return _serve(settings, config)
 
 
-def _apply_snmp_flags(args: argparse.Namespace) -> None:
-    """snmp_exporter's flags, set before the config is loaded (env expansion happens at load)."""
-    from probe_exporter.config import snmp as snmp_settings
-
-    snmp_settings.WRAP_LARGE_COUNTERS = args.snmp_wrap_large_counters
-    snmp_settings.EXPAND_ENVIRONMENT_VARIABLES = args.expand_environment_variables
-
-
-def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int:
+def _serve(settings: Settings, config: Config) -> int:
     from probe_exporter import registry
-    from probe_exporter.exporter import Exporter, Settings
+    from probe_exporter.exporter import Exporter
     from probe_exporter.web.app import create_app
     from probe_exporter.web.serve import make_server, notify_parent_of_reload, run_workers
 
-    settings = Settings(config_files=patterns, listen_addresses=args.listen_addresses or [DEFAULT_LISTEN_ADDRESS],
-                        timeout_offset=args.timeout_offset, log_level=args.log_level, log_format=args.log_format,
-                        history_limit=args.history_limit, max_concurrent_probes=args.max_concurrent_probes,
-                        web_config_file=args.web_config_file)
     registry.load(config.modules)
-    workers = args.web_workers
+    workers = settings.web_workers
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
     for address in settings.listen_addresses:
@@ -250,11 +190,13 @@ def _probe_command(argv: list[str]) -> int:
     from probe_exporter.runner import debug_output, run_probe
 
     parser = build_probe_parser()
+    from probe_exporter.exporter import load_settings_config
+
     args = parser.parse_args(argv)
-    logs.setup_logging(args.log_level, args.log_format)
-    _apply_snmp_flags(args)
+    settings = from_args(args)
+    logs.setup_logging(settings.log_level, settings.log_format)
     try:
-        config = load_config(args.config_files or default_config_patterns())
+        config = load_settings_config(settings)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
@@ -266,7 +208,7 @@ def _probe_command(argv: list[str]) -> int:
     params.update(module=args.module, target=args.target)
     timeout = module.timeout if 0 < module.timeout < args.timeout else args.timeout
     try:
-        outcome = asyncio.run(run_probe(args.module, module, args.target, timeout, params, config))
+        outcome = asyncio.run(run_probe(args.module, module, args.target, timeout, params, config, settings=settings))
     except BadRequest as err:
         print(err, file=sys.stderr)
         return 2

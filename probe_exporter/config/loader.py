@@ -43,19 +43,21 @@ def expand_patterns(patterns: list[str]) -> list[str]:
     return files
 
 
-def load_config(patterns: list[str]) -> Config:
+def load_config(patterns: list[str], *, expand_environment_variables: bool = False) -> Config:
+    """Every module of the files `patterns` name. With expand_environment_variables, ${VAR} in SNMP
+    auth credentials is replaced from the environment (--config.expand-environment-variables)."""
     config = Config()
     digest = hashlib.sha256()
     for path in expand_patterns(patterns):
         raw = read_config_bytes(path)
         digest.update(path.encode() + b"\0" + raw)
-        _load_file(config, path, raw)
+        _load_file(config, path, raw, expand_environment_variables)
         config.files.append(path)
     config.checksum = digest.hexdigest()
     return config
 
 
-def _load_file(config: Config, path: str, raw: bytes) -> None:
+def _load_file(config: Config, path: str, raw: bytes, expand_environment_variables: bool) -> None:
     data, lines = load_yaml(raw, path)
     if data is None:
         return
@@ -78,7 +80,8 @@ def _load_file(config: Config, path: str, raw: bytes) -> None:
     if "auths" in data or snmp_modules:
         from probe_exporter.config import snmp
 
-        snmp_auths, snmp_parsed = snmp.parse_snmp_file(data.get("auths"), snmp_modules, lines, path)
+        snmp_auths, snmp_parsed = snmp.parse_snmp_file(data.get("auths"), snmp_modules, lines, path,
+                                                          expand_environment_variables)
         for name, auth in snmp_auths.items():
             config.snmp_auths[name] = auth
         for name, snmp_module in snmp_parsed.items():
@@ -100,7 +103,8 @@ def _load_file(config: Config, path: str, raw: bytes) -> None:
         if snmp_block is not None:
             from probe_exporter.config import snmp
 
-            module.snmp = snmp.parse_snmp_module(name, snmp_block, lines, path)
+            module.snmp = snmp.parse_snmp_module(name, snmp_block, lines, path,
+                                                 expand_environment_variables=expand_environment_variables)
         if module.prober == "sql":  # collector files are relative to this file (probe_exporter.config.sql)
             from probe_exporter.config import sql
 
