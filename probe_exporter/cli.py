@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
@@ -74,6 +75,26 @@ def bind_listener(address: str, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
+SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): the first socket systemd passes
+
+
+def systemd_sockets() -> list[socket.socket]:
+    """The listening sockets of systemd socket activation (LISTEN_PID, LISTEN_FDS); ValueError if none."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        raise ValueError("no sockets passed by systemd (LISTEN_PID is not this process)")
+    count = int(os.environ.get("LISTEN_FDS", "0") or 0)
+    if count < 1:
+        raise ValueError("no sockets passed by systemd (LISTEN_FDS is 0)")
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):  # not for our children
+        os.environ.pop(name, None)
+    return [socket.socket(fileno=SD_LISTEN_FDS_START + index) for index in range(count)]
+
+
+def _socket_address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def bind_worker_listeners(address: str, workers: int) -> list[socket.socket]:
     """One SO_REUSEPORT socket per worker on `address` (port 0: the port the first one got)."""
     first = bind_listener(address, reuse_port=True)
@@ -111,6 +132,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ConfigError as err:
             print(str(err).replace("error parsing config file", "error parsing web config file", 1), file=sys.stderr)
             return 1
+    from probe_exporter.web.prefix import external_url
+
+    try:
+        external_url(settings.web_external_url, settings.listen_addresses[0])
+    except ValueError as err:
+        print(f"failed to determine external URL: {err}", file=sys.stderr)
+        return 1
     if settings.config_check:
         print(f"Config file{'s' if len(config.files) > 1 else ''} {', '.join(config.files)} OK: "
               f"{len(config.modules)} modules")
@@ -128,7 +156,17 @@ def _serve(settings: Settings, config: Config) -> int:
     workers = settings.web_workers
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
-    for address in settings.listen_addresses:
+    if settings.web_systemd_socket:
+        try:
+            activated = systemd_sockets()
+        except ValueError as err:
+            print(f"--web.systemd-socket: {err}", file=sys.stderr)
+            return 1
+        for sock in activated:  # one listening socket shared by every worker, each holding its own copy
+            for index, sockets in enumerate(sockets_by_worker):
+                sockets.append(sock if index == 0 else sock.dup())
+            logs.log(logging.INFO, "Listening on systemd socket", address=_socket_address(sock))
+    for address in ([] if settings.web_systemd_socket else settings.listen_addresses):
         try:
             bound = bind_worker_listeners(address, workers) if workers > 1 else [bind_listener(address)]
         except OSError as err:

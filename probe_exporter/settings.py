@@ -82,6 +82,15 @@ class Settings:
         "--timeout-offset", "Offset to subtract from the Prometheus scrape timeout, in seconds.", parse=float))
     config_check: bool = field(default=False, metadata=flag(
         "--config.check", "Validate the config files (and --web.config.file) and exit (0 valid, 1 invalid)."))
+    web_external_url: str = field(default="", metadata=flag(
+        "--web.external-url", "The URL under which the exporter is reached from outside (a reverse proxy); "
+        "its path is the default route prefix. Default: http://<hostname>:<port>/.", metavar="URL"))
+    web_route_prefix: str = field(default="", metadata=flag(
+        "--web.route-prefix", "Prefix for the internal routes. Defaults to the path of --web.external-url.",
+        metavar="PATH"))
+    web_systemd_socket: bool = field(default=False, metadata=flag(
+        "--web.systemd-socket", "Use systemd socket activation listeners (LISTEN_FDS) instead of "
+        "--web.listen-address (Linux only)."))
     web_config_file: str = field(default="", metadata=flag(
         "--web.config.file", "exporter-toolkit web config: TLS, basic_auth_users, response headers, rate_limit. "
         "Applies to every endpoint.", metavar="FILE"))
