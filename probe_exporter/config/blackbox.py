@@ -6,13 +6,37 @@ prometheus/common's HTTPClientConfig, which the `http:` block inlines.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
+from pydantic_core import PydanticCustomError
 
 from probe_exporter.config.cel import CELProgram
 from probe_exporter.config.tls import TLSConfig
-from probe_exporter.config.types import Base2Bytes, RawBytes, Regex, Secret, StrictModel
+from probe_exporter.config.types import Base2Bytes, GoDuration, RawBytes, Regex, Secret, StrictModel, format_go_duration
+
+# --- our opt-in additions to blackbox's blocks -----------------------------------------------------
+
+
+class OptInFields(StrictModel):
+    """Keys blackbox_exporter does not have: left at their defaults they stay out of /config and debug
+    output, so a module that does not use them renders exactly as before."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_opt_ins(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in OPT_IN_DEFAULTS.keys() & data.keys():
+            if getattr(self, name) == OPT_IN_DEFAULTS[name]:
+                del data[name]
+        return data
+
+
+# smokeping_prober's default buckets (50us doubling to 26s), so its dashboards read our histogram too.
+DEFAULT_RTT_BUCKETS = [5e-05 * 2**i for i in range(20)]
+# Sequence numbers are 16 bits: a longer burst could not tell its replies apart.
+MAX_ICMP_PACKETS = 65535
+OPT_IN_DEFAULTS: dict[str, Any] = {"packets": 1, "packet_interval": 0.1, "rtt_buckets": DEFAULT_RTT_BUCKETS}
 
 # --- prometheus/common HTTPClientConfig ------------------------------------------------------------
 
@@ -248,13 +272,55 @@ class UnixProbe(StrictModel):
     tls_config: TLSConfig = Field(default_factory=TLSConfig)
 
 
-class ICMPProbe(StrictModel):
+class ICMPProbe(OptInFields):
     ip_protocol_fallback: bool = True
     preferred_ip_protocol: str = ""
     source_ip_address: str | None = None
     payload_size: int = 0
     dont_fragment: bool = False
     ttl: int = 64
+    # Burst mode (ours): `packets` echo requests `packet_interval` apart; 1 is blackbox's single echo.
+    packets: int = 1
+    packet_interval: GoDuration = 0.1
+    # Upper bounds of probe_icmp_rtt_seconds, the per-probe histogram of a burst's round-trip times.
+    rtt_buckets: list[float] = Field(default_factory=lambda: list(DEFAULT_RTT_BUCKETS))
+
+    @field_validator("packets")
+    @classmethod
+    def _check_packets(cls, value: int) -> int:
+        if not 1 <= value <= MAX_ICMP_PACKETS:
+            raise ValueError(f'"packets" must be between 1 and {MAX_ICMP_PACKETS}')
+        return value
+
+    @field_validator("packet_interval")
+    @classmethod
+    def _check_interval(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError('"packet_interval" must be greater than 0')
+        return value
+
+    @field_validator("rtt_buckets")
+    @classmethod
+    def _check_buckets(cls, buckets: list[float]) -> list[float]:
+        if not buckets or any(b <= a for a, b in itertools.pairwise(buckets)) or buckets[0] <= 0:
+            raise ValueError('"rtt_buckets" must be positive and strictly increasing')
+        return buckets
+
+    def burst_seconds(self) -> float:
+        """The time a burst needs: each packet, the last one included, gets one interval to be answered."""
+        return self.packets * self.packet_interval
+
+    def check_burst_fits(self, module_timeout: float) -> None:
+        """Refuse at load a burst the module timeout cannot hold (0: no module timeout to check against)."""
+        # The tolerance keeps float rounding (3 x 0.1s) from refusing a burst that fits exactly.
+        if self.packets > 1 and 0 < module_timeout < self.burst_seconds() - 1e-9:
+            raise PydanticCustomError(
+                "icmp_burst_too_long",
+                "{packets} packets every {interval} take {needed}, longer than the module timeout {timeout}; "
+                "lower packets or packet_interval, or raise timeout",
+                {"packets": self.packets, "interval": format_go_duration(self.packet_interval),
+                 "needed": format_go_duration(self.burst_seconds()),
+                 "timeout": format_go_duration(module_timeout), "within_key": "packets"})
 
     @field_validator("ttl")
     @classmethod
