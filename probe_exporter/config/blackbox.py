@@ -7,9 +7,16 @@ prometheus/common's HTTPClientConfig, which the `http:` block inlines.
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, SerializerFunctionWrapHandler, field_validator, model_serializer, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from probe_exporter.config.cel import CELProgram
@@ -32,11 +39,42 @@ class OptInFields(StrictModel):
         return data
 
 
+def _check_server(server: str) -> str:
+    from probe_exporter.probers import resolver
+
+    resolver.parse_server(server)  # raises ValueError naming the bad entry
+    resolver.preload()
+    return server
+
+
+class ResolverSettings(OptInFields):
+    """A resolver per module (the keys of blackbox_exporter's open PRs #1443/#1542): the target's name
+    is looked up at these DNS servers, in order, instead of through the system resolver."""
+
+    dns_server: list[Annotated[str, AfterValidator(_check_server)]] = Field(default_factory=list)
+    # Per server; upstream's PR defaults it to 3s. The probe deadline bounds the whole lookup anyway.
+    dns_timeout: GoDuration = 3.0
+
+    @field_validator("dns_server", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+    @field_validator("dns_timeout")
+    @classmethod
+    def _check_dns_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("dns_timeout must be greater than 0")
+        return value
+
+
 # smokeping_prober's default buckets (50us doubling to 26s), so its dashboards read our histogram too.
 DEFAULT_RTT_BUCKETS = [5e-05 * 2**i for i in range(20)]
 # Sequence numbers are 16 bits: a longer burst could not tell its replies apart.
 MAX_ICMP_PACKETS = 65535
-OPT_IN_DEFAULTS: dict[str, Any] = {"packets": 1, "packet_interval": 0.1, "rtt_buckets": DEFAULT_RTT_BUCKETS}
+OPT_IN_DEFAULTS: dict[str, Any] = {"dns_server": [], "dns_timeout": 3.0, "packets": 1, "packet_interval": 0.1,
+                                   "rtt_buckets": DEFAULT_RTT_BUCKETS}
 
 # --- prometheus/common HTTPClientConfig ------------------------------------------------------------
 
@@ -160,7 +198,7 @@ class HeaderMatch(StrictModel):
         return self
 
 
-class HTTPProbe(HTTPClientConfig):
+class HTTPProbe(HTTPClientConfig, ResolverSettings):
     valid_status_codes: list[int] = Field(default_factory=list)
     valid_http_versions: list[str] = Field(default_factory=list)
     ip_protocol_fallback: bool = True
@@ -252,7 +290,7 @@ class QueryResponse(StrictModel):
         return self
 
 
-class TCPProbe(StrictModel):
+class TCPProbe(ResolverSettings):
     ip_protocol_fallback: bool = True
     preferred_ip_protocol: str = ""
     source_ip_address: str | None = None
@@ -272,7 +310,7 @@ class UnixProbe(StrictModel):
     tls_config: TLSConfig = Field(default_factory=TLSConfig)
 
 
-class ICMPProbe(OptInFields):
+class ICMPProbe(ResolverSettings):
     ip_protocol_fallback: bool = True
     preferred_ip_protocol: str = ""
     source_ip_address: str | None = None
@@ -392,7 +430,7 @@ def _known_dns_type(name: str) -> bool:
     return True
 
 
-class GRPCProbe(StrictModel):
+class GRPCProbe(ResolverSettings):
     service: str = ""
     tls: bool = False
     tls_config: TLSConfig = Field(default_factory=TLSConfig)
@@ -401,7 +439,7 @@ class GRPCProbe(StrictModel):
     metadata: dict[str, list[str]] = Field(default_factory=dict)
 
 
-class WebsocketProbe(StrictModel):
+class WebsocketProbe(ResolverSettings):
     ip_protocol_fallback: bool = True
     preferred_ip_protocol: str = ""
     query_response: list[QueryResponse] = Field(default_factory=list)
