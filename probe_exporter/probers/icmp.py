@@ -228,8 +228,9 @@ REPORT_MARGIN_SECONDS = 0.05
 async def _run_burst(icmp: _Socket, v6: bool, dst: str, cfg: ICMPProbe, deadline: float, log: ProbeLog) -> Burst:
     """Send up to cfg.packets echo requests packet_interval apart and collect their replies.
 
-    A packet is only sent while half an interval is left for its reply before the (reporting)
-    deadline: one sent later could only count as lost."""
+    The first packet always goes out, as the single echo does; a later one only while half an
+    interval is left for its reply before the (reporting) deadline: one sent later could only count
+    as lost."""
     loop = asyncio.get_running_loop()
     sock = icmp.sock
     # A ping socket's ID is its local "port", chosen by the kernel at bind; it rewrites ours to it.
@@ -252,7 +253,7 @@ async def _run_burst(icmp: _Socket, v6: bool, dst: str, cfg: ICMPProbe, deadline
         start = time.monotonic()
         for index in range(cfg.packets):
             scheduled = start + index * cfg.packet_interval
-            if scheduled + cfg.packet_interval / 2 > reply_deadline:
+            if index and scheduled + cfg.packet_interval / 2 > reply_deadline:
                 log.info("Stopped the burst before the deadline", packets_sent=len(burst.sent_at),
                          packets=cfg.packets)
                 break
