@@ -19,6 +19,7 @@ from probe_exporter.config import Config, Module
 from probe_exporter.config.secrets import secret_values
 from probe_exporter.limits import ProbeLimiter
 from probe_exporter.probe_metrics import ProbeMetrics
+from probe_exporter.probers import resolver
 from probe_exporter.probers.base import BadRequest, ProbeContext
 from probe_exporter.settings import Settings
 
@@ -95,7 +96,8 @@ async def run_probe(module_name: str, module: Module, target: str, timeout: floa
                 ctx = ProbeContext(target=target, module_name=module_name, module=module,
                                    timeout=max(timeout - waited, 0.0), metrics=metrics, log=log,
                                    params=params or {}, config=config, settings=settings or Settings())
-                success = await prober.probe(ctx)
+                with resolver.bound_to(module, ctx.timeout):  # the module's dns_server, if any
+                    success = await prober.probe(ctx)
     except BadRequest:
         raise
     except TimeoutError:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, PrivateAttr, create_model, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, create_model, field_validator
 
 from probe_exporter import registry
 from probe_exporter.config.blackbox import (
@@ -55,6 +55,12 @@ class Module(StrictModel):
 
         TargetPolicy(entries)  # raises ValueError with the bad entry
         return entries
+
+    @field_validator("icmp")
+    @classmethod
+    def _check_icmp_burst(cls, icmp: ICMPProbe, info: ValidationInfo) -> ICMPProbe:
+        icmp.check_burst_fits(info.data.get("timeout", 0.0))
+        return icmp
 
     def cached(self, key: str, build: Any) -> Any:
         """The per-module object under `key`, built by `build()` on first use."""
