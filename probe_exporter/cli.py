@@ -16,8 +16,6 @@ from probe_exporter.config import Config, ConfigError, default_config_patterns, 
 DEFAULT_LISTEN_ADDRESS = ":10115"
 # Python's default is 700 container allocations; one probe makes thousands, so gen0 ran several times per probe.
 GC_GEN0_THRESHOLD = 10_000
-# Kept in step with probe_exporter.exporter (not imported here, so `--version` stays fast).
-DEFAULT_MAX_CONCURRENT_PROBES = 500
 
 
 def _non_negative_int(text: str) -> int:
@@ -62,9 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Probes kept for the landing page and /logs; failures pushed out are kept "
                              "as many again (default 100, 0 disables).")
     parser.add_argument("--probes.max-concurrency", dest="max_concurrent_probes", type=_non_negative_int,
-                        default=DEFAULT_MAX_CONCURRENT_PROBES,
-                        help="Probes running at once over all modules; more wait, within their deadline "
-                             f"(default {DEFAULT_MAX_CONCURRENT_PROBES}, 0 unlimited).")
+                        default=None,
+                        help="Probes running at once over all modules; more wait within their deadline, and one "
+                             "that cannot start in time gets HTTP 503 (default: as many as the open-files limit "
+                             "holds, (limit - 64) / 2; 0 unlimited).")
     parser.add_argument("--web.workers", dest="web_workers", type=_positive_int, default=1, metavar="N",
                         help="Worker processes serving the listen addresses (default 1). Each worker has its own "
                              "/metrics, history (/logs, landing page) and concurrency limits: "
@@ -171,6 +170,7 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int
     from probe_exporter.web.app import create_app
     from probe_exporter.web.serve import make_server, notify_parent_of_reload, run_workers
 
+    _raise_open_files_limit()
     settings = Settings(config_files=patterns, listen_addresses=args.listen_addresses or [DEFAULT_LISTEN_ADDRESS],
                         timeout_offset=args.timeout_offset, log_level=args.log_level, log_format=args.log_format,
                         history_limit=args.history_limit, max_concurrent_probes=args.max_concurrent_probes,
@@ -223,6 +223,21 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int
     return run_workers(workers, serve_worker, after_fork=close_listeners)
 
 
+def _raise_open_files_limit() -> None:
+    """As Go does at startup: a soft limit of 1024 (what systemd gives) would fail probes for lack of
+    file descriptors long before the machine is busy."""
+    from probe_exporter.limits import default_max_concurrency
+    from probe_exporter.openfiles import raise_open_files_limit
+
+    try:
+        before, after = raise_open_files_limit()
+    except (OSError, ValueError) as err:
+        logs.log(logging.WARNING, "Could not read the open-files limit", err=str(err))
+        return
+    logs.log(logging.INFO, "Open-files limit", soft_limit=after, raised_from=before,
+             default_max_concurrency=default_max_concurrency(after))
+
+
 def freeze_startup_heap() -> None:
     """Move what startup built (imports, config models, routes: some 60 000 objects that live
     as long as the process) out of the cyclic GC's reach, and collect the young generation less often.
@@ -237,8 +252,7 @@ def freeze_startup_heap() -> None:
 
 def _probe_command(argv: list[str]) -> int:
     from probe_exporter.exposition import collect_sorted, render_text
-    from probe_exporter.probers.base import BadRequest
-    from probe_exporter.runner import debug_output, run_probe
+    from probe_exporter.pipeline import ProbeRequest, StandaloneState, Verdict, run
 
     parser = build_probe_parser()
     args = parser.parse_args(argv)
@@ -249,20 +263,15 @@ def _probe_command(argv: list[str]) -> int:
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
-    module = config.modules.get(args.module)
-    if module is None:
-        print(f'Unknown module "{args.module}"', file=sys.stderr)
-        return 2
     params = dict(item.partition("=")[::2] for item in args.param)
     params.update(module=args.module, target=args.target)
-    timeout = module.timeout if 0 < module.timeout < args.timeout else args.timeout
-    try:
-        outcome = asyncio.run(run_probe(args.module, module, args.target, timeout, params, config))
-    except BadRequest as err:
-        print(err, file=sys.stderr)
+    request = ProbeRequest([args.module], args.target, params, endpoint="cli", timeout=args.timeout)
+    outcome = asyncio.run(run(StandaloneState(config), request))
+    if outcome.verdict is not Verdict.PROBED:
+        print(outcome.reason, file=sys.stderr)
         return 2
     if args.debug:
-        sys.stdout.write(debug_output(outcome, module))
+        sys.stdout.write(outcome.debug_text())
     else:
         sys.stdout.write(render_text(collect_sorted([outcome.metrics])).decode())
     return 0 if outcome.success else 1

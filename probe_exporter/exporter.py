@@ -8,15 +8,12 @@ import time
 from collections import Counter as Tally
 from dataclasses import dataclass, field
 
-from probe_exporter import logs, registry
+from probe_exporter import logs, pipeline, registry
 from probe_exporter.config import Config, ConfigError, load_config
 from probe_exporter.history import ProbeHistory
-from probe_exporter.limits import ProbeLimiter
+from probe_exporter.limits import ProbeLimiter, default_max_concurrency
+from probe_exporter.openfiles import open_files_limit
 from probe_exporter.selfmetrics import SelfMetrics
-
-# A Python process usually starts with a soft limit of 1024 file descriptors, and every probe holds
-# at least two (the scrape and the probe's own connection): 500 keeps a margin for the listener and logs.
-DEFAULT_MAX_CONCURRENT_PROBES = 500
 
 
 @dataclass
@@ -28,8 +25,9 @@ class Settings:
     log_format: str = "logfmt"
     # Probes kept for the landing page and /logs (failures pushed out are kept as many again); 0: none.
     history_limit: int = 100
-    # Probes running at once over all modules; 0: unlimited. See probe_exporter.limits.
-    max_concurrent_probes: int = DEFAULT_MAX_CONCURRENT_PROBES
+    # Probes running at once over all modules; 0: unlimited; None: as many as the open-files limit
+    # holds (limits.default_max_concurrency). See probe_exporter.limits.
+    max_concurrent_probes: int | None = None
     # exporter-toolkit web config (TLS, basic auth, headers); "" serves plain HTTP without auth.
     web_config_file: str = ""
 
@@ -39,11 +37,23 @@ class Exporter:
         self.settings = settings
         self.metrics = SelfMetrics()
         self.history = ProbeHistory(settings.history_limit)
-        self.limiter = ProbeLimiter(settings.max_concurrent_probes, self.metrics)
-        self.metrics.max_concurrent.set(settings.max_concurrent_probes)
+        max_concurrent = settings.max_concurrent_probes
+        if max_concurrent is None:
+            max_concurrent = default_max_concurrency(open_files_limit())
+        self.limiter = ProbeLimiter(max_concurrent, self.metrics)
+        self.metrics.max_concurrent.set(max_concurrent)
         self._reload_lock = asyncio.Lock()
         self.config: Config = config if config is not None else load_config(settings.config_files)
         self._loaded(self.config)
+
+    @property
+    def timeout_offset(self) -> float:
+        return self.settings.timeout_offset
+
+    async def probe(self, request: pipeline.ProbeRequest) -> pipeline.ProbeOutcome:
+        """One probe request through the pipeline (deadline, target policy, limits, prober,
+        self-metrics, history)."""
+        return await pipeline.run(self, request)
 
     def _loaded(self, config: Config) -> None:
         self.metrics.reload_success.set(1)
