@@ -22,7 +22,7 @@ import ipaddress
 import os
 import re
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,6 +43,9 @@ FILE_DESCRIPTORS_PER_PROBE = 2
 
 MODULE_LIMIT = "module_limit"
 GLOBAL_LIMIT = "global_limit"
+TARGET_LIMIT = "target_limit"
+# Per-target semaphores kept at most (targets come from URLs): only idle ones are dropped.
+MAX_TARGET_KEYS = 4096
 
 
 def default_max_concurrency(open_files_limit: int) -> int:
@@ -56,7 +59,7 @@ def default_max_concurrency(open_files_limit: int) -> int:
 class SlotWait:
     """Where a probe waits for its slot; read by the pipeline when the deadline ends the wait."""
 
-    stage: str = ""            # MODULE_LIMIT or GLOBAL_LIMIT while waiting, "" once it holds its slot
+    stage: str = ""            # TARGET_, MODULE_ or GLOBAL_LIMIT while waiting, "" once it holds its slot
     waited: float = 0.0
 
 
@@ -116,8 +119,8 @@ class _FairSlots:
 
 
 class ProbeLimiter:
-    """Concurrency slots: global ones shared fairly between modules, and one semaphore per module
-    (created on first use)."""
+    """Concurrency slots: global ones shared fairly between modules, one semaphore per module and,
+    where a module sets max_concurrency_per_target, one per (module, target); created on first use."""
 
     def __init__(self, max_concurrent: int = 0, metrics: SelfMetrics | None = None) -> None:
         self.max_concurrent = max_concurrent
@@ -125,6 +128,7 @@ class ProbeLimiter:
         # module name -> (limit, semaphore); a reload that changes the limit gets a fresh semaphore,
         # and probes holding the old one release it as they finish.
         self._modules: dict[str, tuple[int, asyncio.Semaphore]] = {}
+        self._targets: OrderedDict[tuple[str, str], tuple[int, asyncio.Semaphore]] = OrderedDict()
         self._metrics = metrics
         self.queued: dict[str, int] = {}
 
@@ -137,28 +141,57 @@ class ProbeLimiter:
             current = self._modules[module_name] = (limit, asyncio.Semaphore(limit))
         return current[1]
 
+    def _target_semaphore(self, module_name: str, target: str, limit: int) -> asyncio.Semaphore | None:
+        if limit <= 0:
+            return None
+        key = (module_name, target)
+        current = self._targets.get(key)
+        if current is None or current[0] != limit:
+            current = self._targets[key] = (limit, asyncio.Semaphore(limit))
+            self._drop_idle_targets()
+        self._targets.move_to_end(key)
+        return current[1]
+
+    def _drop_idle_targets(self) -> None:
+        while len(self._targets) > MAX_TARGET_KEYS:
+            for key, (limit, semaphore) in self._targets.items():
+                if semaphore._value == limit:  # nobody holds or waits for it
+                    del self._targets[key]
+                    break
+            else:
+                return
+
+    def target_keys(self) -> int:
+        return len(self._targets)
+
     def queue_length(self, module_name: str | None = None) -> int:
         if module_name is None:
             return sum(self.queued.values())
         return self.queued.get(module_name, 0)
 
     @contextlib.asynccontextmanager
-    async def slot(self, module_name: str, module_limit: int = 0,
-                   wait: SlotWait | None = None) -> AsyncIterator[float]:
+    async def slot(self, module_name: str, module_limit: int = 0, wait: SlotWait | None = None,
+                   target: str = "", target_limit: int = 0) -> AsyncIterator[float]:
         """Hold a slot for one probe; yields the seconds spent waiting for it. `wait` tells, if the
-        deadline cancels the wait, which limit the probe was waiting for.
+        deadline cancels the wait, which limit the probe was waiting for. Narrowest first: a probe
+        queued behind its own target or module holds no wider slot meanwhile.
 
         Cancellation (the deadline) while waiting releases whatever was already acquired.
         """
         wait = wait if wait is not None else SlotWait()
+        target_semaphore = self._target_semaphore(module_name, target, target_limit)
         module_semaphore = self._module_semaphore(module_name, module_limit)
-        if module_semaphore is None and self._global is None:
+        if target_semaphore is None and module_semaphore is None and self._global is None:
             yield 0.0
             return
         start = time.monotonic()
-        held_module = held_global = False
+        held_target = held_module = held_global = False
         self._queue_change(module_name, +1)
         try:
+            if target_semaphore is not None:
+                wait.stage = TARGET_LIMIT
+                await target_semaphore.acquire()
+                held_target = True
             if module_semaphore is not None:
                 wait.stage = MODULE_LIMIT
                 await module_semaphore.acquire()
@@ -171,6 +204,8 @@ class ProbeLimiter:
         except BaseException:
             if held_module and module_semaphore is not None:
                 module_semaphore.release()
+            if held_target and target_semaphore is not None:
+                target_semaphore.release()
             raise
         finally:
             self._queue_change(module_name, -1)
@@ -184,6 +219,8 @@ class ProbeLimiter:
                 self._global.release(module_name)
             if held_module and module_semaphore is not None:
                 module_semaphore.release()
+            if held_target and target_semaphore is not None:
+                target_semaphore.release()
 
     def _queue_change(self, module_name: str, delta: int) -> None:
         count = self.queued.get(module_name, 0) + delta
@@ -352,6 +389,21 @@ class TargetPolicy:
             return True
         parts = _split_target(target, prober)
         return any(rule.matches(parts) for rule in self._rules)
+
+    def allows_host(self, host: str, port: int | None = None) -> bool:
+        """An already split host (a name or an IP literal, an IPv6 zone ignored) and port: for
+        probers that parse targets their own way (SQL's target_allow)."""
+        parts = _TargetParts(host=_clean_host(host.partition("%")[0] if ":" in host else host), port=port)
+        return any(rule.matches(parts) for rule in self._rules)
+
+    @property
+    def has_networks(self) -> bool:
+        return any(isinstance(rule, _NetworkRule) for rule in self._rules)
+
+    def allows_address(self, address: str) -> bool:
+        """An IP address (of a resolved name) inside one of the CIDRs or addresses."""
+        parts = _TargetParts(host=_clean_host(address.partition("%")[0]))
+        return any(isinstance(rule, _NetworkRule) and rule.matches(parts) for rule in self._rules)
 
     def check(self, target: str, module_name: str, prober: str) -> None:
         if not self.allows(target, prober):

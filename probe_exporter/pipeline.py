@@ -33,7 +33,14 @@ from probe_exporter.config import Config, Module
 from probe_exporter.config.secrets import secret_values
 from probe_exporter.gotext import go_quote
 from probe_exporter.history import ProbeHistory
-from probe_exporter.limits import MODULE_LIMIT, ProbeLimiter, SlotWait, TargetNotAllowed, check_target
+from probe_exporter.limits import (
+    MODULE_LIMIT,
+    TARGET_LIMIT,
+    ProbeLimiter,
+    SlotWait,
+    TargetNotAllowed,
+    check_target,
+)
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers.base import BadRequest, ProbeContext
 from probe_exporter.selfmetrics import SelfMetrics
@@ -188,7 +195,9 @@ async def run(state: ExporterState, request: ProbeRequest) -> ProbeOutcome:
     in_flight.inc()
     try:
         limit = max(module.max_concurrency for _, module in modules)
-        outcome = await _execute(job, lambda wait: state.limiter.slot(joined, limit, wait), state.limiter)
+        per_target = max(module.max_concurrency_per_target for _, module in modules)
+        outcome = await _execute(job, lambda wait: state.limiter.slot(joined, limit, wait, request.target, per_target),
+                                 state.limiter)
     except BadRequest as err:
         return _not_probed(state, request, joined, Verdict.BAD_REQUEST, str(err).replace("\n", "\\n"))
     finally:
@@ -356,6 +365,8 @@ def _not_started(outcome: ProbeOutcome, job: _Job, wait: SlotWait, limiter: Prob
     limit = wait.stage or MODULE_LIMIT
     if limit == MODULE_LIMIT:
         which = f"module max_concurrency {max(m.max_concurrency for _, m in job.modules)}"
+    elif limit == TARGET_LIMIT:
+        which = f"max_concurrency_per_target {max(m.max_concurrency_per_target for _, m in job.modules)}"
     else:
         which = f"global --probes.max-concurrency {limiter.max_concurrent if limiter else 0}"
     queued = limiter.queue_length(job.module_name) if limiter else 0
