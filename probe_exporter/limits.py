@@ -243,7 +243,7 @@ _HOST_CHARS = re.compile(r"^[A-Za-z0-9_.-]+$")
 _GLOB_WITH_PORT = re.compile(r"^([^:/\[\]]+):(\d+|\*)$")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "grpc": 80, "grpcs": 443}
 # Probers whose targets blackbox_exporter reads as URLs with `http://` assumed when no scheme is given.
-_URL_PROBERS = ("http",)
+_URL_TARGET_KINDS = ("http",)
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,7 @@ class _TargetParts:
 
 
 def _split_target(target: str, prober: str) -> _TargetParts:
-    if prober in _URL_PROBERS and "://" not in target:
+    if prober in _URL_TARGET_KINDS and "://" not in target:
         target = "http://" + target
     if "://" in target:
         try:
