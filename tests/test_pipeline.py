@@ -68,3 +68,21 @@ async def test_an_internal_prober_error_never_logs_a_secret(tmp_path: Path, monk
     assert "RuntimeError" in outcome.reason
     records = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
     assert "prober raised" in records and "hunter2" not in records
+
+
+async def test_event_loop_lag_is_sampled_and_sees_a_blocked_loop() -> None:
+    import asyncio
+    import time
+
+    from probe_exporter.selfmetrics import SelfMetrics
+
+    metrics = SelfMetrics()
+    sampler = asyncio.create_task(metrics.sample_event_loop_lag(interval=0.01))
+    await asyncio.sleep(0.05)
+    time.sleep(0.2)  # noqa: ASYNC251 - on purpose: a callback hogging the loop makes the next sample late
+    await asyncio.sleep(0.05)
+    sampler.cancel()
+    count = metrics.registry.get_sample_value("probe_exporter_event_loop_lag_seconds_count")
+    total = metrics.registry.get_sample_value("probe_exporter_event_loop_lag_seconds_sum")
+    assert count is not None and count >= 3
+    assert total is not None and total >= 0.15
