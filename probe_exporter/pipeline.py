@@ -124,6 +124,8 @@ class ProbeOutcome:
     module: Module | None = None
     # /snmp: (module, reason) of each module that failed; any makes snmp_exporter's HTTP 500.
     module_errors: list[tuple[str, str]] = field(default_factory=list)
+    # /snmp: whether each module was scraped successfully (a module after a failing one is not scraped).
+    module_success: dict[str, bool] = field(default_factory=dict)
     # NOT_STARTED: the limit that was full (limits.MODULE_LIMIT or GLOBAL_LIMIT).
     full_limit: str = ""
 
@@ -205,9 +207,8 @@ async def run(state: ExporterState, request: ProbeRequest) -> ProbeOutcome:
     if outcome.verdict is Verdict.NOT_STARTED:
         state.metrics.probes_not_started.labels(joined, outcome.full_limit).inc()
     elif request.snmp_exporter:
-        failed = {name for name, _ in outcome.module_errors}
         for module_name, module in modules:
-            state.metrics.observe_probe(module_name, module.prober, module_name not in failed and outcome.success,
+            state.metrics.observe_probe(module_name, module.prober, outcome.module_success.get(module_name, False),
                                         outcome.duration)
     else:
         state.metrics.observe_probe(joined, first.prober, outcome.success, outcome.duration)
@@ -317,7 +318,7 @@ async def _execute(job: _Job, slot: _SlotFactory, limiter: ProbeLimiter | None) 
             if prober is not None:
                 outcome.success = await prober.probe(ctx)
             else:
-                outcome.success = await _scrape_snmp_exporter(ctx, job.modules, outcome.module_errors)
+                outcome.success = await _scrape_snmp_exporter(ctx, job.modules, outcome)
     except BadRequest:
         raise
     except TimeoutError:
@@ -381,10 +382,9 @@ def _not_started(outcome: ProbeOutcome, job: _Job, wait: SlotWait, limiter: Prob
     return outcome
 
 
-async def _scrape_snmp_exporter(ctx: ProbeContext, modules: list[tuple[str, Module]],
-                                errors: list[tuple[str, str]]) -> bool:
+async def _scrape_snmp_exporter(ctx: ProbeContext, modules: list[tuple[str, Module]], outcome: ProbeOutcome) -> bool:
     """snmp_exporter's /snmp: the modules in order, stopping at the first that fails; its samples and
-    scrape gauges as the metrics, and each failure in `errors`."""
+    scrape gauges as the metrics, each failure in the outcome's module_errors."""
     from probe_exporter.probers.snmp.scrape import scrape
 
     deadline = asyncio.get_running_loop().time() + max(ctx.timeout - SNMP_DEADLINE_MARGIN, 0.0)
@@ -394,5 +394,6 @@ async def _scrape_snmp_exporter(ctx: ProbeContext, modules: list[tuple[str, Modu
     for family in result.self_metric_families():
         if family.samples:
             ctx.metrics.add_family(family)
-    errors.extend((module.name, module.error) for module in result.modules if module.error)
-    return not errors
+    outcome.module_errors.extend((module.name, module.error) for module in result.modules if module.error)
+    outcome.module_success.update((module.name, module.success) for module in result.modules)
+    return not outcome.module_errors
