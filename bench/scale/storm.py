@@ -177,6 +177,10 @@ def run_one(name: str, argv: list[str], port: int, target_port: int, workdir: Pa
         asyncio.run(get(port, f"/probe?module=http_2xx&target=http://127.0.0.1:{target_port}/fast"))
         result = asyncio.run(storm(port, target_port, probes, fast))
         result["peak_rss_mib"] = peak_rss_mib(process.pid)
+    # Why probes failed, by the exporter's own account (probe_exporter logs one line per failure).
+    reasons = Counter(line.split("reason=", 1)[1][:90] for line in (workdir / f"{name}.log").read_text().splitlines()
+                      if 'msg="Probe failed"' in line and "reason=" in line)
+    result["failure_reasons"] = reasons.most_common(3)
     return result
 
 
@@ -218,6 +222,8 @@ def main() -> None:
               f"fast ok {result['fast_ok']}/{args.fast} median {result['fast_median_ms']:.1f} ms "
               f"max {result['fast_max_ms']:.1f} ms  peak RSS {result['peak_rss_mib']:.0f} MiB")
         print(f"{'':18} fast probes, in order (ms): {result['fast_ms']}")
+        if result["failure_reasons"]:
+            print(f"{'':18} failure reasons: {result['failure_reasons']}")
 
 
 if __name__ == "__main__":
