@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import resource
 import signal
 import socket
@@ -109,6 +110,12 @@ def started(argv: list[str], health_url: str, log_path: Path) -> Iterator[subpro
             process.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -175,7 +182,9 @@ def run_one(name: str, argv: list[str], port: int, target_port: int, workdir: Pa
     with started(argv, f"http://127.0.0.1:{port}/-/healthy", workdir / f"{name}.log") as process:
         # Warm both up the same way: one probe, so imports and first connections are not in the storm.
         asyncio.run(get(port, f"/probe?module=http_2xx&target=http://127.0.0.1:{target_port}/fast"))
+        cpu_before = cpu_seconds(process.pid)
         result = asyncio.run(storm(port, target_port, probes, fast))
+        result["cpu_seconds"] = cpu_seconds(process.pid) - cpu_before
         result["peak_rss_mib"] = peak_rss_mib(process.pid)
     # Why probes failed, by the exporter's own account (probe_exporter logs one line per failure).
     reasons = Counter(line.split("reason=", 1)[1][:90] for line in (workdir / f"{name}.log").read_text().splitlines()
@@ -220,7 +229,8 @@ def main() -> None:
     for name, result in results.items():
         print(f"{name:18} success {result['success_share']:.2%} {dict(result['storm'])}  "  # type: ignore[call-overload]
               f"fast ok {result['fast_ok']}/{args.fast} median {result['fast_median_ms']:.1f} ms "
-              f"max {result['fast_max_ms']:.1f} ms  peak RSS {result['peak_rss_mib']:.0f} MiB")
+              f"max {result['fast_max_ms']:.1f} ms  peak RSS {result['peak_rss_mib']:.0f} MiB  "
+              f"CPU {result['cpu_seconds']:.2f} s")
         print(f"{'':18} fast probes, in order (ms): {result['fast_ms']}")
         if result["failure_reasons"]:
             print(f"{'':18} failure reasons: {result['failure_reasons']}")
