@@ -278,26 +278,37 @@ class _SlotFactory(Protocol):
     def __call__(self, wait: SlotWait) -> contextlib.AbstractAsyncContextManager[float]: ...
 
 
-async def _execute(job: _Job, slot: _SlotFactory, limiter: ProbeLimiter | None) -> ProbeOutcome:
-    """Wait for a slot and run the prober(s), all within the deadline. Raises BadRequest for a 400."""
+_SUCCESS = ("probe_success", "Displays whether or not the probe was a success")
+_DURATION = ("probe_duration_seconds", "Returns how long the probe took to complete in seconds")
+# blackbox_exporter master (#1571): the deadline the probe ran with.
+_TIMEOUT = ("probe_timeout_seconds", "Returns how long the probe timeout is in seconds")
+
+
+def _new_outcome(job: _Job) -> ProbeOutcome:
+    """The outcome before the probe runs: its id, its log (secrets scrubbed) and, blackbox-style, the
+    three gauges every probe has (registered first, so a failure still shows them)."""
     first = job.modules[0][1]
-    prober = _prober_of(first) if not job.snmp_exporter else None
-    probe_id = next(_probe_ids)
     config = job.config
     secrets: frozenset[str] = first.cached("secret_values", lambda: secret_values(
         first, *(config.snmp_auths.values() if config is not None and first.prober == "snmp" else ())))
+    probe_id = next(_probe_ids)
     shown_target = logs.mask_target(job.target)
     log = logs.ProbeLog(secrets, module=job.module_name, target=shown_target)
     log.forward_context["probe_id"] = probe_id
     metrics = ProbeMetrics()
-    outcome = ProbeOutcome(probe_id, job.module_name, shown_target, False, 0.0, metrics, log, module=first)
-    timeout = job.timeout
     if not job.snmp_exporter:
-        success_gauge = metrics.gauge("probe_success", "Displays whether or not the probe was a success")
-        duration_gauge = metrics.gauge("probe_duration_seconds",
-                                       "Returns how long the probe took to complete in seconds")
-        # blackbox_exporter master (#1571): the deadline the probe ran with.
-        metrics.gauge("probe_timeout_seconds", "Returns how long the probe timeout is in seconds").set(timeout)
+        metrics.gauge(*_SUCCESS)
+        metrics.gauge(*_DURATION)
+        metrics.gauge(*_TIMEOUT).set(job.timeout)
+    return ProbeOutcome(probe_id, job.module_name, shown_target, False, 0.0, metrics, log, module=first)
+
+
+async def _execute(job: _Job, slot: _SlotFactory, limiter: ProbeLimiter | None) -> ProbeOutcome:
+    """Wait for a slot and run the prober(s), all within the deadline. Raises BadRequest for a 400."""
+    first = job.modules[0][1]
+    prober = _prober_of(first) if not job.snmp_exporter else None
+    outcome = _new_outcome(job)
+    log, timeout = outcome.log, job.timeout
     log.info("Beginning probe", probe=first.prober, timeout_seconds=timeout)
     wait = SlotWait()
     start = time.monotonic()
@@ -313,8 +324,8 @@ async def _execute(job: _Job, slot: _SlotFactory, limiter: ProbeLimiter | None) 
             if waited >= 0.001:  # worth a line only when the probe really queued
                 log.debug("Waited for a concurrency slot", wait_seconds=round(waited, 6))
             ctx = ProbeContext(target=job.target, module_name=job.modules[0][0], module=first,
-                               timeout=max(timeout - waited, 0.0), metrics=metrics, log=log, params=job.params,
-                               config=config)
+                               timeout=max(timeout - waited, 0.0), metrics=outcome.metrics, log=log,
+                               params=job.params, config=job.config)
             if prober is not None:
                 outcome.success = await prober.probe(ctx)
             else:
@@ -330,17 +341,22 @@ async def _execute(job: _Job, slot: _SlotFactory, limiter: ProbeLimiter | None) 
             outcome.module_errors.append((job.modules[0][0], timed_out))
     except Exception as err:  # a prober bug must not become a 500 for one target
         log.error("Probe failed with an internal error", err=f"{type(err).__name__}: {err}")
-        trace = logs.scrub("".join(traceback.format_exception(err)), secrets)
-        logs.log(logging.ERROR, "prober raised", module=job.module_name, target=shown_target, probe_id=probe_id,
-                 traceback=trace)
+        logs.log(logging.ERROR, "prober raised", module=job.module_name, target=outcome.target,
+                 probe_id=outcome.probe_id, traceback=logs.scrub("".join(traceback.format_exception(err)), log.secrets))
         if job.snmp_exporter:
             outcome.module_errors.append((job.modules[0][0], log.last_error))
+    return _finished(outcome, job, time.monotonic() - start, timed_out)
+
+
+def _finished(outcome: ProbeOutcome, job: _Job, duration: float, timed_out: str) -> ProbeOutcome:
+    """probe_success and probe_duration_seconds set, the reason of a failure chosen and logged."""
     # The probe's own time: waiting for a slot is on /metrics (probe_exporter_probe_queue_wait_seconds).
-    outcome.duration = duration = time.monotonic() - start
+    outcome.duration = duration
     success = outcome.success = outcome.success and not outcome.module_errors
     if not job.snmp_exporter:
-        duration_gauge.set(duration)
-        success_gauge.set(1 if success else 0)
+        outcome.metrics.gauge(*_DURATION).set(duration)
+        outcome.metrics.gauge(*_SUCCESS).set(1 if success else 0)
+    log = outcome.log
     outcome.reason = "" if success else (
         timed_out or (outcome.module_errors[0][1] if outcome.module_errors else "") or log.first_error
         or "probe failed")
@@ -348,8 +364,9 @@ async def _execute(job: _Job, slot: _SlotFactory, limiter: ProbeLimiter | None) 
         log.info("Probe succeeded", duration_seconds=duration)
     else:
         log.error("Probe failed", duration_seconds=duration)
-        logs.log(logging.INFO, "Probe failed", module=job.module_name, target=shown_target, probe_id=probe_id,
-                 result="failure", duration_seconds=round(duration, 6), reason=outcome.reason)
+        logs.log(logging.INFO, "Probe failed", module=job.module_name, target=outcome.target,
+                 probe_id=outcome.probe_id, result="failure", duration_seconds=round(duration, 6),
+                 reason=outcome.reason)
     return outcome
 
 
