@@ -152,6 +152,7 @@ def _serve(settings: Settings, config: Config) -> int:
     from probe_exporter.web.app import create_app
     from probe_exporter.web.serve import make_server, notify_parent_of_reload, run_workers
 
+    _raise_open_files_limit()
     registry.load(config.modules)
     workers = settings.web_workers
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
@@ -210,6 +211,21 @@ def _serve(settings: Settings, config: Config) -> int:
     return run_workers(workers, serve_worker, after_fork=close_listeners)
 
 
+def _raise_open_files_limit() -> None:
+    """As Go does at startup: a soft limit of 1024 (what systemd gives) would fail probes for lack of
+    file descriptors long before the machine is busy."""
+    from probe_exporter.limits import default_max_concurrency
+    from probe_exporter.openfiles import raise_open_files_limit
+
+    try:
+        before, after = raise_open_files_limit()
+    except (OSError, ValueError) as err:
+        logs.log(logging.WARNING, "Could not read the open-files limit", err=str(err))
+        return
+    logs.log(logging.INFO, "Open-files limit", soft_limit=after, raised_from=before,
+             default_max_concurrency=default_max_concurrency(after))
+
+
 def freeze_startup_heap() -> None:
     """Move what startup built (imports, config models, routes: some 60 000 objects that live
     as long as the process) out of the cyclic GC's reach, and collect the young generation less often.
@@ -224,8 +240,7 @@ def freeze_startup_heap() -> None:
 
 def _probe_command(argv: list[str]) -> int:
     from probe_exporter.exposition import collect_sorted, render_text
-    from probe_exporter.probers.base import BadRequest
-    from probe_exporter.runner import debug_output, run_probe
+    from probe_exporter.pipeline import ProbeRequest, StandaloneState, Verdict, run
 
     parser = build_probe_parser()
     from probe_exporter.exporter import load_settings_config
@@ -238,20 +253,15 @@ def _probe_command(argv: list[str]) -> int:
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
-    module = config.modules.get(args.module)
-    if module is None:
-        print(f'Unknown module "{args.module}"', file=sys.stderr)
-        return 2
     params = dict(item.partition("=")[::2] for item in args.param)
     params.update(module=args.module, target=args.target)
-    timeout = module.timeout if 0 < module.timeout < args.timeout else args.timeout
-    try:
-        outcome = asyncio.run(run_probe(args.module, module, args.target, timeout, params, config, settings=settings))
-    except BadRequest as err:
-        print(err, file=sys.stderr)
+    request = ProbeRequest([args.module], args.target, params, endpoint="cli", timeout=args.timeout)
+    outcome = asyncio.run(run(StandaloneState(config, settings), request))
+    if outcome.verdict is not Verdict.PROBED:
+        print(outcome.reason, file=sys.stderr)
         return 2
     if args.debug:
-        sys.stdout.write(debug_output(outcome, module))
+        sys.stdout.write(outcome.debug_text())
     else:
         sys.stdout.write(render_text(collect_sorted([outcome.metrics])).decode())
     return 0 if outcome.success else 1

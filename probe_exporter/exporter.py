@@ -7,10 +7,11 @@ import logging
 import time
 from collections import Counter as Tally
 
-from probe_exporter import logs, registry
+from probe_exporter import logs, pipeline, registry
 from probe_exporter.config import Config, ConfigError, default_config_patterns, load_config
 from probe_exporter.history import ProbeHistory
-from probe_exporter.limits import ProbeLimiter
+from probe_exporter.limits import ProbeLimiter, default_max_concurrency
+from probe_exporter.openfiles import open_files_limit
 from probe_exporter.selfmetrics import SelfMetrics
 from probe_exporter.settings import Settings
 
@@ -20,11 +21,20 @@ class Exporter:
         self.settings = settings
         self.metrics = SelfMetrics()
         self.history = ProbeHistory(settings.history_limit)
-        self.limiter = ProbeLimiter(settings.max_concurrent_probes, self.metrics)
-        self.metrics.max_concurrent.set(settings.max_concurrent_probes)
+        max_concurrent = settings.max_concurrent_probes
+        if max_concurrent is None:
+            max_concurrent = default_max_concurrency(open_files_limit())
+        self.limiter = ProbeLimiter(max_concurrent, self.metrics)
+        self.metrics.max_concurrent.set(max_concurrent)
         self._reload_lock = asyncio.Lock()
         self.config: Config = config if config is not None else load_settings_config(settings)
         self._loaded(self.config)
+
+
+    async def probe(self, request: pipeline.ProbeRequest) -> pipeline.ProbeOutcome:
+        """One probe request through the pipeline (deadline, target policy, limits, prober,
+        self-metrics, history)."""
+        return await pipeline.run(self, request)
 
     def _loaded(self, config: Config) -> None:
         self.metrics.reload_success.set(1)

@@ -17,15 +17,12 @@ import importlib
 import importlib.metadata
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
-
-    from probe_exporter.config import Module
-    from probe_exporter.probers.base import Prober
 
 ENTRY_POINT_GROUP = "probe_exporter.probers"
 
@@ -53,6 +50,30 @@ _BUILTIN = (
     ProberEntry("snmp", "probe_exporter.probers.snmp:PROBER"),
     ProberEntry("sql", "probe_exporter.probers.sql:PROBER"),
 )
+
+
+class Module(Protocol):
+    """What the registry reads of a config module (probe_exporter.config.Module): declared here, as
+    the registry sits below config."""
+
+    @property
+    def prober(self) -> str: ...
+
+
+class Prober(Protocol):
+    """probe_exporter.probers.base.Prober as the registry stores it (the registry sits below the
+    probers and reaches them by name only)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def probe(self) -> Callable[[Any], Awaitable[bool]]: ...
+    @property
+    def config_model(self) -> type[BaseModel] | None: ...
+    @property
+    def preload(self) -> Callable[[Any], None] | None: ...
+    @property
+    def shutdown(self) -> Callable[[], Awaitable[None]] | None: ...
 
 
 class UnknownProber(LookupError):

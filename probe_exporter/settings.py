@@ -16,9 +16,6 @@ from typing import Any
 from probe_exporter.logs import LEVELS
 
 DEFAULT_LISTEN_ADDRESS = ":10115"
-# A Python process usually starts with a soft limit of 1024 file descriptors, and every probe holds
-# at least two (the scrape and the probe's own connection): 500 keeps a margin for the listener and logs.
-DEFAULT_MAX_CONCURRENT_PROBES = 500
 
 # Which command lines take a flag: the server, and the one-shot `probe` command.
 SERVE = "serve"
@@ -97,9 +94,11 @@ class Settings:
     history_limit: int = field(default=100, metadata=flag(
         "--history.limit", "Probes kept for the landing page and /logs; failures pushed out are kept as many "
         "again (default 100, 0 disables).", parse=non_negative_int))
-    max_concurrent_probes: int = field(default=DEFAULT_MAX_CONCURRENT_PROBES, metadata=flag(
-        "--probes.max-concurrency", "Probes running at once over all modules; more wait, within their deadline "
-        f"(default {DEFAULT_MAX_CONCURRENT_PROBES}, 0 unlimited).", parse=non_negative_int))
+    # None: as many as the open-files limit holds (limits.default_max_concurrency).
+    max_concurrent_probes: int | None = field(default=None, metadata=flag(
+        "--probes.max-concurrency", "Probes running at once over all modules; more wait within their deadline, "
+        "and one that cannot start in time gets HTTP 503 (default: as many as the open-files limit holds, "
+        "(limit - 64) / 2; 0 unlimited).", parse=non_negative_int))
     web_workers: int = field(default=1, metadata=flag(
         "--web.workers", "Worker processes serving the listen addresses (default 1). Each worker has its own "
         "/metrics, history (/logs, landing page) and concurrency limits: --probes.max-concurrency and "

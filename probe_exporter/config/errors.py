@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-if TYPE_CHECKING:
-    from probe_exporter.config.yamlfile import LineMap
+
+class LineMap(Protocol):
+    """Where each key of a YAML file is (probe_exporter.config.yamlfile.LineMap, which imports this
+    module: declared here so the two do not import each other)."""
+
+    def line_of(self, path: tuple[str | int, ...]) -> int | None: ...
 
 
 class ConfigError(Exception):

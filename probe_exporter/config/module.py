@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, create_model, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, create_model, field_validator, model_validator
 
 from probe_exporter import registry
 from probe_exporter.config.blackbox import (
@@ -28,6 +28,9 @@ class Module(StrictModel):
     # Probes of this module that may run at once (0: no per-module limit). Waiting for a slot counts
     # against the probe's deadline; see probe_exporter.limits.
     max_concurrency: int = Field(default=0, ge=0)
+    # Probes of this module to one target (the `target` parameter as given) at a time (0: no limit).
+    # SQL modules take their sql: block's max_concurrency_per_target (default 2) when this is unset.
+    max_concurrency_per_target: int = Field(default=0, ge=0)
     # Opt-in guard against use as an open proxy: CIDRs, host globs, URL prefixes or path globs the
     # target must match (empty: any target). See probe_exporter.limits.TargetPolicy.
     allowed_targets: list[str] = Field(default_factory=list)
@@ -55,6 +58,15 @@ class Module(StrictModel):
 
         TargetPolicy(entries)  # raises ValueError with the bad entry
         return entries
+
+    @model_validator(mode="after")
+    def _fold_sql_limits(self) -> Module:
+        """sql_exporter-style limits in the sql: block are spellings of the module's own: one limiter
+        (probe_exporter.limits) applies them."""
+        if self.sql is not None:
+            self.max_concurrency = self.max_concurrency or self.sql.max_concurrency
+            self.max_concurrency_per_target = self.max_concurrency_per_target or self.sql.max_concurrency_per_target
+        return self
 
     @field_validator("icmp")
     @classmethod

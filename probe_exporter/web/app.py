@@ -29,9 +29,11 @@ def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) ->
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_on_signal(exporter)))
+        lag_sampler = loop.create_task(exporter.metrics.sample_event_loop_lag())
         try:
             yield
         finally:
+            lag_sampler.cancel()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
             await registry.shutdown()

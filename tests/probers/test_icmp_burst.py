@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from probe_exporter.config import ConfigError, Module, load_config
 from probe_exporter.config.render import module_as_yaml
+from probe_exporter.pipeline import ProbeOutcome
 from probe_exporter.probers import icmp
-from probe_exporter.runner import ProbeOutcome
 
 from ..promtool import promtool_problems
 from ._network_helpers import ADDRESS_METRICS, ALWAYS, log_text, names, probe, samples, text, value
