@@ -35,7 +35,7 @@ def _stock_asyncio_config(config_class: Any) -> Any:
 def _use_anyio_backend() -> None:
     import httpcore
 
-    from probe_exporter.probers import http_client
+    from probe_exporter.probers.http import client as http_client
 
     http_client.AsyncioBackend = httpcore.AnyIOBackend  # type: ignore[misc,assignment]
 

@@ -4,7 +4,7 @@
 
 Starts nginx as bench/http/run.py does and, in this process on uvloop, makes `--requests` sequential
 GET requests on fresh connections (as probes do), timing this process's CPU (time.process_time):
-- `httpcore`: the prober's connection (probers.http_client.HopConnection on probers.http_stream's
+- `httpcore`: the prober's connection (probers.http.client.HopConnection on probers.http.stream's
   asyncio backend, with a trace callback as the prober passes for its phase timings);
 - `asyncio + httptools`: asyncio streams and httptools' response parser (the parser uvicorn uses),
   the floor for the same exchange in Python.
@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from _procs import nginx_target  # the helpers sit beside this script, not in a package
 
-from probe_exporter.probers.http_client import HopConnection
-from probe_exporter.probers.http_stream import AsyncioBackend
+from probe_exporter.probers.http.client import HopConnection
+from probe_exporter.probers.http.stream import AsyncioBackend
 
 HEADERS = [(b"Host", b"127.0.0.1"), (b"User-Agent", b"Blackbox-Exporter/0.28.0"), (b"Connection", b"close")]
 

@@ -14,7 +14,7 @@ import httpcore
 import pytest
 
 from probe_exporter.config.blackbox import ProxyConfig
-from probe_exporter.probers.http_client import ProxyChoice
+from probe_exporter.probers.http.client import ProxyChoice
 from tests.probers.conftest import LocalServer, Req, Resp, TLSMaterial
 from tests.probers.httpprobe import http_module, probe
 

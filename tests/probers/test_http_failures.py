@@ -308,7 +308,7 @@ async def test_probe_endpoint_answers_200_for_a_refused_target(tmp_path: Path, r
 
 
 async def test_body_kept_for_matching_is_bounded(http_server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    from probe_exporter.probers import http_body
+    from probe_exporter.probers.http import body as http_body
 
     monkeypatch.setattr(http_body, "MAX_KEPT_BODY", 1 << 20)
     url = http_server.route(lambda req: Resp(body=b"q" * (2 << 20)))

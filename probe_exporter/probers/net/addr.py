@@ -23,6 +23,16 @@ def ip_hash(address: str) -> int:
     return value
 
 
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """host as an address when it is an IP literal (IPv4, IPv6, IPv6 with a `%zone`; no brackets), else None.
+
+    The one IP-literal check: target policies, the resolver and the HTTP prober's redirects use it."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
 class ResolveError(Exception):
     def __init__(self, message: str, lookup_time: float = 0.0) -> None:
         super().__init__(message)
@@ -31,10 +41,9 @@ class ResolveError(Exception):
 
 async def resolve_addresses(host: str, family: int = socket.AF_UNSPEC) -> list[str]:
     """Addresses for host in resolver order; an IP literal resolves to itself without a lookup."""
-    try:
-        return [str(ipaddress.ip_address(host.strip("[]")))]
-    except ValueError:
-        pass
+    literal = ip_literal(host.strip("[]"))
+    if literal is not None:
+        return [str(literal)]
     module_resolver = resolver.current()
     if module_resolver is not None:  # the module's dns_server, in place of the system resolver
         try:

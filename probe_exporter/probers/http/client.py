@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import ipaddress
 import json
 import os
 import ssl
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpcore
@@ -23,7 +25,8 @@ import httpx
 
 from probe_exporter.config.blackbox import HTTPProbe, OAuth2, ProxyConfig
 from probe_exporter.config.tls import TLSConfig
-from probe_exporter.probers.http_stream import AsyncioBackend
+from probe_exporter.probers.http.exchange import HopRequest, HopResponse, core_exchange
+from probe_exporter.probers.http.stream import AsyncioBackend
 
 USER_AGENT = "Blackbox-Exporter/0.28.0"
 
@@ -330,7 +333,7 @@ class ModuleClient:
     def connect(self, scheme: str, host: str, port: int) -> HopConnection | httpcore.AsyncHTTPProxy:
         """A fresh connection for one hop (direct or through the configured proxy)."""
         if self.cfg.enable_http3:
-            from probe_exporter.probers.http3 import HTTP3Connection
+            from probe_exporter.probers.http.http3 import HTTP3Connection
 
             return HTTP3Connection(host, port, self.cfg.tls_config, self.ssl_context)  # type: ignore[return-value]
         proxy = self.proxy.proxy_for(scheme, host, port) if self.proxy.configured else ""
@@ -343,8 +346,12 @@ class ModuleClient:
         return HopConnection(origin=origin, ssl_context=self.ssl_context if scheme == "https" else None,
                              http1=True, http2=self.http2 and scheme == "https", network_backend=self.backend)
 
-    def is_pool(self, connection: object) -> bool:
-        return isinstance(connection, httpcore.AsyncHTTPProxy)
+    def exchange_for(self, scheme: str, host: str, port: int) -> Callable[[HopRequest], Awaitable[HopResponse]]:
+        """How one hop to scheme://host:port is made: on a fresh connection of its own (direct or over
+        HTTP/3) or through the configured proxy's pool."""
+        connection = self.connect(scheme, host, port)
+        owns = not isinstance(connection, httpcore.AsyncHTTPProxy)
+        return functools.partial(core_exchange, connection, owns)
 
     async def aclose(self) -> None:
         for pool in self._proxy_pools.values():
