@@ -27,6 +27,7 @@ from probe_exporter.config.blackbox import HTTPProbe, OAuth2, ProxyConfig
 from probe_exporter.config.tls import TLSConfig
 from probe_exporter.probers.http.exchange import HopRequest, HopResponse, core_exchange
 from probe_exporter.probers.http.stream import AsyncioBackend
+from probe_exporter.probers.net.addr import ip_literal
 
 USER_AGENT = "Blackbox-Exporter/0.28.0"
 
@@ -131,10 +132,7 @@ class ProxyChoice:
         host = host.lower().strip("[]")
         if host == "localhost":
             return ""
-        try:
-            address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
-        except ValueError:
-            address = None
+        address = ip_literal(host)
         if address is not None and address.is_loopback:
             return ""
         for rule in self.rules:

@@ -10,7 +10,6 @@ Eyeballs), which uvloop's create_connection cannot do.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 import ssl
 from collections.abc import Iterable
@@ -20,22 +19,7 @@ import httpcore
 from httpcore._backends.base import SOCKET_OPTION
 from httpcore._utils import is_socket_readable
 
-
-def _is_ip_literal(host: str) -> bool:
-    # inet_pton is ~20x cheaper than ipaddress.ip_address, which only a scoped IPv6 address needs.
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except (OSError, ValueError):
-            continue
-        return True
-    if "%" not in host:
-        return False
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+from probe_exporter.probers.net.addr import ip_literal
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
@@ -126,7 +110,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
                           socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.AsyncNetworkStream:
-        if not _is_ip_literal(host):
+        if ip_literal(host) is None:
             return await self._by_name.connect_tcp(host, port, timeout, local_address, socket_options)
         local_addr = (local_address, 0) if local_address else None
         try:
