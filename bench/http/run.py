@@ -184,8 +184,8 @@ def main() -> int:
     parser.add_argument("--no-blackbox", action="store_true", help="skip blackbox_exporter")
     parser.add_argument("--variants", default="",
                         help="also run these probe_exporter variants, comma-separated: asyncio-h11 (without "
-                             "uvloop/httptools), no-gc-freeze (default GC settings), anyio-backend (httpcore's "
-                             "AnyIOBackend)")
+                             "uvloop/httptools), no-gc-freeze (default GC settings), httpcore-path (HTTP "
+                             "modules on httpcore, not the lean exchange)")
     parser.add_argument("--workers", default="1",
                         help="probe_exporter rows with these --web.workers counts, comma-separated (default 1)")
     parser.add_argument("--baseline", type=Path, action="append", default=[], metavar="DIR",

@@ -18,6 +18,9 @@ import pytest
 from tests.probers.conftest import LocalServer, Req, Resp, Takeover, TLSMaterial
 from tests.probers.httpprobe import http_module, probe
 
+# Every case runs on both exchange paths (the lean HTTP/1.1 one and httpcore).
+pytestmark = pytest.mark.usefixtures("http_path")
+
 HTTP_FAMILIES = {
     "probe_dns_lookup_time_seconds", "probe_duration_seconds", "probe_failed_due_to_regex",
     "probe_http_content_length", "probe_http_duration_seconds", "probe_http_redirects", "probe_http_ssl",

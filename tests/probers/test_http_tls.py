@@ -18,6 +18,9 @@ from probe_exporter.probers.net.tls_info import GO_ZERO_TIME, go_name_string, ia
 from tests.probers.conftest import LocalServer, Resp, TLSMaterial
 from tests.probers.httpprobe import probe
 
+# Every case runs on both exchange paths (the lean HTTP/1.1 one and httpcore).
+pytestmark = pytest.mark.usefixtures("http_path")
+
 NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 

@@ -57,11 +57,11 @@ _GO_PROTO = {b"HTTP/2": "HTTP/2.0", b"HTTP/3": "HTTP/3.0"}
 class CoreResponse:
     """An httpcore response as a HopResponse; closing it closes the hop's own connection."""
 
-    __slots__ = ("_connection", "_owns_connection", "_response", "headers", "http_version", "ssl_object", "status")
+    __slots__ = ("_conn", "_owns_connection", "_response", "headers", "http_version", "ssl_object", "status")
 
     def __init__(self, response: httpcore.Response, connection: Any, owns_connection: bool) -> None:
         self._response = response
-        self._connection = connection
+        self._conn = connection
         self._owns_connection = owns_connection
         self.status = response.status
         self.headers = response.headers
@@ -74,7 +74,7 @@ class CoreResponse:
         return self._response.aiter_stream()
 
     async def aclose(self) -> None:
-        await close_quietly(self._connection, self._owns_connection, self._response)
+        await close_quietly(self._conn, self._owns_connection, self._response)
 
 
 async def core_exchange(connection: Any, owns_connection: bool, hop: HopRequest) -> CoreResponse:

@@ -36,18 +36,20 @@ _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 _clients: weakref.WeakSet[ModuleClient] = weakref.WeakSet()
 
 
-def _client_for(ctx: ProbeContext) -> ModuleClient:
+def _client_for(module: Module) -> ModuleClient:
     def build() -> ModuleClient:
-        client = ModuleClient(ctx.module.http)
+        client = ModuleClient(module.http)
         _clients.add(client)
         return client
 
-    client: ModuleClient = ctx.module.cached("http.client", build)
+    client: ModuleClient = module.cached("http.client", build)
     return client
 
 
 def preload(module: Module) -> None:
-    """aioquic, for a module that probes over HTTP/3 (see registry.load)."""
+    """The module's client, so its exchange path is chosen at config load, and aioquic for a module
+    that probes over HTTP/3 (see registry.load)."""
+    _client_for(module)
     if module.http.enable_http3:
         import probe_exporter.probers.http.http3  # noqa: F401
 
@@ -187,7 +189,8 @@ async def _prepare(ctx: ProbeContext, gauges: Gauges, metrics: ProbeMetrics,
     if not ok:
         return None
     try:
-        client = _client_for(ctx)
+        client = _client_for(ctx.module)
+        log.debug("HTTP exchange path", path=client.path.name, reason=client.path.reason)
         if scheme == "https" or client.tls_material_configured:
             # Go builds the TLS config for every probe, so a bad CA or key file fails plain http too.
             client.ssl_context  # noqa: B018 - built (and checked) before connecting
