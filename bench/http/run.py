@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,6 +146,19 @@ def spread(values: list[float], fmt: str) -> str:
     return f"{format(median, fmt)} [{format(min(values), fmt)}-{format(max(values), fmt)}]"
 
 
+def _ratios(results: list[ExporterResult], reference: ExporterResult, levels: list[int], what: str,
+            value: Callable[[LevelRun], float]) -> list[str]:
+    """A table of each exporter's median `value` over blackbox_exporter's, per concurrency."""
+    others = [r for r in results if r is not reference]
+    lines = ["", "| concurrency | " + " | ".join(f"{r.name} / blackbox {what}" for r in others) + " |",
+             "|---:|" + "---:|" * len(others)]
+    for concurrency in levels:
+        base = statistics.median(value(run) for run in reference.levels[concurrency])
+        cells = [f"{statistics.median(value(run) for run in r.levels[concurrency]) / base:.2f}" for r in others]
+        lines.append(f"| {concurrency} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def table(results: list[ExporterResult], levels: list[int], args: argparse.Namespace, scenario: str) -> str:
     path, module = SCENARIOS[scenario]
     lines = [
@@ -172,22 +186,8 @@ def table(results: list[ExporterResult], levels: list[int], args: argparse.Names
     lines += [f"| {r.name} | {r.rss_idle_mib:.1f} | {r.pss_idle_mib:.1f} | {r.rss_after_mib:.1f} |" for r in results]
     reference = next((r for r in results if r.name == "blackbox_exporter"), None)
     if reference is not None:
-        lines += ["", "| concurrency | " + " | ".join(f"{r.name} / blackbox probes/s" for r in results
-                                                    if r is not reference) + " |",
-                  "|---:|" + "---:|" * (len(results) - 1)]
-        for concurrency in levels:
-            base = statistics.median(r.probes_per_second for r in reference.levels[concurrency])
-            cells = [f"{statistics.median(x.probes_per_second for x in r.levels[concurrency]) / base:.2f}"
-                     for r in results if r is not reference]
-            lines.append(f"| {concurrency} | " + " | ".join(cells) + " |")
-        lines += ["", "| concurrency | " + " | ".join(f"{r.name} / blackbox CPU per probe" for r in results
-                                                    if r is not reference) + " |",
-                  "|---:|" + "---:|" * (len(results) - 1)]
-        for concurrency in levels:
-            base = statistics.median(r.cpu_ms_per_probe for r in reference.levels[concurrency])
-            cells = [f"{statistics.median(x.cpu_ms_per_probe for x in r.levels[concurrency]) / base:.2f}"
-                     for r in results if r is not reference]
-            lines.append(f"| {concurrency} | " + " | ".join(cells) + " |")
+        lines += _ratios(results, reference, levels, "probes/s", lambda run: run.probes_per_second)
+        lines += _ratios(results, reference, levels, "CPU per probe", lambda run: run.cpu_ms_per_probe)
     return "\n".join(lines) + "\n"
 
 
