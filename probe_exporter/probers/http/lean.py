@@ -192,20 +192,35 @@ class LeanResponse:
         self.http_version = conn.version
         self.ssl_object = ssl_object
 
-    async def body(self) -> AsyncIterator[bytes]:
-        conn = self._conn
-        while True:
-            if conn.chunks:
-                yield conn.take()
-            elif conn.error is not None:
-                raise conn.error
-            elif conn.complete:
-                return
-            else:
-                await conn.wait()
+    def body(self) -> AsyncIterator[bytes]:
+        return _Body(self._conn)
 
     async def aclose(self) -> None:
         self._conn.close()
+
+
+class _Body:
+    """The body as it arrives (an iterator object, not an async generator: one left unfinished, as a
+    failed check leaves it, needs no finalizing by the event loop)."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: _Connection) -> None:
+        self._conn = conn
+
+    def __aiter__(self) -> _Body:
+        return self
+
+    async def __anext__(self) -> bytes:
+        conn = self._conn
+        while True:
+            if conn.chunks:
+                return conn.take()
+            if conn.error is not None:
+                raise conn.error
+            if conn.complete:
+                raise StopAsyncIteration
+            await conn.wait()
 
 
 def request_bytes(hop: HopRequest) -> bytes:
