@@ -27,12 +27,12 @@ import re2
 from probe_exporter.config.blackbox import DNS_QUERY_CLASSES, MIEKG_ONLY_TYPES, DNSProbe, DNSRRValidator
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probers.base import ProbeContext, Prober
+from probe_exporter.probers.net.addr import resolve_host
 from probe_exporter.probers.net.dns_text import additional_texts, record_count, rr_texts
 from probe_exporter.probers.net.hostport import (
     HostPortError,
     join_host_port,
     port_number,
-    resolve_host,
     split_host_port,
 )
 from probe_exporter.probers.neterrors import describe_os_error

@@ -34,11 +34,11 @@ from probe_exporter import __version__
 from probe_exporter.config.blackbox import GRPCProbe
 from probe_exporter.probe_metrics import Gauge, GaugeVec
 from probe_exporter.probers.base import ProbeContext, Prober
+from probe_exporter.probers.net.addr import resolve_host
 from probe_exporter.probers.net.hostport import (
     HostPortError,
     join_host_port,
     port_number,
-    resolve_host,
     split_host_port,
 )
 from probe_exporter.probers.net.tls_info import register_tls_metrics

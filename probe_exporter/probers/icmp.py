@@ -30,7 +30,7 @@ from probe_exporter.exposition import go_float
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers.base import ProbeContext, Prober
-from probe_exporter.probers.net.hostport import resolve_host
+from probe_exporter.probers.net.addr import resolve_host
 
 PAYLOAD = b"Prometheus Blackbox Exporter"
 ECHO_REQUEST_V4, ECHO_REPLY_V4 = 8, 0

@@ -16,11 +16,11 @@ from probe_exporter.config.tls import TLSConfig
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers.base import ProbeContext, Prober
+from probe_exporter.probers.net.addr import resolve_host
 from probe_exporter.probers.net.hostport import (
     HostPortError,
     join_host_port,
     port_number,
-    resolve_host,
     split_host_port,
 )
 from probe_exporter.probers.net.tls_info import register_tls_metrics

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from probe_exporter.probers.net.addr import ip_literal
-from probe_exporter.probers.net.hostport import HostPortError, split_host_port
+from probe_exporter.probers.net.hostport import HostPortError, ip_literal, split_host_port
 
 
 @pytest.mark.parametrize(("target", "expected"), [

@@ -28,7 +28,7 @@ from probe_exporter.config.tls import TLSConfig
 from probe_exporter.probers.http.exchange import HopRequest, HopResponse, core_exchange
 from probe_exporter.probers.http.lean import lean_exchange
 from probe_exporter.probers.http.stream import AsyncioBackend
-from probe_exporter.probers.net.addr import ip_literal
+from probe_exporter.probers.net.hostport import ip_literal
 
 USER_AGENT = "Blackbox-Exporter/0.28.0"
 

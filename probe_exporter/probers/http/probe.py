@@ -27,7 +27,8 @@ from probe_exporter.probers.http.client import ModuleClient
 from probe_exporter.probers.http.exchange import HopRequest, HopResponse, describe
 from probe_exporter.probers.http.timings import PHASES, Trace, add_phases
 from probe_exporter.probers.http.verdict import Gauges, header, judge
-from probe_exporter.probers.net.addr import ResolveError, choose_protocol, ip_literal, resolve_addresses
+from probe_exporter.probers.net.addr import ResolveError, choose_protocol, resolve_addresses
+from probe_exporter.probers.net.hostport import ip_literal
 
 MAX_REDIRECTS = 10
 _REDIRECT_CODES = frozenset((301, 302, 303, 307, 308))

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpcore
 
-from probe_exporter.probers.net.addr import ip_literal
+from probe_exporter.probers.net.hostport import ip_literal
 
 # httpcore's socket option triple (or quadruple), as its network backend interface takes them.
 SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]

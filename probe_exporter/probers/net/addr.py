@@ -6,10 +6,12 @@ import asyncio
 import ipaddress
 import socket
 import time
+from typing import Protocol
 
 from probe_exporter.logs import ProbeLog
-from probe_exporter.probe_metrics import ProbeMetrics
+from probe_exporter.probe_metrics import GaugeVec, ProbeMetrics
 from probe_exporter.probers import resolver
+from probe_exporter.probers.net.hostport import ip_literal
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
@@ -21,16 +23,6 @@ def ip_hash(address: str) -> int:
     for byte in ipaddress.ip_address(address).packed:
         value = ((value ^ byte) * _FNV_PRIME) & 0xFFFFFFFF
     return value
-
-
-def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """host as an address when it is an IP literal (IPv4, IPv6, IPv6 with a `%zone`; no brackets), else None.
-
-    The one IP-literal check: target policies, the resolver and the HTTP prober's redirects use it."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
 
 
 class ResolveError(Exception):
@@ -108,3 +100,27 @@ async def choose_protocol(host: str, preferred: str, fallback: bool, metrics: Pr
     hash_gauge.set(ip_hash(chosen))
     log.info("Resolved target address", target=host, ip=chosen)
     return chosen, lookup_time
+
+
+class AddressChoice(Protocol):
+    """The two settings of a prober block (tcp, dns, grpc, icmp) that pick the address family."""
+
+    @property
+    def preferred_ip_protocol(self) -> str: ...
+
+    @property
+    def ip_protocol_fallback(self) -> bool: ...
+
+
+async def resolve_host(host: str, cfg: AddressChoice, metrics: ProbeMetrics, log: ProbeLog,
+                       durations: GaugeVec | None = None) -> str | None:
+    """choose_protocol for a prober: the chosen ip, or None with the failure logged. The lookup time
+    goes to `durations`' `resolve` phase (probe_<prober>_duration_seconds) when given."""
+    try:
+        ip, lookup_time = await choose_protocol(host, cfg.preferred_ip_protocol, cfg.ip_protocol_fallback, metrics, log)
+    except ResolveError as err:
+        log.error("Error resolving address", err=str(err))
+        return None
+    if durations is not None:
+        durations.labels("resolve").add(lookup_time)
+    return ip

@@ -1,14 +1,21 @@
-"""Targets of the network probers: Go's net.SplitHostPort / JoinHostPort, which every `host:port` target
-is parsed with (tcp, dns, grpc, snmp; target policies), and the address choice every IP prober starts with."""
+"""Targets of the network probers, as text: Go's net.SplitHostPort / JoinHostPort, which every `host:port`
+target is parsed with (tcp, dns, grpc, snmp, dns_server entries; target policies), and the one IP-literal
+check. A leaf: it imports nothing of the package, so every layer may use it."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
-from typing import Protocol
 
-from probe_exporter.logs import ProbeLog
-from probe_exporter.probe_metrics import GaugeVec, ProbeMetrics
-from probe_exporter.probers.net.addr import ResolveError, choose_protocol, ip_literal
+
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """host as an address when it is an IP literal (IPv4, IPv6, IPv6 with a `%zone`; no brackets), else None.
+
+    The one IP-literal check: target policies, the resolvers and the HTTP prober's redirects use it."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 class HostPortError(ValueError):
@@ -66,27 +73,3 @@ def port_number(port: str) -> int:
         return socket.getservbyname(port)
     except OSError:
         raise HostPortError(f"lookup port {port!r}: unknown port") from None
-
-
-class AddressChoice(Protocol):
-    """The two settings of a prober block (tcp, dns, grpc, icmp) that pick the address family."""
-
-    @property
-    def preferred_ip_protocol(self) -> str: ...
-
-    @property
-    def ip_protocol_fallback(self) -> bool: ...
-
-
-async def resolve_host(host: str, cfg: AddressChoice, metrics: ProbeMetrics, log: ProbeLog,
-                       durations: GaugeVec | None = None) -> str | None:
-    """choose_protocol for a prober: the chosen ip, or None with the failure logged. The lookup time
-    goes to `durations`' `resolve` phase (probe_<prober>_duration_seconds) when given."""
-    try:
-        ip, lookup_time = await choose_protocol(host, cfg.preferred_ip_protocol, cfg.ip_protocol_fallback, metrics, log)
-    except ResolveError as err:
-        log.error("Error resolving address", err=str(err))
-        return None
-    if durations is not None:
-        durations.labels("resolve").add(lookup_time)
-    return ip
