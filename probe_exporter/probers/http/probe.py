@@ -50,7 +50,10 @@ def _client_for(module: Module) -> ModuleClient:
 def preload(module: Module) -> None:
     """The module's client, so its exchange path is chosen at config load, and aioquic for a module
     that probes over HTTP/3 (see registry.load)."""
-    _client_for(module)
+    try:
+        _client_for(module)
+    except Exception:  # an unsupported OAuth2 grant: each probe fails with the reason, as Go's do
+        pass
     if module.http.enable_http3:
         import probe_exporter.probers.http.http3  # noqa: F401
 
