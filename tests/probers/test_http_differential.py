@@ -107,6 +107,10 @@ CASES: dict[str, Case] = {
     "closed-mid-body": (lambda s: lambda req: _garbage(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly a part"),
                         {}, 5),
     "reset-mid-body": (lambda s: lambda req: Takeover(_reset_mid_body), {}, 5),
+    "informational-first": (lambda s: lambda req: _garbage(b"HTTP/1.1 100 Continue\r\n\r\n"
+                                                           b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"), {}, 5),
+    "head-flood": (lambda s: lambda req: Takeover(_send_for(s, b"HTTP/1.1 200 OK\r\n", b"X-Flood: 1\r\n" * 1000,
+                                                            10, 0)), {}, 5),
 }
 
 
