@@ -57,12 +57,12 @@ _GO_PROTO = {b"HTTP/2": "HTTP/2.0", b"HTTP/3": "HTTP/3.0"}
 class CoreResponse:
     """An httpcore response as a HopResponse; closing it closes the hop's own connection."""
 
-    __slots__ = ("_conn", "_owns_connection", "_response", "headers", "http_version", "ssl_object", "status")
+    __slots__ = ("_conn", "_owned", "_response", "headers", "http_version", "ssl_object", "status")
 
-    def __init__(self, response: httpcore.Response, connection: Any, owns_connection: bool) -> None:
+    def __init__(self, response: httpcore.Response, connection: Any, owned: bool) -> None:
         self._response = response
         self._conn = connection
-        self._owns_connection = owns_connection
+        self._owned = owned
         self.status = response.status
         self.headers = response.headers
         version = response.extensions.get("http_version", b"HTTP/1.1")
@@ -74,10 +74,10 @@ class CoreResponse:
         return self._response.aiter_stream()
 
     async def aclose(self) -> None:
-        await close_quietly(self._conn, self._owns_connection, self._response)
+        await close_quietly(self._conn, self._owned, self._response)
 
 
-async def core_exchange(connection: Any, owns_connection: bool, hop: HopRequest) -> CoreResponse:
+async def core_exchange(connection: Any, owned: bool, hop: HopRequest) -> CoreResponse:
     """The hop on an httpcore-shaped connection (one of its own, or a shared proxy pool)."""
     extensions: dict[str, Any] = {"trace": hop.trace}
     if hop.scheme == "https":
@@ -88,16 +88,16 @@ async def core_exchange(connection: Any, owns_connection: bool, hop: HopRequest)
         request = httpcore.Request(hop.method, url, headers=hop.headers, content=content, extensions=extensions)
         response = await connection.handle_async_request(request)
     except BaseException:  # an error or the deadline: leave no half-open connection behind
-        await close_quietly(connection, owns_connection, None)
+        await close_quietly(connection, owned, None)
         raise
-    return CoreResponse(response, connection, owns_connection)
+    return CoreResponse(response, connection, owned)
 
 
-async def close_quietly(connection: Any, owns_connection: bool, response: httpcore.Response | None) -> None:
+async def close_quietly(connection: Any, owned: bool, response: httpcore.Response | None) -> None:
     try:
         if response is not None:
             await response.aclose()
-        if owns_connection:
+        if owned:
             await connection.aclose()
     except Exception:  # closing a broken connection must not change the outcome
         pass
