@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from probe_exporter.probers.net.hostport import ip_literal, split_host_port
 
 if TYPE_CHECKING:
     from probe_exporter.config import Module
@@ -47,19 +48,11 @@ class Nameserver:
 
 def parse_server(text: str) -> Nameserver:
     """`10.0.0.53`, `10.0.0.53:53`, `fd00::53` or `[fd00::53]:53`; a ValueError names a bad entry."""
-    host, port = text, str(DEFAULT_PORT)
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest:
-            if not rest.startswith(":"):
-                host = ""
-            port = rest[1:]
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
     try:
-        address = str(ipaddress.ip_address(host))
-        number = int(port)
-    except ValueError:
+        host, port = split_host_port(text, default_port=str(DEFAULT_PORT))
+        literal = ip_literal(host)
+        address, number = ("", 0) if literal is None else (str(literal), int(port))
+    except ValueError:  # HostPortError too
         address, number = "", 0
     if not address or not 0 < number <= 65535:
         raise ValueError(f"dns_server {text!r} is not an IP address with an optional port "

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from probe_exporter.config import ConfigError, Module, load_config
 from probe_exporter.config.render import module_as_yaml
 from probe_exporter.probers import resolver
-from probe_exporter.probers.addr import ip_hash
+from probe_exporter.probers.net.addr import ip_hash
 
 from ._network_helpers import ADDRESS_METRICS, ALWAYS, LOOPBACK_V4_HASH, log_text, names, probe, value
 from ._servers_dns import DNSServer, _rrset, dns_server
