@@ -147,13 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, config: Config) -> int:
-    from probe_exporter import registry
-    from probe_exporter.exporter import Exporter
+    from probe_exporter.exporter import Exporter, load_probers
     from probe_exporter.web.app import create_app
     from probe_exporter.web.serve import make_server, notify_parent_of_reload, run_workers
 
     _raise_open_files_limit()
-    registry.load(config.modules)
+    load_probers(config)
     workers = settings.web_workers
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]

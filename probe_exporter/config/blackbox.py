@@ -7,6 +7,7 @@ prometheus/common's HTTPClientConfig, which the `http:` block inlines.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -22,6 +23,7 @@ from pydantic_core import PydanticCustomError
 from probe_exporter.config.cel import CELProgram
 from probe_exporter.config.tls import TLSConfig
 from probe_exporter.config.types import Base2Bytes, GoDuration, RawBytes, Regex, Secret, StrictModel, format_go_duration
+from probe_exporter.probers.net.hostport import ip_literal, split_host_port
 
 # --- our opt-in additions to blackbox's blocks -----------------------------------------------------
 
@@ -39,11 +41,34 @@ class OptInFields(StrictModel):
         return data
 
 
-def _check_server(server: str) -> str:
-    from probe_exporter.probers import resolver
+DNS_PORT = 53
 
-    resolver.parse_server(server)  # raises ValueError naming the bad entry
-    resolver.preload()
+
+@dataclass(frozen=True)
+class Nameserver:
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+
+
+def parse_server(text: str) -> Nameserver:
+    """`10.0.0.53`, `10.0.0.53:53`, `fd00::53` or `[fd00::53]:53`; a ValueError names a bad entry."""
+    try:
+        host, port = split_host_port(text, default_port=str(DNS_PORT))
+        literal = ip_literal(host)
+        address, number = ("", 0) if literal is None else (str(literal), int(port))
+    except ValueError:  # HostPortError too
+        address, number = "", 0
+    if not address or not 0 < number <= 65535:
+        raise ValueError(f"dns_server {text!r} is not an IP address with an optional port "
+                         "(10.0.0.53, 10.0.0.53:53, [fd00::53]:53)")
+    return Nameserver(address, number)
+
+
+def _check_server(server: str) -> str:
+    parse_server(server)  # raises ValueError naming the bad entry
     return server
 
 

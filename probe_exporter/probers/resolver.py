@@ -22,12 +22,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from probe_exporter.probers.net.hostport import ip_literal, split_host_port
+from probe_exporter.config.blackbox import Nameserver, parse_server
 
 if TYPE_CHECKING:
     from probe_exporter.config import Module
 
-DEFAULT_PORT = 53
 # A lookup attempt uses at most this share of what is left of the probe, so that a resolver that is
 # down fails the probe with its own reason, not with the probe's timeout.
 SHARE_OF_REMAINING_TIME = 0.9
@@ -35,29 +34,6 @@ SHARE_OF_REMAINING_TIME = 0.9
 
 class LookupFailed(Exception):
     """The name could not be resolved at the module's servers; the message says why, in Go's words."""
-
-
-@dataclass(frozen=True)
-class Nameserver:
-    address: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
-
-
-def parse_server(text: str) -> Nameserver:
-    """`10.0.0.53`, `10.0.0.53:53`, `fd00::53` or `[fd00::53]:53`; a ValueError names a bad entry."""
-    try:
-        host, port = split_host_port(text, default_port=str(DEFAULT_PORT))
-        literal = ip_literal(host)
-        address, number = ("", 0) if literal is None else (str(literal), int(port))
-    except ValueError:  # HostPortError too
-        address, number = "", 0
-    if not address or not 0 < number <= 65535:
-        raise ValueError(f"dns_server {text!r} is not an IP address with an optional port "
-                         "(10.0.0.53, 10.0.0.53:53, [fd00::53]:53)")
-    return Nameserver(address, number)
 
 
 def preload() -> None:
