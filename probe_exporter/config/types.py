@@ -7,14 +7,41 @@ import re
 from typing import Annotated, Any
 
 import re2
-from pydantic import BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, PlainSerializer, model_validator
 from pydantic_core import core_schema
 
 
 class StrictModel(BaseModel):
-    """Rejects unknown keys, like the Go exporters' yaml decoders with KnownFields(true)."""
+    """Rejects unknown keys, like the Go exporters' yaml decoders with KnownFields(true).
+
+    A block written with no value (`http:`, `tls_config:`) means its defaults: Go's yaml leaves a
+    struct field as it was for a null value and does not call the struct's UnmarshalYAML, so neither
+    the block's validation runs nor its defaults change.
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_blocks_are_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any(value is None for value in data.values()):
+            blocks = _block_fields(cls)
+            if blocks:
+                return {key: value for key, value in data.items() if not (value is None and key in blocks)}
+        return data
+
+
+_BLOCK_FIELDS: dict[type[BaseModel], frozenset[str]] = {}
+
+
+def _block_fields(model: type[BaseModel]) -> frozenset[str]:
+    """The fields of `model` that hold a nested model and do not accept None themselves."""
+    found = _BLOCK_FIELDS.get(model)
+    if found is None:
+        found = _BLOCK_FIELDS[model] = frozenset(
+            name for name, info in model.model_fields.items()
+            if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel))
+    return found
 
 
 # --- Go time.ParseDuration ------------------------------------------------------------------------
