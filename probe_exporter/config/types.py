@@ -12,6 +12,8 @@ import re2
 from pydantic import BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, PlainSerializer, model_validator
 from pydantic_core import core_schema
 
+from probe_exporter.gotext import go_quote
+
 
 class StrictModel(BaseModel):
     """Rejects unknown keys, like the Go exporters' yaml decoders with KnownFields(true), and reads
@@ -185,6 +187,53 @@ def _trim(number: float) -> str:
 
 
 GoDuration = Annotated[float, BeforeValidator(parse_go_duration), PlainSerializer(format_go_duration)]
+
+
+# --- prometheus/common model.Duration (sql_exporter's durations) -------------------------------------
+
+_MODEL_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
+_MODEL_DURATION_UNITS_MS = (("y", 365 * 86_400_000), ("w", 7 * 86_400_000), ("d", 86_400_000), ("h", 3_600_000),
+                            ("m", 60_000), ("s", 1000), ("ms", 1))
+_MAX_DURATION_NS = (1 << 63) - 1
+
+
+def parse_model_duration(value: Any) -> float:
+    """Seconds from a prometheus/common duration: whole numbers of y, w, d, h, m, s, ms in that order
+    (`1d`, `1h30m`, `500ms`); `0` alone needs no unit. Go's time units (`us`, `1.5h`) are refused."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        value = str(value)  # common reads the scalar's text: `10` is refused, `0` is zero
+    if value == "0":
+        return 0.0
+    if value == "":
+        raise ValueError("empty duration string")
+    match = _MODEL_DURATION.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not a valid duration string: {go_quote(value)}")
+    millis = 0
+    for number, (_, unit_ms) in zip(match.groups(), _MODEL_DURATION_UNITS_MS, strict=True):
+        if number:
+            millis += int(number) * unit_ms
+    if millis * 1_000_000 > _MAX_DURATION_NS:
+        raise ValueError("duration out of range")
+    return millis / 1000
+
+
+def format_model_duration(seconds: float) -> str:
+    """model.Duration.String(): `0s`, `1d`, `1h30m`, `90d` (years and weeks only when exact)."""
+    millis = round(seconds * 1000)
+    if millis == 0:
+        return "0s"
+    out = ""
+    for unit, size in _MODEL_DURATION_UNITS_MS:
+        if unit in ("y", "w") and millis % size:
+            continue
+        if millis >= size:
+            out += f"{millis // size}{unit}"
+            millis %= size
+    return out
+
+
+ModelDuration = Annotated[float, BeforeValidator(parse_model_duration), PlainSerializer(format_model_duration)]
 
 
 # --- alecthomas/units Base2Bytes -------------------------------------------------------------------
