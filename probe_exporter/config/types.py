@@ -292,7 +292,10 @@ class Regex:
         try:
             self.compiled = re2.compile(pattern, options=_RE2_OPTIONS)
         except re2.error as err:
-            raise ValueError(f'"Could not compile regular expression" regexp="{pattern}": {err}') from None
+            reason = err.args[0] if err.args else err
+            if isinstance(reason, bytes):  # google-re2 gives its reason as bytes
+                reason = reason.decode("utf-8", errors="replace")
+            raise ValueError(f'"Could not compile regular expression" regexp="{pattern}": {reason}') from None
 
     def search(self, text: str | bytes) -> bool:
         return self.compiled.search(text) is not None
