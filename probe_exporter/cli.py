@@ -44,6 +44,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
                         help="Wrap 64-bit SNMP counters at 2^53 so float64 keeps them exact, as snmp_exporter does.")
     parser.add_argument("--config.expand-environment-variables", dest="expand_environment_variables",
                         action="store_true", help="Expand ${VAR} in SNMP auth username, password and priv_password.")
+    parser.add_argument("--log.prober", dest="log_prober", default=None, choices=sorted(logs.LEVELS),
+                        help="Log level for probe logs: probe log lines at this level or above go to stderr, "
+                             "independently of --log.level (default: none, except with --log.level=debug).")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "/metrics, history (/logs, landing page) and concurrency limits: "
                              "--probes.max-concurrency and max_concurrency apply per worker. SIGHUP, /-/reload "
                              "and SIGTERM reach all of them.")
+    parser.add_argument("--config.enable-auto-reload", dest="config_auto_reload", action="store_true",
+                        help="Reload the config files every --config.auto-reload-interval when they changed.")
+    parser.add_argument("--config.auto-reload-interval", dest="config_auto_reload_interval", default="30",
+                        metavar="SECONDS", help="Seconds between auto-reload checks (default 30).")
     parser.add_argument("--version", action="version", version=f"probe_exporter, version {__version__}")
     return parser
 
@@ -135,6 +142,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _probe_command(args_list[1:])
     args = build_parser().parse_args(args_list)
     logs.setup_logging(args.log_level, args.log_format)
+    if args.log_prober:
+        logs.setup_prober_logging(args.log_prober, args.log_format)
+    from probe_exporter.autoreload import parse_interval
+
+    try:
+        args.config_auto_reload_interval = parse_interval(args.config_auto_reload_interval)
+    except ValueError as err:
+        print(f"--config.auto-reload-interval: {err}", file=sys.stderr)
+        return 2
     _apply_snmp_flags(args)
     patterns = args.config_files or default_config_patterns()
     try:
@@ -199,6 +215,10 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int
         exporter = Exporter(settings, config)
         exporter.metrics.set_worker(index)
         app = create_app(exporter)
+        if args.config_auto_reload:
+            from probe_exporter import autoreload
+
+            autoreload.install(app, exporter, args.config_auto_reload_interval)
         if workers > 1:
             app.state.after_reload = notify_parent_of_reload
         if index == 0:
@@ -243,6 +263,8 @@ def _probe_command(argv: list[str]) -> int:
     parser = build_probe_parser()
     args = parser.parse_args(argv)
     logs.setup_logging(args.log_level, args.log_format)
+    if args.log_prober:
+        logs.setup_prober_logging(args.log_prober, args.log_format)
     _apply_snmp_flags(args)
     try:
         config = load_config(args.config_files or default_config_patterns())
