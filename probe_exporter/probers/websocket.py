@@ -30,8 +30,8 @@ from websockets.typing import Subprotocol
 from websockets.uri import parse_uri
 
 from probe_exporter.config.blackbox import WebsocketProbe
-from probe_exporter.logs import ProbeLog
-from probe_exporter.probe_metrics import GaugeVec
+from probe_exporter.logs import ProbeLog, mask_target
+from probe_exporter.probe_metrics import Gauge, GaugeVec
 from probe_exporter.probers.base import ProbeContext, Prober
 from probe_exporter.probers.hostport import join_host_port, resolve_host
 from probe_exporter.probers.http_client import canonical_header_key, read_secret_file
@@ -224,20 +224,20 @@ def _build_request(protocol: ClientProtocol, headers: list[tuple[str, str]], hos
 async def probe_websocket(ctx: ProbeContext) -> bool:
     metrics, log = ctx.metrics, ctx.log
     cfg: WebsocketProbe = ctx.module.websocket
+    try:
+        url = urllib.parse.urlsplit(ctx.target)
+        host = url.hostname or ""
+        explicit_port = url.port
+    except ValueError as err:  # before any metric, as upstream
+        log.error("Could not parse target URL", err=str(err))
+        return False
+    log.debug("probing websocket", target=mask_target(ctx.target))
     status_gauge = metrics.gauge("probe_websocket_status_code", "Response HTTP status code")
     upgraded_gauge = metrics.gauge("probe_websocket_connection_upgraded",
                                    "Indicates if the websocket connection was successfully upgraded")
     regex_gauge = metrics.gauge("probe_websocket_failed_due_to_regex", "Indicates if probe failed due to regex")
     durations = metrics.gauge_vec("probe_websocket_duration_seconds", "Duration of websocket request by phase",
                                   ["phase"])
-    try:
-        url = urllib.parse.urlsplit(ctx.target)
-        host = url.hostname or ""
-        explicit_port = url.port
-    except ValueError as err:
-        log.error("Could not parse target URL", err=str(err))
-        return False
-    log.debug("probing websocket", target=ctx.target)
     tls = cfg.http_config.tls_config
     try:
         context = ctx.module.cached("websocket.ssl", tls.ssl_context)
@@ -253,7 +253,7 @@ async def probe_websocket(ctx: ProbeContext) -> bool:
     headers = request_headers(cfg, log)
     dial_start = time.monotonic()
     connect_time = 0.0
-    session: Session | None = None
+    writer: asyncio.StreamWriter | None = None
     try:
         try:
             if url.scheme not in ("ws", "wss"):
@@ -285,6 +285,8 @@ async def probe_websocket(ctx: ProbeContext) -> bool:
         return False
     except asyncio.CancelledError:
         log.error("Error dialing websocket", err="i/o timeout (probe deadline)")
+        if writer is not None:
+            writer.close()
         raise
     status_gauge.set(101)
     upgraded_gauge.set(1)
@@ -316,7 +318,7 @@ async def _open(url: urllib.parse.SplitResult, headers: list[tuple[str, str]], r
     return session
 
 
-async def _run_query_response(cfg: WebsocketProbe, session: Session, durations: GaugeVec, regex_gauge: Any,
+async def _run_query_response(cfg: WebsocketProbe, session: Session, durations: GaugeVec, regex_gauge: Gauge,
                               log: ProbeLog) -> bool:
     if not cfg.query_response:
         return True

@@ -297,3 +297,27 @@ def _phase_labels(outcome: Any) -> list[dict[str, str]]:
     from ._network_helpers import label_sets
 
     return label_sets(outcome, "probe_websocket_duration_seconds")
+
+
+async def test_unparsable_target_fails_before_any_metric() -> None:
+    outcome = await probe(ws(), "ws://[::1/socket")
+    assert not outcome.success
+    assert names(outcome) == ALWAYS
+    assert "Could not parse target URL" in log_text(outcome)
+
+
+async def test_server_that_never_answers_the_tls_handshake_ends_within_the_timeout() -> None:
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accept, then say nothing
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        outcome = await asyncio.wait_for(probe(ws(http_config={"tls_config": {"insecure_skip_verify": True}}),
+                                               f"wss://127.0.0.1:{port}/", timeout=0.5), timeout=10)
+    finally:
+        server.close()
+    assert not outcome.success
+    assert value(outcome, "probe_websocket_connection_upgraded") == 0
+    assert "i/o timeout (probe deadline)" in log_text(outcome)
+    assert value(outcome, "probe_websocket_duration_seconds", phase="processing") > 0
