@@ -37,6 +37,7 @@ from probe_exporter.probers.hostport import join_host_port, resolve_host
 from probe_exporter.probers.http_client import canonical_header_key, read_secret_file
 from probe_exporter.probers.neterrors import describe_os_error
 from probe_exporter.probers.query_response import MAX_DIALOGUE_BYTES, go_expand
+from probe_exporter.probers.tcp import module_ssl_context
 
 # Go's http.Request.Write sends this when no User-Agent header is set, and gorilla writes its
 # handshake that way.
@@ -240,15 +241,16 @@ async def probe_websocket(ctx: ProbeContext) -> bool:
                                   ["phase"])
     tls = cfg.http_config.tls_config
     try:
-        context = ctx.module.cached("websocket.ssl", tls.ssl_context)
+        # Built even for ws://, so a bad tls_config fails every probe, as upstream.
+        context = module_ssl_context(ctx, "websocket.ssl", tls)
     except (OSError, ValueError) as err:
         log.error("Error creating TLS config", err=describe_os_error(err))
         return False
     resolved = await resolve_host(host, cfg, metrics, log)
     if resolved is None:
         return False
-    ip, lookup_time = resolved
-    durations.labels("resolve").add(lookup_time)
+    durations.labels("resolve").add(resolved[1])
+    ip = resolved[0]
 
     headers = request_headers(cfg, log)
     dial_start = time.monotonic()

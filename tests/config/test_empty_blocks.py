@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from probe_exporter.config import ConfigError, load_config
+from probe_exporter.config import load_config
+
+from .refusal import assert_text_refused
 
 BLOCKS = ["http", "tcp", "icmp", "dns", "grpc", "unix", "websocket"]
 
@@ -60,9 +62,4 @@ def test_empty_nested_blocks_are_defaults(tmp_path: Path) -> None:
      "regexp must be set for HTTP header matchers"),
 ])
 def test_wrong_block_values_stay_refused(tmp_path: Path, body: str, line: int, message: str) -> None:
-    path = tmp_path / "c.yml"
-    path.write_text("modules:\n  m:\n" + body)
-    with pytest.raises(ConfigError) as caught:
-        load_config([str(path)])
-    assert f"{path}:{line}:" in str(caught.value)
-    assert message in str(caught.value)
+    assert_text_refused(tmp_path, "modules:\n  m:\n" + body, line, message)

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from probe_exporter.config import ConfigError, load_config
+from probe_exporter.config import load_config
 from probe_exporter.config.module import Module
+
+from .refusal import assert_text_refused
 
 # Every YAML 1.1 boolean spelling PyYAML resolves to a bool.
 YAML11_BOOLEANS = ["on", "On", "ON", "off", "Off", "OFF", "yes", "Yes", "YES", "no", "No", "NO",
@@ -69,9 +71,4 @@ def test_bool_fields_take_yaml11_booleans(tmp_path: Path, word: str, expected: b
      "field bogus not found"),
 ])
 def test_errors_keep_file_and_line(tmp_path: Path, body: str, line: int, message: str) -> None:
-    path = tmp_path / "c.yml"
-    path.write_text("modules:\n" + body)
-    with pytest.raises(ConfigError) as caught:
-        load_config([str(path)])
-    assert f"{path}:{line}:" in str(caught.value)
-    assert message in str(caught.value)
+    assert_text_refused(tmp_path, "modules:\n" + body, line, message)

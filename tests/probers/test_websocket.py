@@ -63,6 +63,11 @@ def dialogue(box: list[WSServer]) -> ServerHandler:
     return handler
 
 
+async def accept_and_wait(connection: ServerConnection) -> None:
+    """Upgrade, then send nothing until the client goes away."""
+    await connection.wait_closed()
+
+
 def ws(**block: object) -> dict[str, object]:
     return {"prober": "websocket", "websocket": {"preferred_ip_protocol": "ip4", **block}}
 
@@ -157,10 +162,7 @@ async def test_closed_port_fails_without_a_status(refused_port: int) -> None:
 
 
 async def test_server_that_never_sends_ends_within_the_timeout() -> None:
-    async def silent(connection: ServerConnection) -> None:
-        await connection.wait_closed()
-
-    async with ws_server(silent) as server:
+    async with ws_server(accept_and_wait) as server:
         outcome = await asyncio.wait_for(probe(ws(query_response=[{"expect": "^hello"}]), server.url, timeout=0.5),
                                          timeout=10)
     assert not outcome.success
@@ -209,10 +211,7 @@ async def test_wss_with_a_certificate_not_trusted_fails(tls_material: TLSMateria
 
 
 async def test_wss_with_a_wrong_server_name_fails_and_insecure_skip_verify_passes(tls_material: TLSMaterial) -> None:
-    async def accept(connection: ServerConnection) -> None:
-        await connection.wait_closed()
-
-    async with ws_server(accept, tls=tls_material.server_context(["http/1.1"])) as server:
+    async with ws_server(accept_and_wait, tls=tls_material.server_context(["http/1.1"])) as server:
         wrong = await probe(ws(http_config={"tls_config": {"ca_file": str(tls_material.ca_file),
                                                            "server_name": "elsewhere.example"}}), server.url)
         skipped = await probe(ws(http_config={"tls_config": {"insecure_skip_verify": True}}), server.url)
@@ -225,10 +224,7 @@ async def test_credentials_and_headers_reach_the_server(tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("from-a-file\n")
 
-    async def accept(connection: ServerConnection) -> None:
-        await connection.wait_closed()
-
-    async with ws_server(accept) as server:
+    async with ws_server(accept_and_wait) as server:
         basic = await probe(ws(http_config={"basic_auth": {"username": "user", "password": "pa55word"}},
                                headers={"x-flag": {"values": ["on", "two"], "secrets": ["s3cret-value"],
                                                    "files": [str(token_file)]}}), server.url)
@@ -243,10 +239,7 @@ async def test_credentials_and_headers_reach_the_server(tmp_path: Path) -> None:
 
 
 async def test_unreadable_header_file_is_logged_and_left_out(tmp_path: Path) -> None:
-    async def accept(connection: ServerConnection) -> None:
-        await connection.wait_closed()
-
-    async with ws_server(accept) as server:
+    async with ws_server(accept_and_wait) as server:
         outcome = await probe(ws(headers={"X-Token": {"files": [str(tmp_path / "missing")]}}), server.url)
     assert outcome.success
     assert "Unable to read header file" in log_text(outcome)
@@ -261,10 +254,7 @@ async def test_handshake_header_in_config_is_refused_like_gorilla() -> None:
 
 
 async def test_preferred_ip4_without_fallback_resolves_localhost() -> None:
-    async def accept(connection: ServerConnection) -> None:
-        await connection.wait_closed()
-
-    async with ws_server(accept) as server:
+    async with ws_server(accept_and_wait) as server:
         outcome = await probe(ws(ip_protocol_fallback=False), server.url.replace("127.0.0.1", "localhost"))
     assert outcome.success, log_text(outcome)
     assert value(outcome, "probe_ip_protocol") == 4
