@@ -311,3 +311,15 @@ async def test_server_that_never_answers_the_tls_handshake_ends_within_the_timeo
     assert value(outcome, "probe_websocket_connection_upgraded") == 0
     assert "i/o timeout (probe deadline)" in log_text(outcome)
     assert value(outcome, "probe_websocket_duration_seconds", phase="processing") > 0
+
+
+async def test_basic_auth_from_files(tmp_path: Path) -> None:
+    (tmp_path / "user").write_text("user_from_file\n")
+    (tmp_path / "password").write_text("password_from_file\n")
+    async with ws_server(accept_and_wait) as server:
+        outcome = await probe(ws(http_config={"basic_auth": {"username_file": str(tmp_path / "user"),
+                                                             "password_file": str(tmp_path / "password")}}),
+                              server.url)
+    assert outcome.success, log_text(outcome)
+    expected = "Basic " + base64.b64encode(b"user_from_file:password_from_file").decode()
+    assert server.requests[0].headers["Authorization"] == expected
