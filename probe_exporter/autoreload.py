@@ -18,23 +18,9 @@ from typing import TYPE_CHECKING, Any
 from probe_exporter import logs
 from probe_exporter.config import ConfigError
 from probe_exporter.config.loader import files_checksum
-from probe_exporter.config.types import parse_go_duration
 
 if TYPE_CHECKING:
     from probe_exporter.exporter import Exporter
-
-DEFAULT_INTERVAL_SECONDS = 30
-
-
-def parse_interval(text: str) -> float:
-    """blackbox takes whole seconds (`30`); a Go duration (`30s`, `1m`) is accepted too."""
-    try:
-        seconds = float(int(text))
-    except ValueError:
-        seconds = parse_go_duration(text)
-    if seconds < 0:
-        raise ValueError(f"must be 0 or more, got {text!r}")
-    return seconds
 
 
 async def changed(exporter: Exporter) -> bool:

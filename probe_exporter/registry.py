@@ -39,6 +39,8 @@ class ProberEntry:
     extra: str = ""
     # False for plugins, whose config block is validated by their own config_model.
     builtin: bool = True
+    # The distribution a plugin comes from, with its version ("" for built-in probers).
+    source: str = ""
 
 
 _BUILTIN = (
@@ -78,7 +80,8 @@ def _discover() -> dict[str, ProberEntry]:
                         logging.getLogger("probe_exporter").warning(
                             "Ignoring plugin prober %r from %s: the name is taken", point.name, point.value)
                         continue
-                    entries[point.name] = ProberEntry(point.name, point.value, builtin=False)
+                    source = f"{point.dist.name} {point.dist.version}" if point.dist is not None else point.value
+                    entries[point.name] = ProberEntry(point.name, point.value, builtin=False, source=source)
                 _entries = entries
     return _entries
 
@@ -86,6 +89,14 @@ def _discover() -> dict[str, ProberEntry]:
 def names() -> tuple[str, ...]:
     """Every prober name a config may use, built-in ones first."""
     return tuple(_discover())
+
+
+def describe() -> str:
+    """One line for --help: every prober, plugins with where they come from."""
+    entries = _discover().values()
+    text = "Probers: " + ", ".join(e.name for e in entries if e.builtin)
+    plugins = [f"{e.name} ({e.source})" for e in entries if not e.builtin]
+    return text + (f"; plugins: {', '.join(plugins)}" if plugins else "; no plugins installed") + "."
 
 
 def entry(name: str) -> ProberEntry:

@@ -19,7 +19,9 @@ from probe_exporter.config import Config, Module
 from probe_exporter.config.secrets import secret_values
 from probe_exporter.limits import ProbeLimiter
 from probe_exporter.probe_metrics import ProbeMetrics
+from probe_exporter.probers import resolver
 from probe_exporter.probers.base import BadRequest, ProbeContext
+from probe_exporter.settings import Settings
 
 DEFAULT_SCRAPE_TIMEOUT = 120.0
 
@@ -56,7 +58,7 @@ class ProbeOutcome:
 
 async def run_probe(module_name: str, module: Module, target: str, timeout: float,
                     params: Mapping[str, str] | None = None, config: Config | None = None,
-                    limiter: ProbeLimiter | None = None) -> ProbeOutcome:
+                    limiter: ProbeLimiter | None = None, settings: Settings | None = None) -> ProbeOutcome:
     """Run the module against the target within `timeout` seconds. Raises BadRequest for a 400.
 
     With a limiter, the probe first waits for a concurrency slot; the wait counts against `timeout`,
@@ -93,8 +95,9 @@ async def run_probe(module_name: str, module: Module, target: str, timeout: floa
                     log.debug("Waited for a concurrency slot", wait_seconds=round(waited, 6))
                 ctx = ProbeContext(target=target, module_name=module_name, module=module,
                                    timeout=max(timeout - waited, 0.0), metrics=metrics, log=log,
-                                   params=params or {}, config=config)
-                success = await prober.probe(ctx)
+                                   params=params or {}, config=config, settings=settings or Settings())
+                with resolver.bound_to(module, ctx.timeout):  # the module's dns_server, if any
+                    success = await prober.probe(ctx)
     except BadRequest:
         raise
     except TimeoutError:

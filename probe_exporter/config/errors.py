@@ -49,6 +49,8 @@ def config_error_from(err: ValidationError, lines: LineMap, path: str,
                       prefix: tuple[str | int, ...]) -> ConfigError:
     first = err.errors(include_url=False)[0]
     loc = (*prefix, *(part for part in first["loc"] if isinstance(part, (str, int))))
+    if "within_key" in first.get("ctx", {}):  # a check on a whole block that blames one key of it
+        loc = (*loc, first["ctx"]["within_key"])
     key = ".".join(str(part) for part in loc)
     if first["type"] == "extra_forbidden":
         message = f"field {loc[-1]} not found"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import ProbeMetrics
+from probe_exporter.settings import Settings
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -38,6 +39,8 @@ class ProbeContext:
     # such as `hostname` or SNMP's `auth`.
     params: Mapping[str, str] = field(default_factory=dict)
     config: Config | None = None
+    # The exporter's flags, for the few that change how a prober works (--snmp.wrap-large-counters).
+    settings: Settings = field(default_factory=Settings)
 
 
 ProbeFunction = Callable[[ProbeContext], Awaitable[bool]]

@@ -14,6 +14,7 @@ from probe_exporter import __version__, logs, registry
 from probe_exporter.config import ConfigError
 from probe_exporter.exporter import Exporter
 from probe_exporter.web import routes, snmp
+from probe_exporter.web.prefix import RoutePrefixMiddleware, external_url, route_prefix
 from probe_exporter.web.security import WebConfigSource, WebSecurityMiddleware
 
 
@@ -46,6 +47,11 @@ def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) ->
     app.add_route("/probe", routes.probe, methods=routes.PROBE_METHODS, include_in_schema=False)
     app.include_router(routes.router)
     app.include_router(snmp.router)
+    settings = exporter.settings
+    external = external_url(settings.web_external_url, settings.listen_addresses[0])
+    prefix = route_prefix(settings.web_route_prefix, external)
+    if prefix != "/":  # no extra layer on the hot path for the usual setup
+        app.add_middleware(RoutePrefixMiddleware, prefix=prefix, external=external)
     return app
 
 

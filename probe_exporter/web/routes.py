@@ -91,7 +91,7 @@ async def probe_once(exporter: Exporter, module_name: str, module: Module, targe
     in_flight.inc()
     try:
         outcome = await run_probe(module_name, module, target, timeout, params, config,
-                                  limiter=exporter.limiter)
+                                  limiter=exporter.limiter, settings=exporter.settings)
     except BadRequest as err:
         exporter.metrics.bad_requests.labels("probe").inc()
         return plain_error(400, str(err).replace("\n", "\\n"))  # user input must not split the line

@@ -130,7 +130,8 @@ async def snmp(request: Request) -> Response:
                 reason = "the scrape could not start before its deadline: too many probes running"
                 logs.log(logging.INFO, "SNMP scrape failed", target=target, modules=joined, reason=reason)
                 return _gather_error(reason)
-            result = await scrape(target, modules, config, params, deadline, log, stop_on_error=True)
+            result = await scrape(target, modules, config, params, deadline, log, stop_on_error=True,
+                                  wrap_counters=exporter.settings.snmp_wrap_large_counters)
     except BadRequest as err:
         return _bad_request(str(err))
     finally:

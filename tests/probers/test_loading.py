@@ -87,7 +87,8 @@ def test_reload_imports_the_probers_of_new_modules(tmp_path: Path) -> None:
     with_dns.write_text("modules:\n  dns_a:\n    prober: dns\n    dns:\n      query_name: example.org\n")
     out = _run(f"""
         import asyncio, sys
-        from probe_exporter.exporter import Exporter, Settings
+        from probe_exporter.exporter import Exporter
+        from probe_exporter.settings import Settings
         exporter = Exporter(Settings(config_files=[{str(tcp_only)!r}]))
         before = "probe_exporter.probers.dns" in sys.modules
         exporter.settings.config_files.append({str(with_dns)!r})
