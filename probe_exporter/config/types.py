@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import base64
 import re
-import types
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Annotated, Any
 
 import re2
 from pydantic import (
@@ -21,123 +19,21 @@ from pydantic import (
 )
 from pydantic_core import core_schema
 
+from probe_exporter.config import goyaml
 from probe_exporter.gotext import go_quote
 
 
 class StrictModel(BaseModel):
     """Rejects unknown keys, like the Go exporters' yaml decoders with KnownFields(true), and reads
-    YAML the way Go's yaml decodes it into a struct:
-
-    - a block written with no value (`http:`, `tls_config:`) means its defaults: Go's yaml leaves a
-      struct field as it was for a null value and does not call the struct's UnmarshalYAML, so
-      neither the block's validation runs nor its defaults change;
-    - a string field gets the scalar as written (`X-Flag: on` is "on", `1.10` is "1.10"), where
-      YAML 1.1 would resolve it to a bool, number or date (the loader keeps that text; see
-      probe_exporter.config.yamlfile).
-    """
+    YAML values as Go's yaml decodes them into a struct (empty blocks are their defaults, string
+    fields get the text as written: see probe_exporter.config.goyaml)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     @model_validator(mode="before")
     @classmethod
     def _go_yaml_decoding(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        texts: dict[Any, str] = getattr(data, "scalar_texts", None) or {}
-        plan = _decoding_plan(cls)
-        if not texts and not plan.containers.intersection(data) and None not in data.values():
-            return data  # the common case: nothing Go would read differently
-        decoded: dict[Any, Any] = {}
-        for key, value in data.items():
-            if value is None and key in plan.blocks:
-                continue
-            if key in texts and (key in plan.texts or (key in plan.numbers and isinstance(value, bool))):
-                decoded[key] = texts[key]  # a number field given `on` is refused, as in Go
-            elif key in plan.containers:
-                decoded[key] = go_scalar_texts(value, cls.model_fields[key].annotation)
-            else:
-                decoded[key] = value  # unknown keys are refused by the model
-        return decoded
-
-
-@dataclass(frozen=True)
-class _DecodingPlan:
-    blocks: frozenset[str]  # fields holding a nested model that does not accept None
-    texts: frozenset[str]  # fields of a string type
-    numbers: frozenset[str]  # int or float fields
-    containers: frozenset[str]  # dict or list fields that hold strings somewhere
-
-
-_PLANS: dict[type[BaseModel], _DecodingPlan] = {}
-
-
-def _decoding_plan(model: type[BaseModel]) -> _DecodingPlan:
-    plan = _PLANS.get(model)
-    if plan is None:
-        fields = model.model_fields
-        plan = _PLANS[model] = _DecodingPlan(
-            blocks=frozenset(name for name, info in fields.items()
-                             if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)),
-            texts=frozenset(name for name, info in fields.items() if is_text_type(info.annotation)),
-            numbers=frozenset(name for name, info in fields.items() if _is_number_type(info.annotation)),
-            containers=frozenset(name for name, info in fields.items() if _holds_text(info.annotation)))
-    return plan
-
-
-def _is_number_type(annotation: Any) -> bool:
-    if get_origin(annotation) is Union or get_origin(annotation) is types.UnionType:
-        return any(_is_number_type(member) for member in get_args(annotation) if member is not type(None))
-    return annotation in (int, float)
-
-
-def _holds_text(annotation: Any) -> bool:
-    """A dict or list type with a string type somewhere among its items."""
-    origin = get_origin(annotation)
-    if origin is Annotated:
-        return _holds_text(get_args(annotation)[0])
-    if origin is Union or origin is types.UnionType:
-        return any(_holds_text(member) for member in get_args(annotation))
-    if origin in (dict, list):
-        return any(is_text_type(item) or _holds_text(item) for item in get_args(annotation)[-1:])
-    return False
-
-
-def is_text_type(annotation: Any) -> bool:
-    """Whether Go would decode a YAML scalar into this type as its text (a string type)."""
-    if get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    origin = get_origin(annotation)
-    if origin is Union or origin is types.UnionType:
-        return any(is_text_type(member) for member in get_args(annotation) if member is not type(None))
-    if origin is Literal:
-        return all(isinstance(choice, str) for choice in get_args(annotation))
-    return isinstance(annotation, type) and issubclass(annotation, (str, bytes, Secret, Regex))
-
-
-def go_scalar_texts(value: Any, annotation: Any) -> Any:
-    """`value` with the items of its containers that go into a string type replaced by their text
-    (a `dict[str, str]` of headers, a `list[str]`, ...). Nested models do this themselves."""
-    if not isinstance(value, (dict, list)):
-        return value
-    if get_origin(annotation) is Annotated:
-        annotation = get_args(annotation)[0]
-    origin, args = get_origin(annotation), get_args(annotation)
-    if origin is Union or origin is types.UnionType:
-        members = [member for member in args if member is not type(None) and get_origin(member) in (dict, list)]
-        if len(members) != 1:
-            return value
-        annotation = members[0]
-        origin, args = get_origin(annotation), get_args(annotation)
-    texts: dict[Any, str] = getattr(value, "scalar_texts", None) or {}
-    if origin is dict and isinstance(value, dict) and len(args) == 2:
-        item_type = args[1]
-        return {key: texts[key] if key in texts and is_text_type(item_type) else go_scalar_texts(item, item_type)
-                for key, item in value.items()}
-    if origin is list and isinstance(value, list) and len(args) == 1:
-        item_type = args[0]
-        return [texts[index] if index in texts and is_text_type(item_type) else go_scalar_texts(item, item_type)
-                for index, item in enumerate(value)]
-    return value
+        return goyaml.decode(cls, data)
 
 
 # --- Go time.ParseDuration ------------------------------------------------------------------------
@@ -295,6 +191,7 @@ class Regex:
     """A pattern compiled with RE2 (Go semantics), kept with its source for /config."""
 
     __slots__ = ("compiled", "pattern")
+    go_yaml_text = True  # decoded from a YAML scalar's text, as a Go string
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
@@ -341,6 +238,7 @@ class Secret:
     """A credential: never printed. `reveal()` is the one way to read it."""
 
     __slots__ = ("_value",)
+    go_yaml_text = True  # decoded from a YAML scalar's text, as a Go string
 
     def __init__(self, value: str) -> None:
         self._value = value
