@@ -118,6 +118,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     settings = from_args(build_parser().parse_args(args_list))
     logs.setup_logging(settings.log_level, settings.log_format)
+    if settings.log_prober:
+        logs.setup_prober_logging(settings.log_prober, settings.log_format)
     settings.config_files = settings.config_files or default_config_patterns()
     try:
         config = load_settings_config(settings)
@@ -186,6 +188,10 @@ def _serve(settings: Settings, config: Config) -> int:
         exporter = Exporter(settings, config)
         exporter.metrics.set_worker(index)
         app = create_app(exporter)
+        if settings.config_enable_auto_reload:
+            from probe_exporter import autoreload
+
+            autoreload.install(app, exporter, settings.config_auto_reload_interval)
         if workers > 1:
             app.state.after_reload = notify_parent_of_reload
         if index == 0:
@@ -247,6 +253,8 @@ def _probe_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = from_args(args)
     logs.setup_logging(settings.log_level, settings.log_format)
+    if settings.log_prober:
+        logs.setup_prober_logging(settings.log_prober, settings.log_format)
     try:
         config = load_settings_config(settings)
     except ConfigError as err:

@@ -68,6 +68,23 @@ def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
     logging.getLogger("uvicorn.access").disabled = True
 
 
+# `--log.prober` (blackbox 0.28's independent scrape logger): probe log lines at or above this level
+# go to stderr at their own level, whatever --log.level says. None (no flag): they go to the process
+# log at debug level, so --log.level=debug shows them.
+prober_level: int | None = None
+prober_logger = logging.getLogger("probe_exporter.prober")
+
+
+def setup_prober_logging(level: str, fmt: str = "logfmt") -> None:
+    global prober_level
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter() if fmt == "json" else LogfmtFormatter())
+    prober_logger.handlers[:] = [handler]
+    prober_logger.setLevel(LEVELS[level])
+    prober_logger.propagate = False
+    prober_level = LEVELS[level]
+
+
 def log(level: int, msg: str, **fields: Any) -> None:
     if logger.isEnabledFor(level):
         logger.log(level, msg, extra={"fields": fields})
@@ -115,7 +132,10 @@ class ProbeLog:
         if self.secrets and "err" in fields:
             fields["err"] = scrub(str(fields["err"]), self.secrets)
         self.entries.append((time.time(), level, msg, fields))
-        if logger.isEnabledFor(logging.DEBUG):
+        if prober_level is not None:
+            if level >= prober_level:
+                prober_logger.log(level, msg, extra={"fields": {**self.context, **self.forward_context, **fields}})
+        elif logger.isEnabledFor(logging.DEBUG):
             logger.log(logging.DEBUG, msg, extra={"fields": {**self.context, **self.forward_context, **fields}})
 
     def debug(self, msg: str, **fields: Any) -> None:

@@ -47,6 +47,7 @@ _BUILTIN = (
     ProberEntry("dns", "probe_exporter.probers.dns:PROBER"),
     ProberEntry("grpc", "probe_exporter.probers.grpc:PROBER", extra="grpc"),
     ProberEntry("unix", "probe_exporter.probers.unix:PROBER"),
+    ProberEntry("websocket", "probe_exporter.probers.websocket:PROBER"),
     ProberEntry("snmp", "probe_exporter.probers.snmp:PROBER"),
     ProberEntry("sql", "probe_exporter.probers.sql:PROBER"),
 )

@@ -259,19 +259,19 @@ class HTTPProbe(HTTPClientConfig, ResolverSettings):
             self.follow_redirects = not self.no_follow_redirects
         if self.body and self.body_file:
             raise ValueError("setting body and body_file both are not allowed")
-        if self.enable_http3:
-            if self.enable_http2:
-                raise ValueError("when enable_http3 is true, enable_http2 must be set to false")
-            if any(v != "HTTP/3.0" for v in self.valid_http_versions):
-                raise ValueError("HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed "
-                                 "when enable_http3 is true")
-        elif "HTTP/3.0" in self.valid_http_versions:
-            raise ValueError("HTTP/3 is only allowed when enable_http3 is true")
         if self.compression:
             for name, value in self.headers.items():
                 if name.lower() == "accept-encoding" and not accepts_encoding(value, self.compression):
-                    raise ValueError(f'invalid configuration "Accept-Encoding: {value}", '
-                                     f'"compression: {self.compression}"')
+                    raise ValueError(f'invalid configuration "{name}: {value}", "compression: {self.compression}"')
+        # blackbox's order: the versions first, then HTTP/2.
+        if not self.enable_http3 and "HTTP/3.0" in self.valid_http_versions:
+            raise ValueError("HTTP/3 cannot be used as a valid HTTP version when enable_http3 is false")
+        if self.enable_http3:
+            if any(v in ("HTTP/2.0", "HTTP/1.1") for v in self.valid_http_versions):
+                raise ValueError("HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed "
+                                 "when enable_http3 is true")
+            if self.enable_http2:
+                raise ValueError("when enable_http3 is true, enable_http2 must be set to false")
         return self
 
 
