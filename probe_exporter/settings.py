@@ -56,7 +56,7 @@ def positive_int(text: str) -> int:
 
 def auto_reload_interval(text: str) -> float:
     """blackbox takes whole seconds (`30`); a Go duration (`30s`, `1m`) is accepted too."""
-    from probe_exporter.config.types import parse_go_duration
+    from probe_exporter.config.types import parse_go_duration  # imported for this flag only
 
     try:
         seconds = float(int(text))

@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (7, ("cli", "__main__")),
     (6, ("web",)),
-    (5, ("exporter",)),
+    (5, ("exporter", "autoreload")),
     (4, ("pipeline", "testkit")),
     (3, ("probers",)),
-    (2, ("config",)),
+    (2, ("config", "settings")),
     (1, ("registry", "logs", "exposition", "selfmetrics", "probe_metrics", "gotext", "history", "limits",
-         "openfiles", "settings", "probers.net.hostport", "__init__")),
+         "openfiles", "probers.net.hostport", "__init__")),
 ]
 
 

@@ -5,7 +5,7 @@ rather than through the system resolver. This lets one exporter check a split-ho
 its internal and its public view. Lookups go out as plain DNS queries (UDP, then TCP when the answer
 is truncated) with dnspython.
 
-The probe runner binds the module's resolver to the probe's context (`bound_to`). The address
+The probe pipeline binds the module's resolver to the probe's context (`bound_to`). The address
 selection shared by the probers (addr.resolve_addresses) asks `current()` for it, so every lookup of
 the probe uses it, redirects included, without each prober having to pass it down. Nothing changes
 for a module without `dns_server`.

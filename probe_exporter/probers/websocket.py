@@ -33,8 +33,9 @@ from probe_exporter.config.blackbox import WebsocketProbe
 from probe_exporter.logs import ProbeLog, mask_target
 from probe_exporter.probe_metrics import Gauge, GaugeVec
 from probe_exporter.probers.base import ProbeContext, Prober
-from probe_exporter.probers.hostport import join_host_port, resolve_host
-from probe_exporter.probers.http_client import canonical_header_key, read_secret_file
+from probe_exporter.probers.http.client import canonical_header_key, read_secret_file
+from probe_exporter.probers.net.addr import resolve_host
+from probe_exporter.probers.net.hostport import join_host_port
 from probe_exporter.probers.neterrors import describe_os_error
 from probe_exporter.probers.query_response import MAX_DIALOGUE_BYTES, go_expand
 from probe_exporter.probers.tcp import module_ssl_context
@@ -246,11 +247,9 @@ async def probe_websocket(ctx: ProbeContext) -> bool:
     except (OSError, ValueError) as err:
         log.error("Error creating TLS config", err=describe_os_error(err))
         return False
-    resolved = await resolve_host(host, cfg, metrics, log)
-    if resolved is None:
+    ip = await resolve_host(host, cfg, metrics, log, durations)
+    if ip is None:
         return False
-    durations.labels("resolve").add(resolved[1])
-    ip = resolved[0]
 
     headers = request_headers(cfg, log)
     dial_start = time.monotonic()

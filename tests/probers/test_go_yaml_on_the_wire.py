@@ -8,7 +8,7 @@ from pathlib import Path
 from websockets.asyncio.server import ServerConnection, serve
 
 from probe_exporter.config import load_config
-from probe_exporter.runner import run_probe
+from probe_exporter.pipeline import run_probe
 
 from .conftest import LocalServer, Resp
 

@@ -19,7 +19,7 @@ import yaml
 
 from probe_exporter import registry
 from probe_exporter.config import Config, load_config
-from probe_exporter.runner import run_probe
+from probe_exporter.pipeline import run_probe
 
 # The SNMP agent fixtures live with the SNMP tests; imported here, pytest serves them to this module too.
 from tests.probers.snmp.conftest import snmpsim_agent, test_auths_yml  # noqa: F401
