@@ -114,14 +114,17 @@ def bind_listener(address: str, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
+def _bound_address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def bind_worker_listeners(address: str, workers: int) -> list[socket.socket]:
     """One SO_REUSEPORT socket per worker on `address` (port 0: the port the first one got)."""
     first = bind_listener(address, reuse_port=True)
     sockets = [first]
     try:
-        host = parse_listen_address(address)[0]
-        bound = f"[{host}]:{first.getsockname()[1]}" if ":" in host else f"{host}:{first.getsockname()[1]}"
-        sockets += [bind_listener(bound, reuse_port=True) for _ in range(workers - 1)]
+        sockets += [bind_listener(_bound_address(first), reuse_port=True) for _ in range(workers - 1)]
     except OSError:
         for sock in sockets:
             sock.close()
@@ -187,7 +190,8 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int
             return 1
         for index, sock in enumerate(bound):
             sockets_by_worker[index].append(sock)
-        logs.log(logging.INFO, "Listening on", address=address)
+        # The bound address, so `:0` (an ephemeral port) shows the port it got.
+        logs.log(logging.INFO, "Listening on", address=_bound_address(bound[0]))
 
     def serve_worker(index: int) -> None:
         for other, sockets in enumerate(sockets_by_worker):

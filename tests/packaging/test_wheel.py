@@ -1,0 +1,122 @@
+"""The wheel as a newcomer gets it: built from the checkout, installed (not editable) into a fresh venv
+outside the checkout, and run from there on the core install (no extras)."""
+
+from __future__ import annotations
+
+import html.parser
+import os
+import subprocess
+import sys
+import urllib.parse
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import REPO
+from tests.exporter_process import ExporterProcess, non_json_lines
+
+pytestmark = pytest.mark.packaging
+
+# Files under probe_exporter/ that are not data the package reads.
+_NOT_DATA_SUFFIXES = (".py", ".pyc")
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--wheel-dir", str(out), str(REPO)],
+                   check=True, cwd=out, stdout=subprocess.DEVNULL)
+    (built,) = out.glob("probe_exporter-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh venv with the wheel and its core dependencies, pinned to the versions this test venv
+    resolved (so pip only unpacks what its cache holds)."""
+    venv = tmp_path_factory.mktemp("venv")
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], check=True,
+                            capture_output=True, text=True).stdout
+    pins = venv / "pins.txt"
+    pins.write_text("".join(line + "\n" for line in freeze.splitlines()
+                            if "==" in line and not line.lower().startswith("probe-exporter")))
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", "-c", str(pins),
+                    str(wheel)], check=True, cwd=venv, stdout=subprocess.DEVNULL)
+    return venv
+
+
+@pytest.fixture(scope="module")
+def exporter(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExporterProcess]:
+    """The installed exporter started from a directory that is not the checkout, on the shipped modules."""
+    workdir = tmp_path_factory.mktemp("run")
+    assert REPO not in workdir.parents
+    env = {"PATH": os.environ["PATH"], "HOME": str(workdir), "XDG_CACHE_HOME": str(workdir / "cache")}
+    with ExporterProcess([str(installed / "bin" / "probe-exporter"), "--log.format=json"], cwd=workdir,
+                         env=env) as process:
+        process.wait_listening()
+        yield process
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.assets: list[str] = []
+        self.anchors: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "link" and values.get("href"):
+            self.assets.append(values["href"] or "")
+        elif tag in ("script", "img") and values.get("src"):
+            self.assets.append(values["src"] or "")
+        elif tag == "a" and values.get("href"):
+            self.anchors.append(values["href"] or "")
+
+
+def test_the_wheel_carries_every_data_file(wheel: Path) -> None:
+    package_files = {path.relative_to(REPO).as_posix() for path in (REPO / "probe_exporter").rglob("*")
+                     if path.is_file() and "__pycache__" not in path.parts and path.suffix not in _NOT_DATA_SUFFIXES}
+    module_files = {path.relative_to(REPO).as_posix() for path in (REPO / "modules").rglob("*") if path.is_file()}
+    assert package_files and module_files
+    names = set(zipfile.ZipFile(wheel).namelist())
+    data_prefix = wheel.name.split("-py3")[0] + ".data/data/share/probe-exporter/"
+    assert sorted(package_files - names) == []
+    assert sorted(name for name in module_files if data_prefix + name not in names) == []
+
+
+def test_the_installed_exporter_runs_outside_the_checkout(installed: Path) -> None:
+    location = subprocess.run([str(installed / "bin" / "python"), "-c",
+                               "import probe_exporter; print(probe_exporter.__file__)"],
+                              check=True, capture_output=True, text=True, cwd=installed).stdout.strip()
+    assert Path(location).is_relative_to(installed)
+
+
+def test_landing_page_and_every_asset_it_links_answer_200(exporter: ExporterProcess) -> None:
+    page = httpx.get(exporter.base_url + "/", timeout=10)
+    assert page.status_code == 200
+    links = _Links()
+    links.feed(page.text)
+    assert links.assets, "the landing page links no stylesheet"
+    same_origin = [href for href in links.assets + links.anchors if not urllib.parse.urlsplit(href).netloc]
+    for href in same_origin:
+        response = httpx.get(urllib.parse.urljoin(exporter.base_url + "/", href), timeout=10)
+        assert response.status_code == 200, (href, response.status_code, response.text[:200])
+    css = httpx.get(urllib.parse.urljoin(exporter.base_url + "/", links.assets[0]), timeout=10)
+    assert css.headers["content-type"].startswith("text/css") and len(css.content) > 100
+
+
+def test_the_shipped_sqlite_demo_succeeds(exporter: ExporterProcess) -> None:
+    response = httpx.get(exporter.base_url + "/probe", params={"module": "sqlite_demo", "target": "demo"},
+                         timeout=10)
+    assert response.status_code == 200
+    assert "\nprobe_success 1\n" in response.text, response.text[-2000:]
+    assert 'demo_jobs{queue="mail",state="ready"} 3' in response.text
+
+
+def test_the_installed_exporter_logs_only_json(exporter: ExporterProcess) -> None:
+    httpx.get(exporter.base_url + "/static/no-such-file.css", timeout=10)
+    assert exporter.lines and non_json_lines(exporter.lines) == []
