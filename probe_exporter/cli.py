@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import logging
+import platform
 import socket
 import sys
 from collections.abc import Sequence
@@ -178,6 +180,7 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int
                         timeout_offset=args.timeout_offset, log_level=args.log_level, log_format=args.log_format,
                         history_limit=args.history_limit, max_concurrent_probes=args.max_concurrent_probes,
                         web_config_file=args.web_config_file)
+    log_startup(config)
     load_probers(config.modules)
     workers = args.web_workers
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
@@ -225,6 +228,14 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int
                 sock.close()
 
     return run_workers(workers, serve_worker, after_fork=close_listeners)
+
+
+def log_startup(config: Config) -> None:
+    """What blackbox_exporter logs at start: the version, then each config file with its module count."""
+    logs.log(logging.INFO, "Starting probe_exporter", version=__version__, python=platform.python_version())
+    counts = collections.Counter(config.module_files.values())
+    for path in config.files:
+        logs.log(logging.INFO, "Loaded config file", file=path, modules=counts[path])
 
 
 def freeze_startup_heap() -> None:
