@@ -11,13 +11,13 @@
 # Only if you need raw ICMP sockets (e.g. the range cannot be set on your host), add
 # `--cap-add=NET_RAW`; nothing else in the exporter needs a capability.
 
-# --- build: wheels of the exporter and its runtime dependencies (no test extras) ---------------
+# --- build: wheels of the exporter and its runtime dependencies, every prober's extra (no test tools) ---
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY probe_exporter/ probe_exporter/
 COPY modules/ modules/
-RUN pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels '.[all]'
 
 # --- runtime: only the installed wheels, the shipped modules and an unprivileged user -----------
 FROM python:3.11-slim
@@ -32,7 +32,7 @@ RUN groupadd --system --gid 10115 probe_exporter \
 
 # The wheels are bind-mounted from the build stage, so they never become a layer of this image.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --disable-pip-version-check --no-index --find-links=/wheels probe-exporter
+    pip install --no-cache-dir --disable-pip-version-check --no-index --find-links=/wheels 'probe-exporter[all]'
 
 # Modules baked in, owned by root and read-only for the exporter; mount your own over this directory.
 COPY modules/ /etc/probe_exporter/

@@ -156,10 +156,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(str(err).replace("error parsing config file", "error parsing web config file", 1), file=sys.stderr)
             return 1
     if args.config_check:
+        _warn_missing_extras(config)
         print(f"Config file{'s' if len(config.files) > 1 else ''} {', '.join(config.files)} OK: "
               f"{len(config.modules)} modules")
         return 0
     return _serve(args, patterns, config)
+
+
+def _warn_missing_extras(config: Config) -> None:
+    """A module whose optional library is missing loads, and fails every probe: --config.check says so."""
+    from probe_exporter.extras import missing_module_extras
+
+    for name, module in config.modules.items():
+        missing = missing_module_extras(module)
+        if missing:
+            print(f"warning: module {name!r} ({module.prober}) needs an extra that is not installed, its probes "
+                  f"will fail: install probe-exporter[{','.join(missing)}]", file=sys.stderr)
 
 
 def _apply_snmp_flags(args: argparse.Namespace) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from probe_exporter import logs
+from probe_exporter.extras import MissingExtra, missing_module_extras, unavailable_prober
 from probe_exporter.probers.base import BadRequest, Prober, ProbeRequest
 
 if TYPE_CHECKING:
@@ -34,7 +35,10 @@ def get_prober(name: str) -> Prober | None:
     prober = _loaded.get(name)
     if prober is None and name in _PROBERS:
         module_name, _, function = _PROBERS[name].partition(":")
-        prober = _loaded[name] = getattr(importlib.import_module(module_name), function)
+        try:
+            prober = _loaded[name] = getattr(importlib.import_module(module_name), function)
+        except MissingExtra as err:  # its modules still load; each probe fails with "install ...[extra]"
+            prober = _loaded[name] = unavailable_prober(err)
     return prober
 
 
@@ -46,12 +50,18 @@ def load_probers(modules: Mapping[str, Module]) -> None:
     A library that fails to import is logged and left to fail the probes that need it, as it would
     have without this."""
     for name, module in modules.items():
+        missing = missing_module_extras(module)
+        if missing:
+            logs.log(logging.WARNING, "Module needs an optional extra that is not installed; its probes will fail",
+                     module=name, prober=module.prober, install=f"probe-exporter[{','.join(missing)}]")
         try:
             if get_prober(module.prober) is None:
                 continue
             preload = getattr(sys.modules[_PROBERS[module.prober].partition(":")[0]], "preload", None)
             if preload is not None:
                 preload(module)
+        except MissingExtra:
+            pass  # warned above
         except Exception as err:
             logs.log(logging.WARNING, "Could not load a module's libraries; its probes will fail",
                      module=name, prober=module.prober, err=f"{type(err).__name__}: {err}")

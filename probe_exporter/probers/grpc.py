@@ -28,16 +28,19 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
-from grpc_health.v1 import health_pb2
 
 from probe_exporter import __version__
 from probe_exporter.config.blackbox import GRPCProbe
+from probe_exporter.extras import required
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import Gauge, GaugeVec, ProbeMetrics
 from probe_exporter.probers.base import ProbeRequest
 from probe_exporter.probers.hostport import HostPortError, join_host_port, port_number, resolve_host, split_host_port
 from probe_exporter.probers.neterrors import describe_os_error
 from probe_exporter.probers.tls_info import register_tls_metrics
+
+with required("grpc"):
+    from grpc_health.v1 import health_pb2
 
 HEALTH_CHECK_PATH = "/grpc.health.v1.Health/Check"
 USER_AGENT = f"probe_exporter/{__version__} grpc-h2"

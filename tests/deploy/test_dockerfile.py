@@ -40,7 +40,7 @@ def _values(stage: list[dict[str, Any]], name: str) -> list[str]:
 def test_two_stages_on_python_slim(stages: list[list[dict[str, Any]]]) -> None:
     assert DockerfileParser(path=str(DOCKERFILE)).parent_images == ["python:3.11-slim", "python:3.11-slim"]
     assert _values(stages[0], "FROM") == ["python:3.11-slim AS build"]
-    assert any("pip wheel" in run and "/wheels" in run for run in _values(stages[0], "RUN"))
+    assert any("pip wheel" in run and "/wheels" in run and "'.[all]'" in run for run in _values(stages[0], "RUN"))
 
 
 def test_runtime_stage_installs_only_the_wheels(stages: list[list[dict[str, Any]]]) -> None:
@@ -48,7 +48,8 @@ def test_runtime_stage_installs_only_the_wheels(stages: list[list[dict[str, Any]
     installs = [run for run in _values(runtime, "RUN") if "pip install" in run]
     assert len(installs) == 1
     assert "--no-index" in installs[0] and "--find-links=/wheels" in installs[0]
-    assert "[" not in installs[0].split("pip install", 1)[1], "no extras (test dependencies) in the image"
+    # Every prober's extra, and nothing else (no test dependencies in the image).
+    assert installs[0].split("pip install", 1)[1].split()[-1] == "'probe-exporter[all]'"
     # Nothing of the build context but the modules reaches the runtime image.
     assert _values(runtime, "COPY") == ["modules/ /etc/probe_exporter/"]
     assert not _values(runtime, "ADD")

@@ -4,9 +4,11 @@ outside the checkout, and run from there on the core install (no extras)."""
 from __future__ import annotations
 
 import html.parser
+import json
 import os
 import subprocess
 import sys
+import time
 import urllib.parse
 import zipfile
 from collections.abc import Iterator
@@ -49,14 +51,44 @@ def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
+# Modules whose libraries only an extra installs (the shipped modules add grpc, postgresql and mysql ones).
+EXTRA_MODULES = """\
+modules:
+  http3_2xx:
+    prober: http
+    http: {enable_http3: true, enable_http2: false}
+  cel_json:
+    prober: http
+    http: {fail_if_body_json_not_matches_cel: "has(body.openapi)"}
+  mssql:
+    prober: sql
+    sql:
+      driver: sqlalchemy
+      dsn: "mssql+pymssql://{host}:{port}/master"
+      default_port: 1433
+      collectors: [{collector_name: up, metrics: [{metric_name: up, type: gauge, help: Up., values: [up],
+                                                   query: "SELECT 1 AS up"}]}]
+"""
+# The import names of every optional library: none of them is in the core install.
+OPTIONAL_LIBRARIES = ("psycopg", "aiomysql", "pymysql", "sqlalchemy", "grpc_health", "grpc", "aioquic", "celpy")
+
+
 @pytest.fixture(scope="module")
-def exporter(installed: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExporterProcess]:
-    """The installed exporter started from a directory that is not the checkout, on the shipped modules."""
-    workdir = tmp_path_factory.mktemp("run")
-    assert REPO not in workdir.parents
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory that is not the checkout, with a config of modules that need extras."""
+    path = tmp_path_factory.mktemp("run")
+    assert REPO not in path.parents
+    (path / "extras.yml").write_text(EXTRA_MODULES)
+    return path
+
+
+@pytest.fixture(scope="module")
+def exporter(installed: Path, workdir: Path) -> Iterator[ExporterProcess]:
+    """The installed exporter, started outside the checkout, on the shipped modules and the extras' ones."""
     env = {"PATH": os.environ["PATH"], "HOME": str(workdir), "XDG_CACHE_HOME": str(workdir / "cache")}
-    with ExporterProcess([str(installed / "bin" / "probe-exporter"), "--log.format=json"], cwd=workdir,
-                         env=env) as process:
+    shipped = installed / "share" / "probe-exporter" / "modules" / "*.yml"
+    with ExporterProcess([str(installed / "bin" / "probe-exporter"), "--log.format=json",
+                          f"--config.file={shipped}", "--config.file=extras.yml"], cwd=workdir, env=env) as process:
         process.wait_listening()
         yield process
 
@@ -120,3 +152,50 @@ def test_the_shipped_sqlite_demo_succeeds(exporter: ExporterProcess) -> None:
 def test_the_installed_exporter_logs_only_json(exporter: ExporterProcess) -> None:
     httpx.get(exporter.base_url + "/static/no-such-file.css", timeout=10)
     assert exporter.lines and non_json_lines(exporter.lines) == []
+
+
+def test_the_core_install_has_no_optional_library(installed: Path) -> None:
+    script = ("import importlib.util, sys; names = sys.argv[1:]; "
+              "print(' '.join(n for n in names if importlib.util.find_spec(n) is not None))")
+    found = subprocess.run([str(installed / "bin" / "python"), "-c", script, *OPTIONAL_LIBRARIES], check=True,
+                           capture_output=True, text=True).stdout.split()
+    assert found == []
+
+
+def _failure_reason(exporter: ExporterProcess, module: str) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in list(exporter.lines):
+            record = json.loads(line)
+            if record["msg"] == "Probe failed" and record.get("module") == module:
+                return str(record["reason"])
+        time.sleep(0.05)
+    raise AssertionError(f"no failure logged for {module}")
+
+
+@pytest.mark.parametrize(("module", "target", "extra"), [
+    ("grpc_plain", "127.0.0.1:1", "grpc"),
+    ("postgresql", "127.0.0.1:5432", "postgresql"),
+    ("mariadb", "127.0.0.1:3306", "mysql"),
+    ("mssql", "127.0.0.1", "sqlalchemy"),
+    ("http3_2xx", "https://127.0.0.1:1/", "http3"),
+    ("cel_json", "/openapi.json", "cel"),
+])
+def test_a_module_whose_extra_is_missing_fails_with_the_install_hint(exporter: ExporterProcess, module: str,
+                                                                     target: str, extra: str) -> None:
+    if target.startswith("/"):
+        target = exporter.base_url + target  # the exporter's own JSON document
+    response = httpx.get(exporter.base_url + "/probe", params={"module": module, "target": target}, timeout=15)
+    assert response.status_code == 200
+    assert "\nprobe_success 0\n" in response.text
+    assert f"install probe-exporter[{extra}]" in _failure_reason(exporter, module)
+
+
+def test_config_check_warns_about_each_missing_extra(installed: Path, workdir: Path) -> None:
+    result = subprocess.run([str(installed / "bin" / "probe-exporter"), "--config.check",
+                             "--config.file=extras.yml"], cwd=workdir, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "OK: 3 modules" in result.stdout
+    warned = {line.rsplit("[", 1)[1].rstrip("]") for line in result.stderr.splitlines()
+              if "install probe-exporter[" in line}
+    assert warned == {"http3", "cel", "sqlalchemy"}, result.stderr
