@@ -47,9 +47,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 USER 10115:10115
 EXPOSE 10115
-# No curl in the slim image: Python does the request. Adjust the port if you change --web.listen-address.
+# The exporter's own check: it reads the flags the container was started with (PID 1's), so it follows
+# --web.listen-address and --web.config.file (TLS, basic auth). With basic auth, pass the credentials as
+# PROBE_EXPORTER_HEALTHCHECK_USERNAME and PROBE_EXPORTER_HEALTHCHECK_PASSWORD_FILE (else a 401 counts as alive).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:10115/-/healthy', timeout=4)"]
+    CMD ["probe-exporter", "healthcheck"]
 ENTRYPOINT ["probe-exporter"]
 # The exporter expands the glob itself (exec form: no shell involved).
 CMD ["--config.file=/etc/probe_exporter/*.yml"]

@@ -1,4 +1,5 @@
-"""Command line: `probe-exporter [flags]` serves; `probe-exporter probe ...` runs one probe and exits."""
+"""Command line: `probe-exporter [flags]` serves; `probe-exporter probe ...` runs one probe and exits;
+`probe-exporter healthcheck [flags]` checks a running exporter (probe_exporter.healthcheck)."""
 
 from __future__ import annotations
 
@@ -138,6 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["probe"]:
         return _probe_command(args_list[1:])
+    if args_list[:1] == ["healthcheck"]:
+        from probe_exporter import healthcheck
+
+        return healthcheck.main(args_list[1:])
     args = build_parser().parse_args(args_list)
     logs.setup_logging(args.log_level, args.log_format)
     _apply_snmp_flags(args)

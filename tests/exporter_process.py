@@ -15,11 +15,12 @@ _LISTENING = re.compile(r'"?msg"?[=:] ?"Listening on".*?"?address"?[=:] ?"?(\S+?
 
 
 class ExporterProcess:
-    """`command` plus `--web.listen-address=127.0.0.1:0`; `base_url` once it logged the port it got."""
+    """`command` plus `--web.listen-address=LISTEN` (an ephemeral port by default); `base_url` once it
+    logged the address it got."""
 
     def __init__(self, command: Sequence[str], cwd: Path, env: dict[str, str] | None = None,
-                 scheme: str = "http") -> None:
-        self.process = subprocess.Popen([*command, "--web.listen-address=127.0.0.1:0"], cwd=cwd, env=env,
+                 scheme: str = "http", listen: str = "127.0.0.1:0") -> None:
+        self.process = subprocess.Popen([*command, f"--web.listen-address={listen}"], cwd=cwd, env=env,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.lines: list[str] = []
         self._listening = threading.Event()
