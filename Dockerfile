@@ -14,7 +14,7 @@
 # --- build: wheels of the exporter and its runtime dependencies, every prober's extra (no test tools) ---
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY probe_exporter/ probe_exporter/
 COPY modules/ modules/
 RUN pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels '.[all]'

@@ -120,6 +120,16 @@ def test_the_wheel_carries_every_data_file(wheel: Path) -> None:
     assert sorted(name for name in module_files if data_prefix + name not in names) == []
 
 
+def test_the_wheel_carries_the_license(wheel: Path) -> None:
+    license_text = (REPO / "LICENSE").read_text()
+    assert license_text.lstrip().startswith("Apache License") and "Version 2.0, January 2004" in license_text
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = [name for name in archive.namelist() if ".dist-info/" in name and name.endswith("LICENSE")]
+        assert archive.read(name).decode() == license_text
+        metadata = archive.read(name.split(".dist-info/")[0] + ".dist-info/METADATA").decode()
+    assert "Apache-2.0" in metadata
+
+
 def test_the_installed_exporter_runs_outside_the_checkout(installed: Path) -> None:
     location = subprocess.run([str(installed / "bin" / "python"), "-c",
                                "import probe_exporter; print(probe_exporter.__file__)"],
