@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 # probe_exporter container image.
 #
-#   docker build -t probe-exporter .
-#   docker run -d -p 10115:10115 probe-exporter
-#   docker run -d -p 10115:10115 -v $PWD/my-modules:/etc/probe_exporter:ro probe-exporter
+#   docker build -t probe-exporter:0.1.0 .
+#   docker run -d -p 10115:10115 probe-exporter:0.1.0
+#   docker run -d -p 10115:10115 -v $PWD/my-modules:/etc/probe_exporter:ro probe-exporter:0.1.0
+# (docs/deployment.md has the whole guide: TLS, basic auth and the health check, Kubernetes.)
 #
 # ICMP: the exporter uses unprivileged ICMP datagram sockets, which work for any user whose group is
 # in the kernel's net.ipv4.ping_group_range. Docker (20.10+) sets that range to all groups inside a
