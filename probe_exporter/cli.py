@@ -150,22 +150,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(patterns)
     except ConfigError as err:
-        print(err, file=sys.stderr)
-        return 1
+        return _startup_error(args, str(err))
     if args.web_config_file:
         from probe_exporter.web.security import load_web_config
 
         try:
             load_web_config(args.web_config_file)
         except ConfigError as err:
-            print(str(err).replace("error parsing config file", "error parsing web config file", 1), file=sys.stderr)
-            return 1
+            message = str(err).replace("error parsing config file", "error parsing web config file", 1)
+            return _startup_error(args, message)
     if args.config_check:
         _warn_missing_extras(config)
         print(f"Config file{'s' if len(config.files) > 1 else ''} {', '.join(config.files)} OK: "
               f"{len(config.modules)} modules")
         return 0
     return _serve(args, patterns, config)
+
+
+def _startup_error(args: argparse.Namespace, message: str) -> int:
+    """Why the server cannot start, exit status 1: a JSON line with --log.format=json (log pipelines read
+    every stderr line as JSON), the bare message otherwise (and for --config.check, which is read by people)."""
+    if args.log_format == "json" and not args.config_check:
+        logs.log(logging.ERROR, "Cannot start", err=message)
+    else:
+        print(message, file=sys.stderr)
+    return 1
 
 
 def _warn_missing_extras(config: Config) -> None:
@@ -206,8 +215,7 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int
         try:
             bound = bind_worker_listeners(address, workers) if workers > 1 else [bind_listener(address)]
         except OSError as err:
-            print(f"cannot listen on {address}: {err.strerror}", file=sys.stderr)
-            return 1
+            return _startup_error(args, f"cannot listen on {address}: {err.strerror}")
         for index, sock in enumerate(bound):
             sockets_by_worker[index].append(sock)
         # The bound address, so `:0` (an ephemeral port) shows the port it got.

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -96,3 +98,14 @@ def test_startup_lines_name_the_version_and_each_config_file(exporter: ExporterP
     loaded = {str(record["file"]): record["modules"] for record in records if record["msg"] == "Loaded config file"}
     assert loaded["modules/sql.yml"] == 3 and loaded["modules/http.yml"] == 3
     assert [count for path, count in loaded.items() if path.endswith("extra.yml")] == [2]
+
+
+def test_a_config_error_at_start_is_a_json_line_too(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text("modules:\n  m:\n    prober: nosuch\n")
+    result = subprocess.run([sys.executable, "-m", "probe_exporter", "--log.format=json", f"--config.file={broken}",
+                             "--web.listen-address=127.0.0.1:0"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    (line,) = result.stderr.splitlines()
+    record = json.loads(line)
+    assert record["level"] == "error" and f"{broken}:3" in record["err"]
