@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -40,10 +42,22 @@ class ExporterProcess:
         self._listening.set()
 
     def wait_listening(self, timeout: float = 30.0) -> str:
+        """The base URL once the server accepts connections: the address is logged when the socket is
+        bound, and uvicorn starts listening on it a moment later."""
+        deadline = time.monotonic() + timeout
         self._listening.wait(timeout)
         if not self.address:
             raise AssertionError("the exporter did not log its listen address:\n" + "\n".join(self.lines))
-        return self.base_url
+        host, _, port = self.address.rpartition(":")
+        while True:
+            try:
+                socket.create_connection((host.strip("[]"), int(port)), timeout=1).close()
+                return self.base_url
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    lines = "\n".join(self.lines)
+                    raise AssertionError(f"the exporter does not accept connections:\n{lines}") from None
+                time.sleep(0.05)
 
     @property
     def base_url(self) -> str:
