@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from probe_exporter import extras
 from probe_exporter.config import load_config
+from tests.conftest import REPO
 
 
 def test_a_missing_module_of_the_extra_becomes_missing_extra() -> None:
@@ -44,3 +46,12 @@ def test_module_extras(tmp_path: Path, raw: dict[str, object], needed: list[str]
     path = tmp_path / "modules.yml"
     path.write_text(json.dumps({"modules": {"m": raw}}))  # JSON is YAML
     assert extras.module_extras(load_config([str(path)]).modules["m"]) == needed
+
+
+def test_all_is_every_other_extra_and_each_has_its_import_names() -> None:
+    optional = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    features = set(optional) - {"all", "test"}
+    assert features == set(extras.EXTRA_MODULES)
+    (everything,) = optional["all"]
+    assert everything == f"probe-exporter[{','.join(sorted(features, key=list(optional).index))}]"
+    assert "probe-exporter[all]" in optional["test"]

@@ -57,7 +57,8 @@ def load_probers(modules: Mapping[str, Module]) -> None:
         try:
             if get_prober(module.prober) is None:
                 continue
-            preload = getattr(sys.modules[_PROBERS[module.prober].partition(":")[0]], "preload", None)
+            # Not in sys.modules when the prober's extra is missing (get_prober gave a stand-in).
+            preload = getattr(sys.modules.get(_PROBERS[module.prober].partition(":")[0]), "preload", None)
             if preload is not None:
                 preload(module)
         except MissingExtra:

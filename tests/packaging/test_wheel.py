@@ -164,6 +164,18 @@ def test_the_installed_exporter_logs_only_json(exporter: ExporterProcess) -> Non
     assert exporter.lines and non_json_lines(exporter.lines) == []
 
 
+def test_startup_warns_once_per_module_whose_extra_is_missing(exporter: ExporterProcess) -> None:
+    records = [json.loads(line) for line in exporter.lines]
+    warned = {str(record["module"]): record["install"] for record in records
+              if record["msg"].startswith("Module needs an optional extra")}
+    assert warned == {"grpc": "probe-exporter[grpc]", "grpc_plain": "probe-exporter[grpc]",
+                      "postgresql": "probe-exporter[postgresql]", "mariadb": "probe-exporter[mysql]",
+                      "http3_2xx": "probe-exporter[http3]", "cel_json": "probe-exporter[cel]",
+                      "mssql": "probe-exporter[sqlalchemy]"}
+    assert [record for record in records if record["level"] in ("warn", "error") and
+            not record["msg"].startswith("Module needs an optional extra")] == []
+
+
 def test_the_core_install_has_no_optional_library(installed: Path) -> None:
     script = ("import importlib.util, sys; names = sys.argv[1:]; "
               "print(' '.join(n for n in names if importlib.util.find_spec(n) is not None))")
