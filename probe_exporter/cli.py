@@ -8,71 +8,32 @@ import asyncio
 import collections
 import gc
 import logging
+import os
 import platform
 import socket
 import sys
 from collections.abc import Sequence
 
 from probe_exporter import __version__, logs
-from probe_exporter.config import Config, ConfigError, default_config_patterns, load_config
+from probe_exporter.config import Config, ConfigError, default_config_patterns
+from probe_exporter.settings import PROBE, SERVE, Settings, add_flags, from_args
 
-DEFAULT_LISTEN_ADDRESS = ":10115"
 # Python's default is 700 container allocations; one probe makes thousands, so gen0 ran several times per probe.
 GC_GEN0_THRESHOLD = 10_000
-# Kept in step with probe_exporter.exporter (not imported here, so `--version` stays fast).
-DEFAULT_MAX_CONCURRENT_PROBES = 500
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+class _ParserListingProbers(argparse.ArgumentParser):
+    """--help ends with the probers this install has, plugins included (looked up only for --help)."""
 
+    def format_help(self) -> str:
+        from probe_exporter import registry
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config.file", dest="config_files", action="append", metavar="PATTERN",
-                        help="Module config file or glob; repeatable (default: the shipped modules/*.yml).")
-    parser.add_argument("--log.level", dest="log_level", default="info", choices=sorted(logs.LEVELS))
-    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
-    parser.add_argument("--snmp.wrap-large-counters", dest="snmp_wrap_large_counters",
-                        action=argparse.BooleanOptionalAction, default=True,
-                        help="Wrap 64-bit SNMP counters at 2^53 so float64 keeps them exact, as snmp_exporter does.")
-    parser.add_argument("--config.expand-environment-variables", dest="expand_environment_variables",
-                        action="store_true", help="Expand ${VAR} in SNMP auth username, password and priv_password.")
+        return super().format_help() + "\n" + registry.describe() + "\n"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="probe-exporter", description=__doc__)
-    _add_common(parser)
-    parser.add_argument("--web.listen-address", dest="listen_addresses", action="append", metavar="ADDR",
-                        help=f"Address to listen on; repeatable (default {DEFAULT_LISTEN_ADDRESS}).")
-    parser.add_argument("--timeout-offset", dest="timeout_offset", type=float, default=0.5,
-                        help="Offset to subtract from the Prometheus scrape timeout, in seconds.")
-    parser.add_argument("--config.check", dest="config_check", action="store_true",
-                        help="Validate the config files (and --web.config.file) and exit (0 valid, 1 invalid).")
-    parser.add_argument("--web.config.file", dest="web_config_file", default="", metavar="FILE",
-                        help="exporter-toolkit web config: TLS, basic_auth_users, response headers, rate_limit. "
-                             "Applies to every endpoint.")
-    parser.add_argument("--history.limit", dest="history_limit", type=_non_negative_int, default=100,
-                        help="Probes kept for the landing page and /logs; failures pushed out are kept "
-                             "as many again (default 100, 0 disables).")
-    parser.add_argument("--probes.max-concurrency", dest="max_concurrent_probes", type=_non_negative_int,
-                        default=DEFAULT_MAX_CONCURRENT_PROBES,
-                        help="Probes running at once over all modules; more wait, within their deadline "
-                             f"(default {DEFAULT_MAX_CONCURRENT_PROBES}, 0 unlimited).")
-    parser.add_argument("--web.workers", dest="web_workers", type=_positive_int, default=1, metavar="N",
-                        help="Worker processes serving the listen addresses (default 1). Each worker has its own "
-                             "/metrics, history (/logs, landing page) and concurrency limits: "
-                             "--probes.max-concurrency and max_concurrency apply per worker. SIGHUP, /-/reload "
-                             "and SIGTERM reach all of them.")
+    parser = _ParserListingProbers(prog="probe-exporter", description=__doc__)
+    add_flags(parser, SERVE)
     parser.add_argument("--version", action="version", version=f"probe_exporter, version {__version__}")
     return parser
 
@@ -81,7 +42,7 @@ def build_probe_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probe-exporter probe",
                                      description="Run one probe, print its metrics, exit 0 on success, "
                                                  "1 on failure, 2 on bad input.")
-    _add_common(parser)
+    add_flags(parser, PROBE)
     parser.add_argument("--module", required=True)
     parser.add_argument("--target", required=True)
     parser.add_argument("--timeout", type=float, default=10.0, help="Probe deadline in seconds (default 10).")
@@ -117,7 +78,22 @@ def bind_listener(address: str, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
-def _bound_address(sock: socket.socket) -> str:
+SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): the first socket systemd passes
+
+
+def systemd_sockets() -> list[socket.socket]:
+    """The listening sockets of systemd socket activation (LISTEN_PID, LISTEN_FDS); ValueError if none."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        raise ValueError("no sockets passed by systemd (LISTEN_PID is not this process)")
+    count = int(os.environ.get("LISTEN_FDS", "0") or 0)
+    if count < 1:
+        raise ValueError("no sockets passed by systemd (LISTEN_FDS is 0)")
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):  # not for our children
+        os.environ.pop(name, None)
+    return [socket.socket(fileno=SD_LISTEN_FDS_START + index) for index in range(count)]
+
+
+def _socket_address(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
@@ -127,7 +103,7 @@ def bind_worker_listeners(address: str, workers: int) -> list[socket.socket]:
     first = bind_listener(address, reuse_port=True)
     sockets = [first]
     try:
-        sockets += [bind_listener(_bound_address(first), reuse_port=True) for _ in range(workers - 1)]
+        sockets += [bind_listener(_socket_address(first), reuse_port=True) for _ in range(workers - 1)]
     except OSError:
         for sock in sockets:
             sock.close()
@@ -143,34 +119,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         from probe_exporter import healthcheck
 
         return healthcheck.main(args_list[1:])
-    args = build_parser().parse_args(args_list)
-    logs.setup_logging(args.log_level, args.log_format)
-    _apply_snmp_flags(args)
-    patterns = args.config_files or default_config_patterns()
+    from probe_exporter.exporter import load_settings_config
+
+    settings = from_args(build_parser().parse_args(args_list))
+    logs.setup_logging(settings.log_level, settings.log_format)
+    settings.config_files = settings.config_files or default_config_patterns()
     try:
-        config = load_config(patterns)
+        config = load_settings_config(settings)
     except ConfigError as err:
-        return _startup_error(args, str(err))
-    if args.web_config_file:
-        from probe_exporter.web.security import load_web_config
+        return _startup_error(settings, str(err))
+    if settings.web_config_file:
+        from probe_exporter.config.web import load_web_config
 
         try:
-            load_web_config(args.web_config_file)
+            load_web_config(settings.web_config_file)
         except ConfigError as err:
             message = str(err).replace("error parsing config file", "error parsing web config file", 1)
-            return _startup_error(args, message)
-    if args.config_check:
+            return _startup_error(settings, message)
+    from probe_exporter.web.prefix import external_url
+
+    try:
+        external_url(settings.web_external_url, settings.listen_addresses[0])
+    except ValueError as err:
+        return _startup_error(settings, f"failed to determine external URL: {err}")
+    if settings.config_check:
         _warn_missing_extras(config)
         print(f"Config file{'s' if len(config.files) > 1 else ''} {', '.join(config.files)} OK: "
               f"{len(config.modules)} modules")
         return 0
-    return _serve(args, patterns, config)
+    return _serve(settings, config)
 
 
-def _startup_error(args: argparse.Namespace, message: str) -> int:
+def _startup_error(settings: Settings, message: str) -> int:
     """Why the server cannot start, exit status 1: a JSON line with --log.format=json (log pipelines read
     every stderr line as JSON), the bare message otherwise (and for --config.check, which is read by people)."""
-    if args.log_format == "json" and not args.config_check:
+    if settings.log_format == "json" and not settings.config_check:
         logs.log(logging.ERROR, "Cannot start", err=message)
     else:
         print(message, file=sys.stderr)
@@ -188,38 +171,43 @@ def _warn_missing_extras(config: Config) -> None:
                   f"will fail: install probe-exporter[{','.join(missing)}]", file=sys.stderr)
 
 
-def _apply_snmp_flags(args: argparse.Namespace) -> None:
-    """snmp_exporter's flags, set before the config is loaded (env expansion happens at load)."""
-    from probe_exporter.config import snmp as snmp_settings
+def log_startup(config: Config) -> None:
+    """What blackbox_exporter logs at start: the version, then each config file with its module count."""
+    logs.log(logging.INFO, "Starting probe_exporter", version=__version__, python=platform.python_version())
+    counts = collections.Counter(config.module_files.values())
+    for path in config.files:
+        logs.log(logging.INFO, "Loaded config file", file=path, modules=counts[path])
 
-    snmp_settings.WRAP_LARGE_COUNTERS = args.snmp_wrap_large_counters
-    snmp_settings.EXPAND_ENVIRONMENT_VARIABLES = args.expand_environment_variables
 
-
-def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int:
-    from probe_exporter.exporter import Exporter, Settings
-    from probe_exporter.probers import load_probers
+def _serve(settings: Settings, config: Config) -> int:
+    from probe_exporter import registry
+    from probe_exporter.exporter import Exporter
     from probe_exporter.web.app import create_app
     from probe_exporter.web.serve import make_server, notify_parent_of_reload, run_workers
 
-    settings = Settings(config_files=patterns, listen_addresses=args.listen_addresses or [DEFAULT_LISTEN_ADDRESS],
-                        timeout_offset=args.timeout_offset, log_level=args.log_level, log_format=args.log_format,
-                        history_limit=args.history_limit, max_concurrent_probes=args.max_concurrent_probes,
-                        web_config_file=args.web_config_file)
     log_startup(config)
-    load_probers(config.modules)
-    workers = args.web_workers
+    registry.load(config.modules)
+    workers = settings.web_workers
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
-    for address in settings.listen_addresses:
+    if settings.web_systemd_socket:
+        try:
+            activated = systemd_sockets()
+        except ValueError as err:
+            return _startup_error(settings, f"--web.systemd-socket: {err}")
+        for sock in activated:  # one listening socket shared by every worker, each holding its own copy
+            for index, sockets in enumerate(sockets_by_worker):
+                sockets.append(sock if index == 0 else sock.dup())
+            logs.log(logging.INFO, "Listening on systemd socket", address=_socket_address(sock))
+    for address in ([] if settings.web_systemd_socket else settings.listen_addresses):
         try:
             bound = bind_worker_listeners(address, workers) if workers > 1 else [bind_listener(address)]
         except OSError as err:
-            return _startup_error(args, f"cannot listen on {address}: {err.strerror}")
+            return _startup_error(settings, f"cannot listen on {address}: {err.strerror}")
         for index, sock in enumerate(bound):
             sockets_by_worker[index].append(sock)
         # The bound address, so `:0` (an ephemeral port) shows the port it got.
-        logs.log(logging.INFO, "Listening on", address=_bound_address(bound[0]))
+        logs.log(logging.INFO, "Listening on", address=_socket_address(bound[0]))
 
     def serve_worker(index: int) -> None:
         for other, sockets in enumerate(sockets_by_worker):
@@ -255,14 +243,6 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int
     return run_workers(workers, serve_worker, after_fork=close_listeners)
 
 
-def log_startup(config: Config) -> None:
-    """What blackbox_exporter logs at start: the version, then each config file with its module count."""
-    logs.log(logging.INFO, "Starting probe_exporter", version=__version__, python=platform.python_version())
-    counts = collections.Counter(config.module_files.values())
-    for path in config.files:
-        logs.log(logging.INFO, "Loaded config file", file=path, modules=counts[path])
-
-
 def freeze_startup_heap() -> None:
     """Move what startup built (imports, config models, routes: some 60 000 objects that live
     as long as the process) out of the cyclic GC's reach, and collect the young generation less often.
@@ -277,15 +257,17 @@ def freeze_startup_heap() -> None:
 
 def _probe_command(argv: list[str]) -> int:
     from probe_exporter.exposition import collect_sorted, render_text
-    from probe_exporter.probers import BadRequest
+    from probe_exporter.probers.base import BadRequest
     from probe_exporter.runner import debug_output, run_probe
 
     parser = build_probe_parser()
+    from probe_exporter.exporter import load_settings_config
+
     args = parser.parse_args(argv)
-    logs.setup_logging(args.log_level, args.log_format)
-    _apply_snmp_flags(args)
+    settings = from_args(args)
+    logs.setup_logging(settings.log_level, settings.log_format)
     try:
-        config = load_config(args.config_files or default_config_patterns())
+        config = load_settings_config(settings)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
@@ -297,7 +279,7 @@ def _probe_command(argv: list[str]) -> int:
     params.update(module=args.module, target=args.target)
     timeout = module.timeout if 0 < module.timeout < args.timeout else args.timeout
     try:
-        outcome = asyncio.run(run_probe(args.module, module, args.target, timeout, params, config))
+        outcome = asyncio.run(run_probe(args.module, module, args.target, timeout, params, config, settings=settings))
     except BadRequest as err:
         print(err, file=sys.stderr)
         return 2

@@ -14,9 +14,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from probe_exporter.config import Module
-    from probe_exporter.logs import ProbeLog
-    from probe_exporter.probe_metrics import ProbeMetrics
-    from probe_exporter.probers.base import Prober, ProbeRequest
+    from probe_exporter.probers.base import ProbeContext, Prober
 
 # extra -> the top-level modules the code imports from it (the first one answers "is it installed?").
 EXTRA_MODULES: dict[str, tuple[str, ...]] = {
@@ -27,10 +25,8 @@ EXTRA_MODULES: dict[str, tuple[str, ...]] = {
     "http3": ("aioquic",),
     "cel": ("celpy",),
 }
-# SQL driver -> its extra (sqlite is the standard library's).
+# SQL driver -> its extra (sqlite is the standard library's). A prober's own extra is in its registry entry.
 SQL_DRIVER_EXTRAS = {"postgresql": "postgresql", "mysql": "mysql", "sqlalchemy": "sqlalchemy"}
-# prober -> its extra, for the probers that need one as a whole.
-PROBER_EXTRAS = {"grpc": "grpc"}
 
 
 class MissingExtra(ImportError):
@@ -80,9 +76,14 @@ def installed(extra: str) -> bool:
 
 def module_extras(module: Module) -> list[str]:
     """The extras a module needs: its prober's, its SQL driver's, HTTP/3, CEL."""
+    from probe_exporter import registry
+
     needed: list[str] = []
-    if module.prober in PROBER_EXTRAS:
-        needed.append(PROBER_EXTRAS[module.prober])
+    try:
+        if registry.entry(module.prober).extra:
+            needed.append(registry.entry(module.prober).extra)
+    except registry.UnknownProber:
+        pass
     sql = getattr(module, "sql", None)
     if module.prober == "sql" and sql is not None and sql.driver in SQL_DRIVER_EXTRAS:
         needed.append(SQL_DRIVER_EXTRAS[sql.driver])
@@ -100,11 +101,12 @@ def missing_module_extras(module: Module) -> list[str]:
     return [extra for extra in module_extras(module) if not installed(extra)]
 
 
-def unavailable_prober(err: MissingExtra) -> Prober:
+def unavailable_prober(name: str, err: MissingExtra) -> Prober:
     """A prober that stands in for one whose library is missing: every probe fails with `err` as its reason."""
+    from probe_exporter.probers.base import Prober
 
-    async def probe(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:
-        log.error(str(err))
+    async def probe(ctx: ProbeContext) -> bool:
+        ctx.log.error(str(err))
         return False
 
-    return probe
+    return Prober(name=name, probe=probe)

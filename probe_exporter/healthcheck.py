@@ -1,12 +1,13 @@
 """`probe-exporter healthcheck`: GET /-/healthy of a running exporter, exit 0 if healthy, 1 if not.
 
-It takes the server's own flags, so it follows `--web.listen-address` and `--web.config.file` (TLS,
-basic auth). Without them it reads the flags of the exporter running as PID 1 (a container's entry
-point), so a Dockerfile's `HEALTHCHECK CMD ["probe-exporter", "healthcheck"]` works whatever flags the
-container was started with. Basic auth: the web config holds only bcrypt hashes, so the credentials
-come from `--auth.username` and `--auth.password-file` (or PROBE_EXPORTER_HEALTHCHECK_USERNAME and
-PROBE_EXPORTER_HEALTHCHECK_PASSWORD_FILE); without them a 401 from the exporter's own auth check counts
-as alive (the server answered, through TLS and its auth middleware).
+It takes the server's own flags, so it follows `--web.listen-address`, `--web.route-prefix` and
+`--web.config.file` (TLS, basic auth). Without them it reads the flags of the exporter running as
+PID 1 (a container's entry point), so a Dockerfile's `HEALTHCHECK CMD ["probe-exporter", "healthcheck"]`
+works whatever flags the container was started with. Basic auth: the web config holds only bcrypt
+hashes, so the credentials come from `--auth.username` and `--auth.password-file` (or
+PROBE_EXPORTER_HEALTHCHECK_USERNAME and PROBE_EXPORTER_HEALTHCHECK_PASSWORD_FILE); without them a 401
+from the exporter's own auth check counts as alive (the server answered, through TLS and its auth
+middleware).
 """
 
 from __future__ import annotations
@@ -42,16 +43,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     from probe_exporter import cli
+    from probe_exporter.settings import from_args
+    from probe_exporter.web.prefix import external_url, route_prefix
 
     args, server_argv = build_parser().parse_known_args(list(argv))
     base_dir = Path.cwd()
     if not server_argv:
         server_argv, base_dir = _flags_of_running_exporter(args.pid) or ([], base_dir)
-    server, _ = cli.build_parser().parse_known_args(server_argv)
-    address = (server.listen_addresses or [cli.DEFAULT_LISTEN_ADDRESS])[0]
+    server = from_args(cli.build_parser().parse_known_args(server_argv)[0])
+    address = server.listen_addresses[0]
     try:
-        url, context, authorization = _request_for(address, server.web_config_file, base_dir, args)
-    except (ConfigError, OSError, ssl.SSLError) as err:
+        prefix = route_prefix(server.web_route_prefix, external_url(server.web_external_url, address))
+        url, context, authorization = _request_for(address, prefix, server.web_config_file, base_dir, args)
+    except (ConfigError, OSError, ssl.SSLError, ValueError) as err:
         print(f"unhealthy: {err}", file=sys.stderr)
         return 1
     request = urllib.request.Request(url, headers={"Authorization": authorization} if authorization else {})
@@ -71,7 +75,7 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _request_for(address: str, web_config_file: str, base_dir: Path,
+def _request_for(address: str, prefix: str, web_config_file: str, base_dir: Path,
                  args: argparse.Namespace) -> tuple[str, ssl.SSLContext | None, str]:
     from probe_exporter.cli import parse_listen_address
 
@@ -81,7 +85,7 @@ def _request_for(address: str, web_config_file: str, base_dir: Path,
     netloc = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     context: ssl.SSLContext | None = None
     if web_config_file:
-        from probe_exporter.web.security import load_web_config
+        from probe_exporter.config.web import load_web_config
 
         web_config = load_web_config(str(base_dir / web_config_file))
         tls = web_config.tls_server_config
@@ -91,7 +95,8 @@ def _request_for(address: str, web_config_file: str, base_dir: Path,
     if args.username:
         password = Path(args.password_file).read_text().rstrip("\r\n") if args.password_file else ""
         authorization = "Basic " + base64.b64encode(f"{args.username}:{password}".encode()).decode()
-    return f"{'https' if context else 'http'}://{netloc}/-/healthy", context, authorization
+    path = prefix.rstrip("/") + "/-/healthy"  # --web.route-prefix (or the external URL's path) moves it
+    return f"{'https' if context else 'http'}://{netloc}{path}", context, authorization
 
 
 def _trusting_own_certificate(cert: str | None, cert_file: str | None) -> ssl.SSLContext:

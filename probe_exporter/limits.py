@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit
 
+from probe_exporter.gotext import go_quote
+
 if TYPE_CHECKING:
     from probe_exporter.selfmetrics import SelfMetrics
 
@@ -260,8 +262,6 @@ class TargetPolicy:
 
     def check(self, target: str, module_name: str, prober: str) -> None:
         if not self.allows(target, prober):
-            from probe_exporter.web.responses import go_quote
-
             raise TargetNotAllowed(f"Target {go_quote(target)} is not allowed for module {go_quote(module_name)} "
                                    "(not in its allowed_targets)")
 

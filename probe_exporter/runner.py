@@ -14,12 +14,14 @@ import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from probe_exporter import logs
+from probe_exporter import logs, registry
 from probe_exporter.config import Config, Module
 from probe_exporter.config.secrets import secret_values
 from probe_exporter.limits import ProbeLimiter
 from probe_exporter.probe_metrics import ProbeMetrics
-from probe_exporter.probers import BadRequest, ProbeRequest, get_prober
+from probe_exporter.probers import resolver
+from probe_exporter.probers.base import BadRequest, ProbeContext
+from probe_exporter.settings import Settings
 
 DEFAULT_SCRAPE_TIMEOUT = 120.0
 
@@ -56,15 +58,16 @@ class ProbeOutcome:
 
 async def run_probe(module_name: str, module: Module, target: str, timeout: float,
                     params: Mapping[str, str] | None = None, config: Config | None = None,
-                    limiter: ProbeLimiter | None = None) -> ProbeOutcome:
+                    limiter: ProbeLimiter | None = None, settings: Settings | None = None) -> ProbeOutcome:
     """Run the module against the target within `timeout` seconds. Raises BadRequest for a 400.
 
     With a limiter, the probe first waits for a concurrency slot; the wait counts against `timeout`,
     and the prober gets what is left of it.
     """
-    prober = get_prober(module.prober)
-    if prober is None:
-        raise BadRequest(f'Unknown prober "{module.prober}"')
+    try:
+        prober = registry.get(module.prober)
+    except registry.UnknownProber:
+        raise BadRequest(f'Unknown prober "{module.prober}"') from None
     probe_id = next(_probe_ids)
     secrets = module.cached("secret_values", lambda: secret_values(
         module, *(config.snmp_auths.values() if config is not None and module.prober == "snmp" else ())))
@@ -90,9 +93,11 @@ async def run_probe(module_name: str, module: Module, target: str, timeout: floa
                 start = time.monotonic()
                 if waited >= 0.001:  # worth a line only when the probe really queued
                     log.debug("Waited for a concurrency slot", wait_seconds=round(waited, 6))
-                request = ProbeRequest(target=target, module_name=module_name, module=module,
-                                       timeout=max(timeout - waited, 0.0), params=params or {}, config=config)
-                success = await prober(request, metrics, log)
+                ctx = ProbeContext(target=target, module_name=module_name, module=module,
+                                   timeout=max(timeout - waited, 0.0), metrics=metrics, log=log,
+                                   params=params or {}, config=config, settings=settings or Settings())
+                with resolver.bound_to(module, ctx.timeout):  # the module's dns_server, if any
+                    success = await prober.probe(ctx)
     except BadRequest:
         raise
     except TimeoutError:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from probe_exporter import __version__
-from probe_exporter.cli import bind_listener, main
+from probe_exporter.cli import bind_listener, build_parser, main
 from tests.conftest import REPO
 
 
@@ -61,18 +61,19 @@ async def test_listener_connections_get_tcp_nodelay() -> None:
         writer.close()
 
 
-def test_snmp_flags_reach_the_snmp_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from probe_exporter.config import load_config
-    from probe_exporter.config import snmp as snmp_settings
+def test_snmp_flags_become_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from probe_exporter.exporter import load_settings_config
+    from probe_exporter.settings import from_args
 
-    monkeypatch.setattr(snmp_settings, "WRAP_LARGE_COUNTERS", True)
-    monkeypatch.setattr(snmp_settings, "EXPAND_ENVIRONMENT_VARIABLES", False)
     monkeypatch.setenv("PROBE_TEST_V3_PASSWORD", "from-the-environment")
     config_file = tmp_path / "snmp.yml"
     config_file.write_text("auths:\n  v3:\n    version: 3\n    username: probe\n    security_level: authNoPriv\n"
                            "    auth_protocol: SHA\n    password: ${PROBE_TEST_V3_PASSWORD}\n"
                            "modules:\n  sys:\n    walk: [1.3.6.1.2.1.1.5]\n")
-    assert main(["--config.check", "--config.file", str(config_file), "--no-snmp.wrap-large-counters",
-                 "--config.expand-environment-variables"]) == 0
-    assert snmp_settings.WRAP_LARGE_COUNTERS is False
-    assert load_config([str(config_file)]).snmp_auths["v3"].password.reveal() == "from-the-environment"
+    flags = ["--config.check", "--config.file", str(config_file), "--no-snmp.wrap-large-counters",
+             "--config.expand-environment-variables"]
+    assert main(flags) == 0
+    settings = from_args(build_parser().parse_args(flags))
+    assert settings.snmp_wrap_large_counters is False and settings.expand_environment_variables is True
+    assert load_settings_config(settings).snmp_auths["v3"].password.reveal() == "from-the-environment"
+    assert from_args(build_parser().parse_args([])).snmp_wrap_large_counters is True  # upstream's default

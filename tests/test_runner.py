@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from probe_exporter import runner
+from probe_exporter import registry, runner
 from probe_exporter.config import Config, Module, load_config
 from probe_exporter.config.secrets import secret_values
 from probe_exporter.logs import ProbeLog, mask_target
+from probe_exporter.probers.base import ProbeContext, Prober
 from probe_exporter.runner import compute_timeout
 
 
@@ -55,10 +56,10 @@ async def test_an_internal_prober_error_never_logs_a_secret(tmp_path: Path, monk
                                                            caplog: pytest.LogCaptureFixture) -> None:
     module, config = _secret_module(tmp_path)
 
-    async def broken_prober(request: object, metrics: object, log: object) -> bool:
+    async def broken_probe(ctx: ProbeContext) -> bool:
         raise RuntimeError("library said: credentials hunter2-pass rejected")
 
-    monkeypatch.setattr(runner, "get_prober", lambda name: broken_prober)
+    monkeypatch.setattr(registry, "get", lambda name: Prober(name=name, probe=broken_probe))
     caplog.set_level(logging.DEBUG, logger="probe_exporter")
     monkeypatch.setattr(logging.getLogger("probe_exporter"), "propagate", True)
     outcome = await runner.run_probe("m", module, "http://u:hunter2-pass@127.0.0.1:9/", 1.0, config=config)

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, PlainSerializer, PrivateAttr, field_validator, model_validator
 
-from probe_exporter.config.errors import ConfigError
+from probe_exporter.config.errors import ConfigError, validate_model
 from probe_exporter.config.types import SECRET_MARK, GoDuration, Secret, StrictModel
 from probe_exporter.config.yamlfile import LineMap, load_yaml_file
 
@@ -169,7 +169,6 @@ def load_collector_file(path: str) -> Collector:
     if "collectors" in data:
         raise ConfigError("a collector file holds one collector (collector_name, metrics), not a collectors: list",
                           file=path, line=lines.line_of(("collectors",)), key="collectors")
-    from probe_exporter.config.loader import validate_model
 
     collector: Collector = validate_model(Collector, data, lines, path, ())
     return collector
@@ -385,7 +384,6 @@ def load_module_collectors(module: Any, path: str, lines: LineMap, prefix: tuple
     key = ".".join(str(p) for p in prefix)
     if sql is None:
         raise ConfigError("a sql prober module needs a sql: block", file=path, line=lines.line_of(prefix), key=key)
-    from probe_exporter.config.loader import validate_model
 
     base_dir = os.path.dirname(os.path.abspath(path))
     collectors: list[Collector] = []

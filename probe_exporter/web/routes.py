@@ -17,12 +17,13 @@ from probe_exporter import logs
 from probe_exporter.config import Config, ConfigError, Module
 from probe_exporter.config.render import config_as_yaml
 from probe_exporter.exporter import Exporter
+from probe_exporter.gotext import go_quote
 from probe_exporter.history import ProbeRecord
 from probe_exporter.limits import TargetNotAllowed, check_target
-from probe_exporter.probers import BadRequest
+from probe_exporter.probers.base import BadRequest
 from probe_exporter.runner import ProbeOutcome, compute_timeout, debug_output, run_probe
 from probe_exporter.web import openapi_docs, pages
-from probe_exporter.web.responses import first_params, go_quote, metrics_response, plain_error
+from probe_exporter.web.responses import first_params, metrics_response, plain_error
 
 DEFAULT_MODULE = "http_2xx"
 
@@ -90,7 +91,7 @@ async def probe_once(exporter: Exporter, module_name: str, module: Module, targe
     in_flight.inc()
     try:
         outcome = await run_probe(module_name, module, target, timeout, params, config,
-                                  limiter=exporter.limiter)
+                                  limiter=exporter.limiter, settings=exporter.settings)
     except BadRequest as err:
         exporter.metrics.bad_requests.labels("probe").inc()
         return plain_error(400, str(err).replace("\n", "\\n"))  # user input must not split the line

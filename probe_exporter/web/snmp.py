@@ -23,12 +23,13 @@ from probe_exporter import logs
 from probe_exporter.config import Config, Module
 from probe_exporter.config.snmp import DEFAULT_AUTH, DEFAULT_MODULE
 from probe_exporter.exporter import Exporter
+from probe_exporter.gotext import go_quote
 from probe_exporter.probe_metrics import ProbeMetrics
-from probe_exporter.probers import BadRequest
+from probe_exporter.probers.base import BadRequest
 from probe_exporter.probers.snmp.stats import STATS
 from probe_exporter.runner import ProbeOutcome, compute_timeout, new_probe_id
 from probe_exporter.web import openapi_docs
-from probe_exporter.web.responses import first_params, go_quote, metrics_response, plain_error
+from probe_exporter.web.responses import first_params, metrics_response, plain_error
 from probe_exporter.web.routes import refuse_target
 
 GATHER_ERROR_PREFIX = "An error has occurred while serving metrics:\n\n"
@@ -129,7 +130,8 @@ async def snmp(request: Request) -> Response:
                 reason = "the scrape could not start before its deadline: too many probes running"
                 logs.log(logging.INFO, "SNMP scrape failed", target=target, modules=joined, reason=reason)
                 return _gather_error(reason)
-            result = await scrape(target, modules, config, params, deadline, log, stop_on_error=True)
+            result = await scrape(target, modules, config, params, deadline, log, stop_on_error=True,
+                                  wrap_counters=exporter.settings.snmp_wrap_large_counters)
     except BadRequest as err:
         return _bad_request(str(err))
     finally:

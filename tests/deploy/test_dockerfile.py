@@ -152,8 +152,10 @@ def test_healthcheck_passes_with_tls_and_basic_auth(stages: list[list[dict[str, 
                         "--web.config.file=web.yml", **credentials) == 1, "healthy with no exporter"
 
 
-def test_healthcheck_follows_the_listen_address(stages: list[list[dict[str, Any]]], tmp_path: Path) -> None:
-    command = [sys.executable, "-m", "probe_exporter", f"--config.file={REPO}/modules/http.yml"]
+def test_healthcheck_follows_the_listen_address_and_route_prefix(stages: list[list[dict[str, Any]]],
+                                                                 tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "probe_exporter", f"--config.file={REPO}/modules/http.yml",
+               "--web.route-prefix=/probe-exporter"]
     with ExporterProcess(command, cwd=tmp_path, listen=f"127.0.0.1:{free_port()}") as process:
         process.wait_listening()
         assert _healthcheck(stages, Path("/"), f"--pid={process.process.pid}") == 0

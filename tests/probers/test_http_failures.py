@@ -294,7 +294,8 @@ async def test_probe_endpoint_answers_200_for_a_refused_target(tmp_path: Path, r
     """Through the web app: a dead target is probe_success 0 in a 200 page, never a 5xx."""
     from fastapi.testclient import TestClient
 
-    from probe_exporter.exporter import Exporter, Settings
+    from probe_exporter.exporter import Exporter
+    from probe_exporter.settings import Settings
     from probe_exporter.web.app import create_app
 
     config = tmp_path / "blackbox.yml"

@@ -13,8 +13,9 @@ from asgi_lifespan import LifespanManager
 from fastapi.testclient import TestClient
 
 from probe_exporter.config import ConfigError, load_config
-from probe_exporter.exporter import Exporter, Settings
+from probe_exporter.exporter import Exporter
 from probe_exporter.limits import TargetPolicy
+from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 
 # --- allowed_targets matching --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from probe_exporter.config.sql import Collector, SQLModule
 from probe_exporter.extras import MissingExtra
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import ProbeMetrics
-from probe_exporter.probers.base import BadRequest, ProbeRequest
+from probe_exporter.probers.base import BadRequest, ProbeContext, Prober
 from probe_exporter.probers.sql import drivers, limits
 from probe_exporter.probers.sql.cache import CollectorResult, QueryStat
 from probe_exporter.probers.sql.execute import Deadline, describe, run_collectors
@@ -53,21 +53,22 @@ class _Gauges:
         self.query_rows.labels(stat.collector, stat.query).set(stat.rows)
 
 
-async def probe_sql(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:
-    sql: SQLModule | None = request.module.sql
+async def probe_sql(ctx: ProbeContext) -> bool:
+    metrics, log = ctx.metrics, ctx.log
+    sql: SQLModule | None = ctx.module.sql
     if sql is None:
-        raise BadRequest(f"module {request.module_name!r} has no sql: block")
-    deadline = Deadline(request.timeout)
-    endpoint = await resolve_target(request.target, sql)  # BadRequest: malformed or not allowed
+        raise BadRequest(f"module {ctx.module_name!r} has no sql: block")
+    deadline = Deadline(ctx.timeout)
+    endpoint = await resolve_target(ctx.target, sql)  # BadRequest: malformed or not allowed
     gauges = _Gauges(metrics, sql.loaded_collectors)
     try:
         spec = await _connect_spec(sql, endpoint)
     except (OSError, KeyError, ValueError) as err:  # the messages name the file or variable, not its content
         log.error("Could not read the module's credentials or DSN", err=f"{type(err).__name__}: {err}")
         return False
-    spec.cached = request.module.cached
+    spec.cached = ctx.module.cached
     try:
-        return await _probe_endpoint(request.module_name, sql, endpoint, spec, deadline, gauges, metrics, log)
+        return await _probe_endpoint(ctx.module_name, sql, endpoint, spec, deadline, gauges, metrics, log)
     except MissingExtra as err:  # the driver's library is not installed
         log.error(str(err))
         return False
@@ -196,7 +197,7 @@ def _add_families(collectors: list[Collector], results: dict[str, CollectorResul
 
 
 def preload(module: Module) -> None:
-    """The driver the module connects with (see probers.load_probers)."""
+    """The driver the module connects with (see registry.load)."""
     if module.sql is not None:
         drivers.load_driver(module.sql.driver)
 
@@ -204,3 +205,6 @@ def preload(module: Module) -> None:
 async def shutdown() -> None:
     """Release the SQLite/SQLAlchemy worker threads (connections are per probe, none stay open)."""
     drivers.shutdown_pools()
+
+
+PROBER = Prober(name="sql", probe=probe_sql, config_model=SQLModule, preload=preload, shutdown=shutdown)

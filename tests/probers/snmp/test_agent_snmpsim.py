@@ -148,7 +148,7 @@ async def test_wrong_community_times_out_within_deadline_and_logs_no_secret(conf
 
 
 async def test_unknown_auth_is_a_bad_request(config: Config, snmpsim_agent: str) -> None:
-    from probe_exporter.probers import BadRequest
+    from probe_exporter.probers.base import BadRequest
 
     with pytest.raises(BadRequest, match="Unknown auth 'nope'"):
         await run_probe("system", config.modules["system"], snmpsim_agent, 5, {"auth": "nope"}, config)
