@@ -72,6 +72,11 @@ def load_probers(config: Config) -> None:
     """Import what the config's modules need now (at startup, and on reload off the event loop), not
     inside a first probe: the probers and their libraries (registry.load), and dnspython for a
     module with its own resolver (dns_server)."""
+    for name, module in config.modules.items():
+        missing = module.missing_extras()
+        if missing:
+            logs.log(logging.WARNING, "Module needs an optional extra that is not installed; its probes will fail",
+                     module=name, prober=module.prober, install=f"probe-exporter[{','.join(missing)}]")
     registry.load(config.modules)
     blocks = (module.prober_config() for module in config.modules.values())
     if any(getattr(block, "dns_server", None) for block in blocks):

@@ -132,6 +132,13 @@ class Settings:
         metavar="N", parse=positive_int))
 
 
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or `:port` (every address) of --web.listen-address."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
+
+
 def add_flags(parser: argparse.ArgumentParser, command: str) -> None:
     """The flags of `command` on `parser`, with Settings' defaults (a repeatable flag: None when unset,
     so the default is not added to by the user's values)."""

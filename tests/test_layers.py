@@ -21,13 +21,13 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 # probers.net.hostport imports nothing but the standard library: the one host:port parser and
 # IP-literal check, which config validation needs too.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (7, ("cli", "__main__")),
+    (7, ("cli", "__main__", "healthcheck")),
     (6, ("web",)),
     (5, ("exporter", "autoreload")),
     (4, ("pipeline", "testkit")),
     (3, ("probers",)),
     (2, ("config", "settings")),
-    (1, ("registry", "logs", "exposition", "selfmetrics", "probe_metrics", "gotext", "history", "limits",
+    (1, ("registry", "extras", "logs", "exposition", "selfmetrics", "probe_metrics", "gotext", "history", "limits",
          "openfiles", "probers.net.hostport", "__init__")),
 ]
 

@@ -28,10 +28,10 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
-from grpc_health.v1 import health_pb2
 
 from probe_exporter import __version__
 from probe_exporter.config.blackbox import GRPCProbe
+from probe_exporter.extras import required
 from probe_exporter.probe_metrics import Gauge, GaugeVec
 from probe_exporter.probers.base import ProbeContext, Prober
 from probe_exporter.probers.net.addr import resolve_host
@@ -43,6 +43,9 @@ from probe_exporter.probers.net.hostport import (
 )
 from probe_exporter.probers.net.tls_info import register_tls_metrics
 from probe_exporter.probers.neterrors import describe_os_error
+
+with required("grpc"):
+    from grpc_health.v1 import health_pb2
 
 HEALTH_CHECK_PATH = "/grpc.health.v1.Health/Check"
 USER_AGENT = f"probe_exporter/{__version__} grpc-h2"
