@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit
 
 from probe_exporter.gotext import go_quote
+from probe_exporter.modulecache import CacheKey
 
 if TYPE_CHECKING:
     from probe_exporter.selfmetrics import SelfMetrics
@@ -411,11 +412,14 @@ class TargetPolicy:
                                    "(not in its allowed_targets)")
 
 
+ALLOWED_TARGETS = CacheKey["TargetPolicy"]("allowed_targets")
+
+
 def check_target(module_name: str, module: object, target: str) -> None:
     """Raise TargetNotAllowed unless the module's allowed_targets cover `target`."""
     entries: list[str] = getattr(module, "allowed_targets", [])
     if not entries:
         return
     prober: str = getattr(module, "prober", "")
-    policy: TargetPolicy = module.cached("allowed_targets", lambda: TargetPolicy(entries))  # type: ignore[attr-defined]
+    policy = module.cached(ALLOWED_TARGETS, lambda: TargetPolicy(entries))  # type: ignore[attr-defined]
     policy.check(target, module_name, prober)

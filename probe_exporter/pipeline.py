@@ -41,6 +41,7 @@ from probe_exporter.limits import (
     TargetNotAllowed,
     check_target,
 )
+from probe_exporter.modulecache import CacheKey
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers import resolver
 from probe_exporter.probers.base import BadRequest, ProbeContext
@@ -289,12 +290,16 @@ _DURATION = ("probe_duration_seconds", "Returns how long the probe took to compl
 _TIMEOUT = ("probe_timeout_seconds", "Returns how long the probe timeout is in seconds")
 
 
+# The module's secret values, scrubbed from library error text in its probes' logs.
+SECRET_VALUES = CacheKey[frozenset[str]]("secret_values")
+
+
 def _new_outcome(job: _Job) -> ProbeOutcome:
     """The outcome before the probe runs: its id, its log (secrets scrubbed) and, blackbox-style, the
     three gauges every probe has (registered first, so a failure still shows them)."""
     first = job.modules[0][1]
     config = job.config
-    secrets: frozenset[str] = first.cached("secret_values", lambda: secret_values(
+    secrets = first.cached(SECRET_VALUES, lambda: secret_values(
         first, *(config.snmp_auths.values() if config is not None and first.prober == "snmp" else ())))
     probe_id = next(_probe_ids)
     shown_target = logs.mask_target(job.target)

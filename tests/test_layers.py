@@ -27,8 +27,8 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (4, ("pipeline", "testkit")),
     (3, ("probers",)),
     (2, ("config", "settings")),
-    (1, ("registry", "extras", "logs", "exposition", "selfmetrics", "probe_metrics", "gotext", "history", "limits",
-         "openfiles", "probers.net.hostport", "__init__")),
+    (1, ("registry", "extras", "modulecache", "logs", "exposition", "selfmetrics", "probe_metrics", "gotext",
+         "history", "limits", "openfiles", "probers.net.hostport", "__init__")),
 ]
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, create_model, field_validator, model_validator
 
@@ -21,6 +22,9 @@ from probe_exporter.config.snmp import SnmpModule
 from probe_exporter.config.sql import SQLModule
 from probe_exporter.config.types import GoDuration, StrictModel, one_of
 from probe_exporter.extras import SQL_DRIVER_EXTRAS, installed
+from probe_exporter.modulecache import CacheKey
+
+T = TypeVar("T")
 
 
 class Module(StrictModel):
@@ -50,7 +54,7 @@ class Module(StrictModel):
 
     # Objects a prober builds once per module (clients, SSL contexts) and reuses across probes;
     # they go away with the module on reload.
-    _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
+    _cache: dict[CacheKey[Any], Any] = PrivateAttr(default_factory=dict)
 
     @field_validator("allowed_targets")
     @classmethod
@@ -75,13 +79,13 @@ class Module(StrictModel):
         icmp.check_burst_fits(info.data.get("timeout", 0.0))
         return icmp
 
-    def cached(self, key: str, build: Any) -> Any:
+    def cached(self, key: CacheKey[T], build: Callable[[], T]) -> T:
         """The per-module object under `key`, built by `build()` on first use."""
         try:
-            return self._cache[key]
+            value: T = self._cache[key]
         except KeyError:
             value = self._cache[key] = build()
-            return value
+        return value
 
     def extras_needed(self) -> list[str]:
         """The pip extras this module needs: its prober's, its SQL driver's, HTTP/3's, CEL's."""

@@ -32,6 +32,7 @@ import h2.exceptions
 from probe_exporter import __version__
 from probe_exporter.config.blackbox import GRPCProbe
 from probe_exporter.extras import required
+from probe_exporter.modulecache import CacheKey
 from probe_exporter.probe_metrics import Gauge, GaugeVec
 from probe_exporter.probers.base import ProbeContext, Prober
 from probe_exporter.probers.net.addr import resolve_host
@@ -199,6 +200,10 @@ def _response_status(call: _Call) -> tuple[int, str]:
     return response.status, health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
 
+GRPC_SSL = CacheKey[ssl.SSLContext]("grpc.ssl")
+GRPC_METADATA = CacheKey[list[tuple[str, str]]]("grpc.metadata")
+
+
 async def probe_grpc(ctx: ProbeContext) -> bool:
     metrics, log = ctx.metrics, ctx.log
     started = time.monotonic()
@@ -213,7 +218,7 @@ async def probe_grpc(ctx: ProbeContext) -> bool:
     context: ssl.SSLContext | None = None
     if cfg.tls:
         try:
-            context = ctx.module.cached("grpc.ssl", lambda: cfg.tls_config.ssl_context(alpn=["h2"]))
+            context = ctx.module.cached(GRPC_SSL, lambda: cfg.tls_config.ssl_context(alpn=["h2"]))
         except (OSError, ValueError) as err:
             log.error("Error creating TLS configuration", err=describe_os_error(err))
             return False
@@ -242,7 +247,7 @@ async def probe_grpc(ctx: ProbeContext) -> bool:
         remaining = ctx.timeout - (time.monotonic() - started)
         _, status_name = await _health_check(
             reader, writer, scheme="https" if cfg.tls else "http", authority=authority, service=cfg.service,
-            metadata=ctx.module.cached("grpc.metadata", lambda: _metadata_headers(cfg.metadata)),
+            metadata=ctx.module.cached(GRPC_METADATA, lambda: _metadata_headers(cfg.metadata)),
             timeout=remaining)
         code = OK
         # Upstream has the peer's TLS state only when the RPC returned; read it before closing.

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from probe_exporter.config.blackbox import Nameserver, parse_server
+from probe_exporter.modulecache import CacheKey
 
 if TYPE_CHECKING:
     from probe_exporter.config import Module
@@ -124,6 +125,9 @@ def current() -> ProbeResolver | None:
     return _current.get()
 
 
+MODULE_RESOLVER = CacheKey["ModuleResolver"]("resolver")
+
+
 @contextlib.contextmanager
 def bound_to(module: Module, timeout: float) -> Iterator[None]:
     """Within this block, lookups of this probe go to the module's `dns_server`, if it has one."""
@@ -132,8 +136,8 @@ def bound_to(module: Module, timeout: float) -> Iterator[None]:
     bound: ProbeResolver | None = None
     if block is not None and getattr(block, "dns_server", None):
         settings: Any = block
-        resolver: ModuleResolver = module.cached(
-            "resolver", lambda: ModuleResolver(settings.dns_server, settings.dns_timeout))
+        resolver = module.cached(
+            MODULE_RESOLVER, lambda: ModuleResolver(settings.dns_server, settings.dns_timeout))
         bound = ProbeResolver(resolver, time.monotonic() + timeout)
     token = _current.set(bound)
     try:

@@ -14,6 +14,7 @@ import ssl
 from probe_exporter.config.blackbox import TCPProbe, UnixProbe
 from probe_exporter.config.tls import TLSConfig
 from probe_exporter.logs import ProbeLog
+from probe_exporter.modulecache import CacheKey
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers.base import ProbeContext, Prober
 from probe_exporter.probers.net.addr import resolve_host
@@ -29,8 +30,9 @@ from probe_exporter.probers.query_response import MAX_LINE, run_query_response
 
 
 def module_ssl_context(ctx: ProbeContext, key: str, tls_config: TLSConfig) -> ssl.SSLContext:
-    """The module's client SSL context, built once (reading CA/cert files) and reused by every probe."""
-    return ctx.module.cached(key, tls_config.ssl_context)  # type: ignore[no-any-return]
+    """The module's client SSL context (`key` names the prober's block), built once (reading CA/cert
+    files) and reused by every probe."""
+    return ctx.module.cached(CacheKey[ssl.SSLContext](key), tls_config.ssl_context)
 
 
 def dialogue_ssl_context(ctx: ProbeContext, key: str, cfg: TCPProbe | UnixProbe) -> ssl.SSLContext | None:

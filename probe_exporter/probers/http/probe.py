@@ -20,6 +20,7 @@ import httpx
 from probe_exporter.config.blackbox import HTTPProbe
 from probe_exporter.config.module import Module
 from probe_exporter.logs import ProbeLog
+from probe_exporter.modulecache import CacheKey
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers.base import BadRequest, ProbeContext
 from probe_exporter.probers.http import hops
@@ -37,13 +38,16 @@ _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 _clients: weakref.WeakSet[ModuleClient] = weakref.WeakSet()
 
 
+HTTP_CLIENT = CacheKey["ModuleClient"]("http.client")
+
+
 def _client_for(module: Module) -> ModuleClient:
     def build() -> ModuleClient:
         client = ModuleClient(module.http)
         _clients.add(client)
         return client
 
-    client: ModuleClient = module.cached("http.client", build)
+    client = module.cached(HTTP_CLIENT, build)
     return client
 
 
