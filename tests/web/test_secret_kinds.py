@@ -32,9 +32,9 @@ TOKEN_URL_PASSWORD = "Sekrit-tokenurl-4b2"
 PLAIN_AUTHORIZATION = "Sekrit-plainauth-4c3"
 COOKIE = "Sekrit-cookie-4d4"
 API_KEY = "Sekrit-apikey-4e5"
-WS_AUTHORIZATION = "Sekrit-wsauth-4f6"
+GRPC_AUTHORIZATION = "Sekrit-grpcauth-4f6"
 DSN_PASSWORD = "Sekrit-dsnpass-4g7"
-MARKERS = [PROXY_PASSWORD, TOKEN_URL_PASSWORD, PLAIN_AUTHORIZATION, COOKIE, API_KEY, WS_AUTHORIZATION, DSN_PASSWORD]
+MARKERS = [PROXY_PASSWORD, TOKEN_URL_PASSWORD, PLAIN_AUTHORIZATION, COOKIE, API_KEY, GRPC_AUTHORIZATION, DSN_PASSWORD]
 
 
 # --- the masking function, by kind ---------------------------------------------------------------
@@ -92,12 +92,13 @@ def _modules(proxy_port: int, dead_port: int) -> str:
         client_id: probe
         client_secret: client-secret-typed
         token_url: "http://tokuser:{TOKEN_URL_PASSWORD}@127.0.0.1:{proxy_port}/token"
-  websocket_headers:
-    prober: websocket
+  grpc_metadata:
+    prober: grpc
     timeout: 2s
-    websocket:
-      headers:
-        Authorization: {{values: ["{WS_AUTHORIZATION}"]}}
+    grpc:
+      preferred_ip_protocol: ip4
+      metadata:
+        Authorization: ["Bearer {GRPC_AUTHORIZATION}"]
   sql_dsn:
     prober: sql
     timeout: 5s
@@ -176,9 +177,9 @@ def test_url_passwords_and_secret_headers_appear_nowhere(tmp_path: Path, proxy_p
     log = tmp_path / "exporter.log"
     argv = [sys.executable, "-m", "probe_exporter", "--config.file", str(config_file),
             "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "debug"]
-    # (the websocket module has no prober yet: it is only loaded and shown in /config)
     probes = [("via_proxy", plain_http_target + "/"), ("dead_proxy", plain_http_target + "/"),
-              ("oauth_userinfo", plain_http_target + "/"), ("sql_dsn", "127.0.0.1")]
+              ("oauth_userinfo", plain_http_target + "/"), ("grpc_metadata", f"127.0.0.1:{free_port()}"),
+              ("sql_dsn", "127.0.0.1")]
     with running(argv, log, base + "/-/healthy"):
         for module, target in probes:
             for debug in ("false", "true"):
