@@ -32,42 +32,21 @@ from hypothesis import strategies as st
 from probe_exporter.exporter import Exporter, Settings
 from probe_exporter.web.app import create_app
 from tests.conftest import REPO, free_port
+from tests.web.fuzz_common import fuzz_modules, is_number
 
 MAX_EXAMPLES = 200
 TIMEOUT_HEADER = "X-Prometheus-Scrape-Timeout-Seconds"
 WEB_USER, WEB_PASSWORD = "fuzz", "fuzz-password"
 
-FUZZ_MODULES = f"""
-auths:
-  public_v2: {{community: public, version: 2}}
-modules:
-  http_2xx: {{prober: http, timeout: 1s}}
+# The SQLite alias is an IP literal: the other modules get the same target and must not resolve a name.
+FUZZ_MODULES = fuzz_modules(sqlite_alias='"127.0.0.1:5"', extra="""\
   http_allowlisted:
     prober: http
     timeout: 1s
     allowed_targets: [127.0.0.1/32, "http://127.0.0.1:1/only/"]
-    http: {{headers: {{Authorization: fuzz-never-shown}}}}
-  tcp_connect: {{prober: tcp, timeout: 1s}}
-  tcp_no_timeout: {{prober: tcp}}  # the deadline comes from the scrape-timeout header alone
-  dns_udp:
-    prober: dns
-    timeout: 1s
-    dns: {{query_name: example.org, preferred_ip_protocol: ip4}}
-  sqlite_demo:
-    prober: sql
-    timeout: 1s
-    sql:
-      driver: sqlite
-      # An IP literal as the alias name: the other modules get the same target and must not resolve a name.
-      targets: {{"127.0.0.1:5": {{seed_script: {REPO}/modules/sql/demo.sql}}}}
-      collector_files: [{REPO}/modules/sql/demo.collector.yml]
-  if_mib:
-    walk: [1.3.6.1.2.1.1.5]
-    timeout: 1s
-    retries: 0
-    metrics:
-    - {{name: sysName, oid: 1.3.6.1.2.1.1.5, type: DisplayString, help: The name of the node}}
-"""
+    http: {headers: {Authorization: fuzz-never-shown}}
+  tcp_no_timeout: {prober: tcp}  # the deadline comes from the scrape-timeout header alone
+""")
 MODULE_NAMES = ["http_2xx", "http_allowlisted", "tcp_connect", "tcp_no_timeout", "dns_udp", "sqlite_demo", "if_mib",
                 "if_mib,if_mib", "sqlite_demo,if_mib", ""]
 
@@ -263,20 +242,12 @@ def _request_for(path: str, methods: list[str]) -> st.SearchStrategy[dict[str, A
 
 # --- the properties ---------------------------------------------------------------------------------
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _upstream_server_error(request: dict[str, Any], body: str) -> bool:
     """The 5xx kept from the Go exporters, each only where it applies (see the module docstring)."""
     path = request["url"]
     timeout = request["headers"].get(TIMEOUT_HEADER, "")
     if (path in ("/probe", "/snmp") and body.startswith("Failed to parse timeout from Prometheus header: ")
-            and timeout and not _is_number(timeout)):
+            and timeout and not is_number(timeout)):
         return True
     return path == "/snmp" and body.startswith("An error has occurred while serving metrics:")
 

@@ -20,6 +20,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from tests.conftest import REPO, free_port
+from tests.e2e.conftest import stop_process
 
 SOFT_OPEN_FILES = 1024
 HALF_OPEN = 1100
@@ -80,12 +81,7 @@ def exporter(tmp_path: Path, *flags: str) -> Iterator[tuple[str, subprocess.Pope
             time.sleep(0.05)
         yield base, process
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
         log.close()
 
 
