@@ -36,7 +36,7 @@ MIN_MASKED_LENGTH = 4
 
 # `scheme://user:password@`: the password runs to the last `@` before the path, so a password with an
 # unencoded `@`, `?` or `#` is masked whole (a URL parser would split it there and show the rest).
-_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*):[^\s/]*@")
+_URL_PASSWORD = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://[^\s/?#@:]*):([^\s/]*)@")
 _SECRET_PARAMETER = re.compile(
     r"((?:^|(?<=[\s?&;,(\"']))[\w.-]*(?:" + "|".join(SECRET_PARAMETER_WORDS) + r")[\w.-]*=)"
     r"(\"[^\"]*\"|'[^']*'|[^\s&#;,)\"']*)", re.IGNORECASE)
@@ -83,20 +83,21 @@ def with_encoded_forms(values: Iterable[str], min_length: int = MIN_MASKED_LENGT
 
 
 def url_secrets(url: str) -> list[str]:
-    """The credentials written into a URL or URL-style DSN: its password (as written and decoded) and the
-    values of its password-like query parameters. A URL that does not parse gives none (it is masked by
-    the userinfo rule when shown)."""
+    """The credentials written into a URL or URL-style DSN (a DSN template too): its password, as written
+    and decoded, and the values of its password-like query parameters. Read as the masking rules read
+    them, so a URL a parser refuses (`[{host}]`) or splits early (an unencoded `#`) still gives them."""
     if "://" not in url:
         return []
+    found = [match.group(2) for match in _URL_PASSWORD.finditer(url) if match.group(2)]
+    found += [match.group(2).strip("\"'") for match in _SECRET_PARAMETER.finditer(url) if match.group(2)]
     try:
         parts = urlsplit(url)
-        password = parts.password
+        found += [value for key, value in parse_qsl(parts.query) if is_secret_parameter(key) and value]
+        if parts.password:
+            found.append(parts.password)
     except ValueError:
-        return []
-    found = [value for key, value in parse_qsl(parts.query) if is_secret_parameter(key) and value]
-    if password:
-        found += [password, unquote(password)]
-    return found
+        pass
+    return [*found, *(unquote(value) for value in found)]
 
 
 def mask_tree(data: Any) -> Any:

@@ -245,7 +245,7 @@ class TargetAlias(StrictModel):
 
 
 # The template's placeholders, filled with stand-ins to check at load that the DSN parses as a URL.
-_PLACEHOLDER_STAND_INS = {"{host}": "host", "{port}": "1", "{target}": "target", "{path}": "path",
+_PLACEHOLDER_STAND_INS = {"[{host}]": "[::1]", "{host}": "host", "{port}": "1", "{target}": "target", "{path}": "path",
                           "{database}": "database"}
 DSN_UNPARSABLE = ("dsn does not parse as a URL (scheme://user:password@host:port/database?options): "
                   "percent-encode any of : / ? # @ [ ] in the user name and password")

@@ -242,12 +242,13 @@ def test_an_unparsable_dsn_is_refused_at_load_quoting_none_of_it(tmp_path: Path,
     assert "Sekrit" not in check.stdout + check.stderr and "db.internal" not in check.stdout + check.stderr
 
 
-def test_a_dsn_template_with_placeholders_and_encoded_password_loads(tmp_path: Path) -> None:
+@pytest.mark.parametrize("host", ["{host}", "[{host}]"])
+def test_a_dsn_template_with_placeholders_and_encoded_password_loads(tmp_path: Path, host: str) -> None:
     path = tmp_path / "dsn.yml"
     path.write_text("modules:\n  pg:\n    prober: sql\n    sql:\n      driver: postgresql\n"
-                    "      target_allow: [127.0.0.1/32]\n      dsn: 'postgresql://u:pa%23ss@{host}:{port}/db'\n"
+                    f"      target_allow: [127.0.0.1/32]\n      dsn: 'postgresql://u:pa%23ss@{host}:{{port}}/db'\n"
                     "      collectors: [{collector_name: c, metrics: [{metric_name: m, type: gauge, help: h, "
                     "values: [v], query: 'SELECT 1 AS v'}]}]\n")
     module = load_config([str(path)]).modules["pg"]
     assert module.sql is not None and module.sql.has_credentials()
-    assert f"u:{SECRET_MARK}@{{host}}" in module_as_yaml(module) and "pa%23ss" not in module_as_yaml(module)
+    assert f"u:{SECRET_MARK}@{host}" in module_as_yaml(module) and "pa%23ss" not in module_as_yaml(module)
