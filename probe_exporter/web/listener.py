@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import resource
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,6 +32,7 @@ from typing import Any, Literal
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from probe_exporter import logs
+from probe_exporter.openfiles import open_files_limit
 
 DEFAULT_READ_HEADER_TIMEOUT = 10.0
 DEFAULT_IDLE_TIMEOUT = 30  # seconds; uvicorn takes whole seconds
@@ -50,11 +50,9 @@ State = Literal["head", "busy", "idle"]
 
 
 def default_max_connections() -> int:
-    """Half the soft open-files limit: the other half stays for probes, DNS, config files and the rest."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        return 65536
-    return max(16, soft // 2)
+    """Half the soft open-files limit (as raised at startup): the other half stays for probes, DNS,
+    config files and the rest."""
+    return max(16, open_files_limit() // 2)
 
 
 @dataclass(frozen=True)

@@ -57,9 +57,10 @@ def tcp_listener() -> Iterator[int]:
     server.close()
 
 
-def _limit_open_files() -> None:  # runs in the child before exec
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (SOFT_OPEN_FILES, hard))
+def _limit_open_files() -> None:
+    """Runs in the child before exec: soft and hard limit 1024, so the exporter cannot raise it at startup
+    (the case where raising it is not allowed)."""
+    resource.setrlimit(resource.RLIMIT_NOFILE, (SOFT_OPEN_FILES, SOFT_OPEN_FILES))
 
 
 @contextlib.contextmanager
