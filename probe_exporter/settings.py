@@ -70,6 +70,14 @@ def auto_reload_interval(text: str) -> float:
     return seconds
 
 
+def positive_seconds(text: str) -> float:
+    """Whole seconds or a Go duration, as auto_reload_interval reads them, and more than 0."""
+    seconds = auto_reload_interval(text)
+    if seconds == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return seconds
+
+
 BOTH = (SERVE, PROBE)
 
 
@@ -130,6 +138,12 @@ class Settings:
         "/metrics, history (/logs, landing page) and concurrency limits: --probes.max-concurrency and "
         "max_concurrency apply per worker. SIGHUP, /-/reload and SIGTERM reach all of them.",
         metavar="N", parse=positive_int))
+    web_read_header_timeout: float = field(default=10.0, metadata=flag(
+        "--web.read-header-timeout", "Close a connection whose request head has not arrived in this long, "
+        "e.g. 10s (default 10s).", metavar="DURATION", parse=positive_seconds))
+    web_max_connections: int = field(default=0, metadata=flag(
+        "--web.max-connections", "Open connections at most; one more evicts the longest-waiting half-open or "
+        "idle one, or is closed at once (default 0: half the open-files limit).", parse=non_negative_int))
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:
