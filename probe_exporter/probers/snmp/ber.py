@@ -64,6 +64,11 @@ def tlv(data: bytes, pos: int) -> tuple[int, int, int]:
 def decode_oid(raw: bytes) -> tuple[int, ...]:
     if not raw:
         raise BerError("empty OID")
+    if raw.isascii():  # every arc below 128, one byte each: most OIDs of a walk, at C speed
+        first = raw[0]
+        if first < 40:
+            return (0, *raw)
+        return (1, first - 40, *raw[1:]) if first < 80 else (2, first - 80, *raw[1:])
     if raw[-1] & 0x80:
         raise BerError("truncated OID")
     arcs: list[int] = []
@@ -93,14 +98,15 @@ def _unsigned(raw: bytes) -> int:
 
 
 def _value(tag: int, raw: bytes) -> Value:
+    # The common types first: counters and gauges fill most tables.
+    if tag == 0x41 or tag == 0x42 or tag == 0x43:  # Counter32, Gauge32/Unsigned32, TimeTicks
+        return UNSIGNED, int.from_bytes(raw, "big") & 0xFFFFFFFF
     if tag == 0x02:
         return INTEGER, signed(raw)
     if tag == 0x04:
         return OCTETS, raw
     if tag == 0x06:
         return OID, ".".join(map(str, decode_oid(raw)))
-    if tag in (0x41, 0x42, 0x43):  # Counter32, Gauge32/Unsigned32, TimeTicks
-        return UNSIGNED, _unsigned(raw) & 0xFFFFFFFF
     if tag == 0x46:
         return COUNTER64, _unsigned(raw) & 0xFFFFFFFFFFFFFFFF
     if tag == 0x40:
@@ -127,15 +133,38 @@ def decode_pdu(data: bytes, pos: int) -> tuple[int, int, int, int, list[tuple[tu
         fields.append(signed(data[start:stop]))
         pos = stop
     _, pos, end = tlv(data, pos)
+    return tag, fields[0], fields[1], fields[2], _varbinds(data, pos, end)
+
+
+def _varbinds(data: bytes, pos: int, end: int) -> list[tuple[tuple[int, ...], Value]]:
+    """The varbind list's content, data[pos:end]; short-form lengths read inline (the hot loop)."""
     varbinds: list[tuple[tuple[int, ...], Value]] = []
     append = varbinds.append
     while pos < end:
-        _, vb_start, vb_end = tlv(data, pos)
-        _, oid_start, oid_end = tlv(data, vb_start)
-        value_tag, value_start, value_end = tlv(data, oid_end)
+        length = data[pos + 1]
+        if length < 0x80:
+            vb_start = pos + 2
+            vb_end = vb_start + length
+        else:
+            _, vb_start, vb_end = tlv(data, pos)
+        length = data[vb_start + 1]
+        if length < 0x80:
+            oid_start = vb_start + 2
+            oid_end = oid_start + length
+        else:
+            _, oid_start, oid_end = tlv(data, vb_start)
+        value_tag = data[oid_end]
+        length = data[oid_end + 1]
+        if length < 0x80:
+            value_start = oid_end + 2
+            value_end = value_start + length
+        else:
+            _, value_start, value_end = tlv(data, oid_end)
+        if value_end > vb_end or vb_end > end:
+            raise BerError("truncated message")
         append((decode_oid(data[oid_start:oid_end]), _value(value_tag, data[value_start:value_end])))
         pos = vb_end
-    return tag, fields[0], fields[1], fields[2], varbinds
+    return varbinds
 
 
 def decode_response(data: bytes) -> tuple[int, bytes, int, int, int, list[tuple[tuple[int, ...], Value]]]:

@@ -35,6 +35,9 @@ class MetricPlan:
     previous_oid: tuple[int, ...] | None
     lookups: list[LookupPlan]
     help_suffixed: dict[str, str] = field(default_factory=dict)
+    # Metrics with the same indexes and lookups get the same labels for the same index (a table's
+    # columns): the number of that label recipe within the module, so a row's labels are made once.
+    label_recipe: int = 0
 
 
 @dataclass
@@ -75,6 +78,7 @@ def _filter(flt: DynamicFilter) -> FilterPlan:
 
 def compile_module(module: SnmpModule) -> ModulePlan:
     metrics: dict[tuple[int, ...], MetricPlan] = {}
+    recipes: dict[str, int] = {}
     for metric in module.metrics:
         oid = parse_oid(metric.oid)
         lookups = [LookupPlan(lookup, parse_oid(lookup.oid) if lookup.oid else (),
@@ -82,7 +86,8 @@ def compile_module(module: SnmpModule) -> ModulePlan:
                    for lookup in metric.lookups]
         previous = _previous_column(oid) if metric.type in COMBINED_TYPES else None
         # Two metrics on one OID: upstream's trie keeps the last one.
-        metrics[oid] = MetricPlan(metric, oid, previous, lookups)
+        recipe = repr(([i.model_dump() for i in metric.indexes], [lookup.model_dump() for lookup in metric.lookups]))
+        metrics[oid] = MetricPlan(metric, oid, previous, lookups, label_recipe=recipes.setdefault(recipe, len(recipes)))
     return ModulePlan(
         walk=[parse_oid(oid) for oid in module.walk],
         get=[parse_oid(oid) for oid in module.get],

@@ -16,7 +16,7 @@ from probe_exporter.config.snmp import Metric as MetricConfig
 from probe_exporter.probers.snmp import datetimes
 from probe_exporter.probers.snmp.plan import COMBINED_TYPES, MetricPlan, ModulePlan
 from probe_exporter.probers.snmp.strings import as_int, display_string, index_as_string, value_as_string
-from probe_exporter.probers.snmp.values import COUNTER64, DOUBLE, FLOAT, OCTETS, Value
+from probe_exporter.probers.snmp.values import COUNTER64, DOUBLE, FLOAT, INTEGER, OCTETS, UNSIGNED, Value
 
 __all__ = ["Families", "Rendered", "display_string", "render_module"]
 
@@ -35,7 +35,8 @@ class Families:
 
     def __init__(self) -> None:
         self.rendered = Rendered()
-        self._seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        # (name, label pairs): a frozenset compares as the sorted pairs would, without sorting.
+        self._seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
 
     def _conflict(self, name: str, help_text: str, kind: str) -> str | None:
         family = self.rendered.families.get(name)
@@ -48,27 +49,31 @@ class Families:
         return None
 
     def add(self, name: str, help_text: str, kind: str, labels: dict[str, str], value: float) -> None:
-        conflict = self._conflict(name, help_text, kind)
-        if conflict is not None:
+        """One sample; `labels` may be shared with other samples and is not changed afterwards."""
+        families = self.rendered.families
+        family = families.get(name)
+        if family is None:
+            family = families[name] = Metric(name, help_text, kind)
+        elif family.documentation != help_text or family.type != kind:
+            conflict = self._conflict(name, help_text, kind)
+            assert conflict is not None
             self.rendered.errors.append(conflict)
             return
-        key = (name, tuple(sorted(labels.items())))
-        if key in self._seen:
-            label_text = ", ".join(f'{k}="{v}"' for k, v in key[1])
+        key = (name, frozenset(labels.items()))
+        seen = self._seen
+        if key in seen:
+            label_text = ", ".join(f'{k}="{v}"' for k, v in sorted(key[1]))
             self.rendered.errors.append(
                 f"collected metric {name} {{{label_text}}} was collected before with the same name and label values")
             return
-        self._seen.add(key)
-        family = self.rendered.families.get(name)
-        if family is None:
-            family = self.rendered.families[name] = Metric(name, help_text, kind)
+        seen.add(key)
         family.samples.append(Sample(name, labels, value))
 
     def merge(self, other: Families) -> list[str]:
         """Add another module's families unless they clash with these; returns the clashes."""
         problems = [p for p in (self._conflict(f.name, f.documentation, f.type)
                                 for f in other.rendered.families.values()) if p]
-        problems += [f"collected metric {name} {dict(labels)} was collected before with the same name and "
+        problems += [f"collected metric {name} {dict(sorted(labels))} was collected before with the same name and "
                      "label values" for name, labels in other._seen & self._seen]
         if problems:
             return problems
@@ -85,6 +90,8 @@ class Families:
 def pdu_value(value: Value, wrap_counters: bool) -> float:
     """getPduValue: the number a PDU stands for (strings and bytes are 0)."""
     kind, data = value
+    if kind == UNSIGNED or kind == INTEGER:
+        return float(data)
     if kind == COUNTER64:
         return float(data % _WRAP) if wrap_counters else float(data)
     if kind == FLOAT or kind == DOUBLE:
@@ -141,17 +148,25 @@ def _scaled(metric: MetricConfig, value: float) -> float:
     return value + metric.offset
 
 
+_LabelCache = dict[tuple[int, tuple[int, ...]], dict[str, str]]
+
+
 def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Value,
-             pdus: dict[tuple[int, ...], Value], wrap_counters: bool, rendered: Rendered) -> None:
+             pdus: dict[tuple[int, ...], Value], wrap_counters: bool, rendered: Rendered,
+             label_cache: _LabelCache) -> None:
     """pduToSamples for one PDU."""
     metric = plan.metric
-    labels = _labels(plan, index, pdus, wrap_counters)
+    row = (plan.label_recipe, index)
+    labels = label_cache.get(row)
+    if labels is None:
+        labels = label_cache[row] = _labels(plan, index, pdus, wrap_counters)
     kind = metric.type
+    if kind == "gauge" or kind == "counter":  # most samples: the row's labels as they are
+        out.add(metric.name, metric.help, kind, labels, _scaled(metric, pdu_value(value, wrap_counters)))
+        return
     number = pdu_value(value, wrap_counters)
     prom_type = "gauge"
-    if kind == "counter":
-        prom_type = "counter"
-    elif kind in ("gauge", "Float", "Double"):
+    if kind in ("Float", "Double"):
         pass
     elif kind in ("DateAndTime", "ParseDateAndTime", "NTPTimeStamp"):
         try:
@@ -207,7 +222,7 @@ def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Val
             _regex_extracts(out, metric, text, labels, rendered)
             return
         if metric.name not in labels:
-            labels[metric.name] = text
+            labels = {**labels, metric.name: text}
     out.add(metric.name, metric.help, prom_type, labels, _scaled(metric, number))
 
 
@@ -308,9 +323,10 @@ def render_module(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], o
     by_oid = dict(pdus)
     rendered = out.rendered
     match = plan.match
+    label_cache: _LabelCache = {}
     for oid, value in by_oid.items():
         found = match(oid)
         if found is None:
             continue
         metric_plan, index = found
-        _samples(out, metric_plan, index, value, by_oid, wrap_counters, rendered)
+        _samples(out, metric_plan, index, value, by_oid, wrap_counters, rendered, label_cache)
