@@ -36,13 +36,13 @@ async def record(config_path: Path, target: str) -> list[tuple[Any, list[Any]]]:
     """(plan, pdus) of each module, taken from a real scrape."""
     config = load_config([str(config_path)])
     recorded: list[tuple[Any, list[Any]]] = []
-    original = scrape.render_module
+    original = scrape.render_module_sliced
 
-    def keep(plan: Any, pdus: list[Any], out: Any, wrap: bool = True) -> None:
+    async def keep(plan: Any, pdus: list[Any], out: Any, wrap: bool = True) -> None:
         recorded.append((plan, list(pdus)))
-        original(plan, pdus, out, wrap)
+        await original(plan, pdus, out, wrap)
 
-    scrape.render_module = keep  # type: ignore[assignment]
+    scrape.render_module_sliced = keep  # type: ignore[assignment]
     try:
         for name in MODULES:
             module = config.modules[f"{name}_v2c"]
@@ -50,7 +50,7 @@ async def record(config_path: Path, target: str) -> list[tuple[Any, list[Any]]]:
             result = await scrape.scrape(target, [(name, module)], config, {}, deadline, ProbeLog(target=target))
             assert result.success, result.modules[0].error
     finally:
-        scrape.render_module = original  # type: ignore[assignment]
+        scrape.render_module_sliced = original  # type: ignore[assignment]
     return recorded
 
 
