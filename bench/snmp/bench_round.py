@@ -3,7 +3,10 @@ one net-snmp snmpd on loopback, probe_exporter and Debian's snmp_exporter 0.21 s
 v2c and for SNMPv3 SHA/AES authPriv: exporter CPU per round (from /proc), the ratio, wall time per
 round at concurrency 1 and 20 rounds at once.
 
-    .venv/bin/python bench/snmp/bench_round.py [--rounds 20] [--only v2c|v3]
+    .venv/bin/python bench/snmp/bench_round.py [--rounds 20] [--only v2c|v3] [--with-pysnmp]
+
+--with-pysnmp adds a third exporter: probe_exporter with every request through pysnmp
+(FAST_COMMUNITY_PATH and FAST_V3_PATH off), the path v3 took before it moved to our codec.
 
 A round is the five modules, one request each (0.21 has no multi-module requests). Both exporters
 load the same pre-0.23-format file (one copy of each module per auth); the two runs alternate
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import socket
@@ -98,10 +102,25 @@ async def measure(base: str, pid: int, target: str, security: str, rounds: int) 
             "cpu20": cpu20, "wall20": total20}
 
 
+_PYSNMP_ONLY = ("import runpy; from probe_exporter.probers.snmp import engine; "
+                "engine.FAST_COMMUNITY_PATH = engine.FAST_V3_PATH = False; "
+                "runpy.run_module('probe_exporter', run_name='__main__', alter_sys=True)")
+
+
+def start_pysnmp_exporter(stack: contextlib.ExitStack, config: Path) -> tuple[str, str, int]:
+    port = free_port(socket.SOCK_STREAM)
+    proc = stack.enter_context(process([sys.executable, "-c", _PYSNMP_ONLY, f"--config.file={config}",
+                                        f"--web.listen-address=127.0.0.1:{port}", "--log.level=error"],
+                                       {**os.environ, "PYTHONPATH": str(REPO)}))
+    wait_http(f"http://127.0.0.1:{port}/-/healthy")
+    return "pysnmp path", f"http://127.0.0.1:{port}", proc.pid
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--only", choices=sorted(AUTHS))
+    parser.add_argument("--with-pysnmp", action="store_true")
     args = parser.parse_args()
     if not Path(GO_BINARY).exists():
         sys.exit(f"{GO_BINARY} is not installed: no side-by-side numbers")
@@ -113,19 +132,24 @@ def main() -> None:
         agent = start_snmpd(root, agent_port)
         target = f"127.0.0.1:{agent_port}"
         try:
-            with process([sys.executable, "-m", "probe_exporter", f"--config.file={config}",
-                          f"--web.listen-address=127.0.0.1:{our_port}", "--log.level=error"],
-                         {**os.environ, "PYTHONPATH": str(REPO)}) as ours, process(
+            with contextlib.ExitStack() as stack, process(
+                    [sys.executable, "-m", "probe_exporter", f"--config.file={config}",
+                     f"--web.listen-address=127.0.0.1:{our_port}", "--log.level=error"],
+                    {**os.environ, "PYTHONPATH": str(REPO)}) as ours, process(
                     [GO_BINARY, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{go_port}"]) as go:
                 wait_http(f"http://127.0.0.1:{our_port}/-/healthy")
                 wait_http(f"http://127.0.0.1:{go_port}/")
                 exporters = [("probe_exporter", f"http://127.0.0.1:{our_port}", ours.pid),
                              ("snmp_exporter", f"http://127.0.0.1:{go_port}", go.pid)]
+                if args.with_pysnmp:
+                    exporters.append(start_pysnmp_exporter(stack, config))
                 print(f"{'security':<8} {'exporter':<15} {'PDUs':>5} {'CPU/round':>10} {'wall p50':>9} "
                       f"{'CPU/round @20':>14} {'20 rounds':>10}")
                 for turn, security in enumerate(s for s in AUTHS if args.only in (None, s)):
                     numbers = {}
                     for name, base, pid in (exporters if turn % 2 == 0 else exporters[::-1]):
+                        if name == "pysnmp path" and security == "v2c":
+                            continue
                         numbers[name] = result = asyncio.run(measure(base, pid, target, security, args.rounds))
                         print(f"{security:<8} {name:<15} {result['pdus']:>5.0f} {result['cpu'] * 1000:>8.1f}ms "
                               f"{result['wall'] * 1000:>7.1f}ms {result['cpu20'] * 1000:>12.1f}ms "
