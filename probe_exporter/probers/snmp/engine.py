@@ -316,6 +316,9 @@ class Session:
         try:
             incoming = v3.decode_message(data)
             if incoming.flags & v3.FLAG_AUTH:
+                if incoming.engine_id != state.engine_id:
+                    # Not ours to check: keys for a new engine ID cost 1 MB of hashing each.
+                    raise SnmpError("authenticated answer from an unexpected engine ID")
                 if not v3.authentic(data, incoming, user):
                     raise SnmpError("response failed authentication (wrong auth password or auth protocol)")
                 if incoming.engine_id == state.engine_id:

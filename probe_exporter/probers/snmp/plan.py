@@ -38,6 +38,7 @@ class MetricPlan:
     # Metrics with the same indexes and lookups get the same labels for the same index (a table's
     # columns): the number of that label recipe within the module, so a row's labels are made once.
     label_recipe: int = 0
+    scaled: bool = True  # scale or offset set: values need _scaled()
 
 
 @dataclass
@@ -87,7 +88,8 @@ def compile_module(module: SnmpModule) -> ModulePlan:
         previous = _previous_column(oid) if metric.type in COMBINED_TYPES else None
         # Two metrics on one OID: upstream's trie keeps the last one.
         recipe = repr(([i.model_dump() for i in metric.indexes], [lookup.model_dump() for lookup in metric.lookups]))
-        metrics[oid] = MetricPlan(metric, oid, previous, lookups, label_recipe=recipes.setdefault(recipe, len(recipes)))
+        metrics[oid] = MetricPlan(metric, oid, previous, lookups, label_recipe=recipes.setdefault(recipe, len(recipes)),
+                                  scaled=metric.scale != 0.0 or metric.offset != 0.0)
     return ModulePlan(
         walk=[parse_oid(oid) for oid in module.walk],
         get=[parse_oid(oid) for oid in module.get],

@@ -50,8 +50,10 @@ class Families:
             return f"collected metric {name} has type {kind} but should have {family.type}"
         return None
 
-    def add(self, name: str, help_text: str, kind: str, labels: dict[str, str], value: float) -> None:
-        """One sample; `labels` may be shared with other samples and is not changed afterwards."""
+    def add(self, name: str, help_text: str, kind: str, labels: dict[str, str], value: float,
+            frozen: frozenset[tuple[str, str]] | None = None) -> None:
+        """One sample; `labels` may be shared with other samples and is not changed afterwards.
+        `frozen` is frozenset(labels.items()) when the caller has it (its hash is then computed once)."""
         families = self.rendered.families
         family = families.get(name)
         if family is None:
@@ -61,7 +63,7 @@ class Families:
             assert conflict is not None
             self.rendered.errors.append(conflict)
             return
-        key = (name, frozenset(labels.items()))
+        key = (name, frozenset(labels.items()) if frozen is None else frozen)
         seen = self._seen
         if key in seen:
             label_text = ", ".join(f'{k}="{v}"' for k, v in sorted(key[1]))
@@ -153,7 +155,8 @@ def _scaled(metric: MetricConfig, value: float) -> float:
     return value + metric.offset
 
 
-_LabelCache = dict[tuple[int, tuple[int, ...]], dict[str, str]]
+# (label recipe, index) -> the row's labels, and the same as a frozenset for the duplicate check.
+_LabelCache = dict[tuple[int, tuple[int, ...]], tuple[dict[str, str], frozenset[tuple[str, str]]]]
 
 
 def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Value,
@@ -162,12 +165,17 @@ def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Val
     """pduToSamples for one PDU."""
     metric = plan.metric
     row = (plan.label_recipe, index)
-    labels = label_cache.get(row)
-    if labels is None:
-        labels = label_cache[row] = _labels(plan, index, pdus, wrap_counters)
+    cached = label_cache.get(row)
+    if cached is None:
+        labels = _labels(plan, index, pdus, wrap_counters)
+        cached = label_cache[row] = (labels, frozenset(labels.items()))
+    labels = cached[0]
     kind = metric.type
     if kind == "gauge" or kind == "counter":  # most samples: the row's labels as they are
-        out.add(metric.name, metric.help, kind, labels, _scaled(metric, pdu_value(value, wrap_counters)))
+        number = pdu_value(value, wrap_counters)
+        if plan.scaled:
+            number = _scaled(metric, number)
+        out.add(metric.name, metric.help, kind, labels, number, cached[1])
         return
     number = pdu_value(value, wrap_counters)
     prom_type = "gauge"

@@ -50,7 +50,7 @@ _PASSWORD_BYTES = 1_048_576
 _CACHE_SIZE = 4096
 
 
-class UsmError(Exception):
+class UsmError(ValueError):
     """A cryptographic step failed; the message names what, never a key or password."""
 
 
@@ -121,15 +121,27 @@ def priv_key(password: bytes, auth_protocol: str, priv_protocol: str, engine_id:
 
 def clear_cache() -> None:
     _cache.clear()
+    _hmac_bases.clear()
 
 
 # --- authentication ---------------------------------------------------------------------------------
 
 
+# HMAC state after the key, per localised key: copying it skips the key schedule per message.
+_hmac_bases: OrderedDict[tuple[str, bytes], hmac.HMAC] = OrderedDict()
+
+
 def mac(auth_protocol: str, key: bytes, message: bytes) -> bytes:
     """The truncated HMAC of the whole message (with zeros in msgAuthenticationParameters)."""
     hash_name, length = AUTH_PROTOCOLS[auth_protocol]
-    return hmac.new(key, message, hash_name).digest()[:length]
+    base = _hmac_bases.get((hash_name, key))
+    if base is None:
+        base = _hmac_bases[(hash_name, key)] = hmac.new(key, None, hash_name)
+        if len(_hmac_bases) > _CACHE_SIZE:
+            _hmac_bases.popitem(last=False)
+    digest = base.copy()
+    digest.update(message)
+    return digest.digest()[:length]
 
 
 def mac_length(auth_protocol: str) -> int:

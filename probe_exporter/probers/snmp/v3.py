@@ -52,6 +52,8 @@ class User:
     priv_protocol: str = ""
     auth_password: bytes = field(default=b"", repr=False, compare=False)
     priv_password: bytes = field(default=b"", repr=False, compare=False)
+    # engine ID -> this user's fixed message parts and localised keys for that engine.
+    prepared: dict[bytes, Prepared] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def of(cls, auth: SnmpAuth) -> User:
@@ -63,6 +65,49 @@ class User:
 
     def flags(self) -> int:
         return (FLAG_AUTH if self.level >= 2 else 0) | (FLAG_PRIV if self.level == 3 else 0) | FLAG_REPORTABLE
+
+    def for_engine(self, engine_id: bytes) -> Prepared:
+        found = self.prepared.get(engine_id)
+        if found is None:
+            if len(self.prepared) >= _MAX_PREPARED:
+                self.prepared.clear()
+            found = self.prepared[engine_id] = Prepared.of(self, engine_id)
+        return found
+
+
+# Engines one user's prepared parts are kept for (then they are made again: cheap, keys are cached).
+_MAX_PREPARED = 10_000
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What every message of one user to one engine has in common, encoded once."""
+
+    header_tail: bytes  # msgMaxSize, msgFlags, msgSecurityModel
+    engine_field: bytes
+    user_field: bytes
+    mac_field: bytes  # msgAuthenticationParameters as zeros
+    auth_key: bytes = field(repr=False)
+    priv_key: bytes = field(repr=False)
+
+    @classmethod
+    def of(cls, user: User | None, engine_id: bytes) -> Prepared:
+        encode_tlv, encode_int = ber.encode_tlv, ber.encode_int
+        level = user.level if user is not None else 1
+        flags = user.flags() if user is not None else FLAG_REPORTABLE
+        auth_key = priv_key = b""
+        mac_length = 0
+        if user is not None and level >= 2:
+            auth_key = usm.auth_key(user.auth_password, user.auth_protocol, engine_id)
+            mac_length = usm.mac_length(user.auth_protocol)
+        if user is not None and level == 3:
+            priv_key = usm.priv_key(user.priv_password, user.auth_protocol, user.priv_protocol, engine_id)
+        return cls(encode_int(MAX_MESSAGE_SIZE) + encode_tlv(0x04, bytes((flags,))) + encode_int(USM_SECURITY_MODEL),
+                   encode_tlv(0x04, engine_id), encode_tlv(0x04, user.name if user is not None else b""),
+                   encode_tlv(0x04, b"\0" * mac_length), auth_key, priv_key)
+
+
+_DISCOVERY = Prepared.of(None, b"")
 
 
 def covers(auth: SnmpAuth) -> bool:
@@ -100,29 +145,25 @@ def scoped_pdu(context_engine_id: bytes, context_name: bytes, pdu: bytes) -> byt
 def encode_message(msg_id: int, user: User | None, state: EngineState | None, scoped: bytes, now: float) -> bytes:
     """A v3 message; without a user (discovery) it is noAuthNoPriv with an empty engine ID and user."""
     encode_tlv, encode_int = ber.encode_tlv, ber.encode_int
-    level = user.level if user is not None and state is not None else 1
-    flags = user.flags() if user is not None and level > 1 else FLAG_REPORTABLE
-    engine_id, boots, engine_time = (state.engine_id, state.boots, state.time_at(now)) if state else (b"", 0, 0)
-    if user is not None and level == 3:
-        key = usm.priv_key(user.priv_password, user.auth_protocol, user.priv_protocol, engine_id)
-        encrypted = usm.encrypt(user.priv_protocol, key, boots, engine_time, scoped)
-        scoped_field, priv_params = encode_tlv(0x04, encrypted.data), encrypted.salt
+    if user is None or state is None:
+        user, prepared, boots, engine_time = None, _DISCOVERY, 0, 0
     else:
-        scoped_field, priv_params = scoped, b""
-    mac_length = usm.mac_length(user.auth_protocol) if user is not None and level >= 2 else 0
-    header = encode_tlv(0x30, encode_int(msg_id) + encode_int(MAX_MESSAGE_SIZE) + encode_tlv(0x04, bytes((flags,)))
-                        + encode_int(USM_SECURITY_MODEL))
-    priv_field = encode_tlv(0x04, priv_params)
-    security = encode_tlv(0x30, encode_tlv(0x04, engine_id) + encode_int(boots) + encode_int(engine_time)
-                          + encode_tlv(0x04, user.name if user is not None and state is not None else b"")
-                          + encode_tlv(0x04, b"\0" * mac_length) + priv_field)
-    message = encode_tlv(0x30, encode_int(3) + header + encode_tlv(0x04, security) + scoped_field)
-    if not mac_length:
+        prepared, boots, engine_time = user.for_engine(state.engine_id), state.boots, state.time_at(now)
+    if user is not None and user.level == 3:
+        encrypted = usm.encrypt(user.priv_protocol, prepared.priv_key, boots, engine_time, scoped)
+        scoped_field, priv_field = encode_tlv(0x04, encrypted.data), encode_tlv(0x04, encrypted.salt)
+    else:
+        scoped_field, priv_field = scoped, b"\x04\x00"
+    security = encode_tlv(0x30, prepared.engine_field + encode_int(boots) + encode_int(engine_time)
+                          + prepared.user_field + prepared.mac_field + priv_field)
+    message = encode_tlv(0x30, b"\x02\x01\x03" + encode_tlv(0x30, encode_int(msg_id) + prepared.header_tail)
+                         + encode_tlv(0x04, security) + scoped_field)
+    if user is None or user.level < 2:
         return message
-    assert user is not None
     # The MAC is the last field before msgPrivacyParameters: its place counts back from the end.
+    mac_length = len(prepared.mac_field) - 2
     offset = len(message) - len(scoped_field) - len(priv_field) - mac_length
-    digest = usm.mac(user.auth_protocol, usm.auth_key(user.auth_password, user.auth_protocol, engine_id), message)
+    digest = usm.mac(user.auth_protocol, prepared.auth_key, message)
     return message[:offset] + digest + message[offset + mac_length:]
 
 
@@ -210,7 +251,7 @@ def authentic(data: bytes, incoming: Incoming, user: User) -> bool:
         return False
     offset = incoming.mac_offset
     zeroed = data[:offset] + b"\0" * length + data[offset + length:]
-    key = usm.auth_key(user.auth_password, user.auth_protocol, incoming.engine_id)
+    key = user.for_engine(incoming.engine_id).auth_key
     return hmac.compare_digest(usm.mac(user.auth_protocol, key, zeroed), incoming.auth_params)
 
 
@@ -222,7 +263,7 @@ def open_scoped(incoming: Incoming, user: User | None) -> tuple[bytes, bytes, in
         if user is None or user.level < 3:
             raise V3Error("encrypted SNMPv3 message for a user without privacy")
         try:
-            key = usm.priv_key(user.priv_password, user.auth_protocol, user.priv_protocol, incoming.engine_id)
+            key = user.for_engine(incoming.engine_id).priv_key
             scoped = usm.decrypt(user.priv_protocol, key, incoming.boots, incoming.time, incoming.priv_params,
                                  scoped)
         except (usm.UsmError, ValueError) as err:

@@ -3,6 +3,7 @@ keys, MACs, ciphers and every field, for every auth and priv protocol snmp_expor
 
 from __future__ import annotations
 
+import pysnmp.proto.secmod.rfc3414.service  # noqa: F401  (before eso.priv: pysnmp's modules import in a cycle)
 import pytest
 from pyasn1.codec.ber import decoder, encoder
 from pyasn1.type import univ
