@@ -2,7 +2,10 @@
 hrStorage, ip_mib from net-snmp's snmpd, recorded once) rendered into metric families and then into
 the text exposition, repeatedly, in this process. Prints µs per varbind for each stage.
 
-    .venv/bin/python bench/snmp/bench_render.py [--repeat 200] [--profile]
+    .venv/bin/python bench/snmp/bench_render.py [--repeat 200] [--profile] [--lag]
+
+--lag: the event loop's longest stall while a 200,000-varbind ifTable (10,000 interfaces x 20
+columns) renders, sliced (render_module_sliced, what scrapes use) and in one go.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ from probe_exporter.config import load_config  # noqa: E402
 from probe_exporter.exposition import render_text  # noqa: E402
 from probe_exporter.logs import ProbeLog  # noqa: E402
 from probe_exporter.probers.snmp import render, scrape  # noqa: E402
+from probe_exporter.probers.snmp.values import OCTETS, UNSIGNED  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
+from tests.probers.snmp import recordings  # noqa: E402
 
 
 async def record(config_path: Path, target: str) -> list[tuple[Any, list[Any]]]:
@@ -54,11 +59,58 @@ async def record(config_path: Path, target: str) -> list[tuple[Any, list[Any]]]:
     return recorded
 
 
+def huge_walk() -> list[tuple[tuple[int, ...], tuple[int, object]]]:
+    table = (1, 3, 6, 1, 2, 1, 2, 2, 1)
+    return [((*table, column, row), (OCTETS, f"eth{row}".encode()) if column == 2 else (UNSIGNED, row * column))
+            for column in range(1, 21) for row in range(1, 10_001)]
+
+
+async def loop_lag(plan: Any, pdus: list[Any], sliced: bool) -> tuple[float, float]:
+    """(longest stall of a 1 ms ticker, render seconds)."""
+    longest = 0.0
+    done = False
+
+    async def ticker() -> None:
+        nonlocal longest
+        while not done:
+            before = time.perf_counter()
+            await asyncio.sleep(0.001)
+            longest = max(longest, time.perf_counter() - before - 0.001)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0.01)
+    start = time.perf_counter()
+    out = render.Families()
+    if sliced:
+        await render.render_module_sliced(plan, pdus, out)
+    else:
+        render.render_module(plan, pdus, out)
+    seconds = time.perf_counter() - start
+    await asyncio.sleep(0.005)
+    done = True
+    await task
+    return longest, seconds
+
+
+def lag_report() -> None:
+    config = load_config([str(recordings.shared_snmp_yml())])
+    plan = scrape.plan_of(config.modules["if_mib"])
+    pdus = huge_walk()
+    for sliced in (True, False):
+        longest, seconds = asyncio.run(loop_lag(plan, pdus, sliced))
+        print(f"200k-varbind render {'sliced' if sliced else 'in one go'}: {seconds:.2f} s, "
+              f"longest event-loop stall {longest * 1000:.1f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--lag", action="store_true")
     args = parser.parse_args()
+    if args.lag:
+        lag_report()
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         port = free_port(socket.SOCK_DGRAM)

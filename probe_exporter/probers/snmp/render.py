@@ -8,6 +8,8 @@ with two HELP texts or types) are collected in `Rendered.errors`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -37,8 +39,9 @@ class Families:
 
     def __init__(self) -> None:
         self.rendered = Rendered()
-        # (name, label pairs): a frozenset compares as the sorted pairs would, without sorting.
-        self._seen: set[tuple[str, frozenset[tuple[str, str]]]] = set()
+        # name -> label sets seen: a frozenset compares as the sorted pairs would, without sorting,
+        # and a row's one frozenset serves all its columns (no new object per sample for the GC).
+        self._seen: dict[str, set[frozenset[tuple[str, str]]]] = {}
 
     def _conflict(self, name: str, help_text: str, kind: str) -> str | None:
         family = self.rendered.families.get(name)
@@ -63,10 +66,12 @@ class Families:
             assert conflict is not None
             self.rendered.errors.append(conflict)
             return
-        key = (name, frozenset(labels.items()) if frozen is None else frozen)
-        seen = self._seen
-        if key in seen:
-            label_text = ", ".join(f'{k}="{v}"' for k, v in sorted(key[1]))
+        key = frozenset(labels.items()) if frozen is None else frozen
+        seen = self._seen.get(name)
+        if seen is None:
+            seen = self._seen[name] = set()
+        elif key in seen:
+            label_text = ", ".join(f'{k}="{v}"' for k, v in sorted(key))
             self.rendered.errors.append(
                 f"collected metric {name} {{{label_text}}} was collected before with the same name and label values")
             return
@@ -78,7 +83,8 @@ class Families:
         problems = [p for p in (self._conflict(f.name, f.documentation, f.type)
                                 for f in other.rendered.families.values()) if p]
         problems += [f"collected metric {name} {dict(sorted(labels))} was collected before with the same name and "
-                     "label values" for name, labels in other._seen & self._seen]
+                     "label values" for name, theirs in other._seen.items()
+                     for labels in theirs & self._seen.get(name, set())]
         if problems:
             return problems
         for family in other.rendered.families.values():
@@ -87,10 +93,12 @@ class Families:
                 self.rendered.families[family.name] = family
             else:
                 mine.samples.extend(family.samples)
-        if self._seen:
-            self._seen |= other._seen
-        else:  # the first module: take its set instead of copying (200k entries for a huge walk)
-            self._seen = other._seen
+        for name, theirs in other._seen.items():
+            mine_seen = self._seen.get(name)
+            if mine_seen is None:
+                self._seen[name] = theirs  # taken, not copied (200k entries for a huge walk)
+            else:
+                mine_seen |= theirs
         return []
 
 
@@ -337,7 +345,13 @@ RENDER_SLICE = 1000
 def _render_slices(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], out: Families,
                    wrap_counters: bool) -> Iterator[None]:
     """Render, pausing (a yield) after every RENDER_SLICE varbinds."""
-    by_oid = dict(pdus)
+    # The OID map first, itself in slices: hashing 200k OID tuples is ~50 ms on its own.
+    by_oid: dict[tuple[int, ...], Value] = {}
+    step = RENDER_SLICE * 10
+    for start in range(0, len(pdus), step):
+        by_oid.update(pdus[start:start + step])
+        if len(pdus) > step:
+            yield
     rendered = out.rendered
     match = plan.match
     label_cache: _LabelCache = {}
@@ -368,5 +382,30 @@ async def render_module_sliced(plan: ModulePlan, pdus: list[tuple[tuple[int, ...
     if len(pdus) <= RENDER_SLICE:
         render_module(plan, pdus, out, wrap_counters)
         return
-    for _ in _render_slices(plan, pdus, out, wrap_counters):
-        await asyncio.sleep(0)
+    with _full_collections_deferred():
+        for _ in _render_slices(plan, pdus, out, wrap_counters):
+            await asyncio.sleep(0)
+
+
+_deferring = 0
+_saved_threshold = gc.get_threshold()
+
+
+@contextlib.contextmanager
+def _full_collections_deferred() -> Iterator[None]:
+    """No full (generation 2) garbage collection while huge renders run. Each Sample is a tracked
+    object (a tuple subclass is never untracked), so every full collection walks all samples made
+    so far: a 200k-varbind render otherwise pauses the loop for 300-500 ms several times and takes
+    three times as long. Young generations are still collected; the full one runs afterwards."""
+    global _deferring, _saved_threshold
+    if _deferring == 0:
+        _saved_threshold = gc.get_threshold()
+        if _saved_threshold[0]:  # 0: collection is off already
+            gc.set_threshold(_saved_threshold[0], _saved_threshold[1], 1_000_000)
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if _deferring == 0:
+            gc.set_threshold(*_saved_threshold)
