@@ -180,7 +180,9 @@ def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Val
     labels = cached[0]
     kind = metric.type
     if kind == "gauge" or kind == "counter":  # most samples: the row's labels as they are
-        number = pdu_value(value, wrap_counters)
+        value_kind = value[0]
+        number = float(value[1]) if value_kind == UNSIGNED or value_kind == INTEGER else pdu_value(value,
+                                                                                                   wrap_counters)
         if plan.scaled:
             number = _scaled(metric, number)
         out.add(metric.name, metric.help, kind, labels, number, cached[1])
