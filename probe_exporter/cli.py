@@ -6,70 +6,31 @@ import argparse
 import asyncio
 import gc
 import logging
+import os
 import socket
 import sys
 from collections.abc import Sequence
 
 from probe_exporter import __version__, logs
-from probe_exporter.config import Config, ConfigError, default_config_patterns, load_config
+from probe_exporter.config import Config, ConfigError, default_config_patterns
+from probe_exporter.settings import PROBE, SERVE, Settings, add_flags, from_args
 
-DEFAULT_LISTEN_ADDRESS = ":10115"
 # Python's default is 700 container allocations; one probe makes thousands, so gen0 ran several times per probe.
 GC_GEN0_THRESHOLD = 10_000
-# Kept in step with probe_exporter.exporter (not imported here, so `--version` stays fast).
-DEFAULT_MAX_CONCURRENT_PROBES = 500
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+class _ParserListingProbers(argparse.ArgumentParser):
+    """--help ends with the probers this install has, plugins included (looked up only for --help)."""
 
+    def format_help(self) -> str:
+        from probe_exporter import registry
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
-    return value
-
-
-def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config.file", dest="config_files", action="append", metavar="PATTERN",
-                        help="Module config file or glob; repeatable (default: the shipped modules/*.yml).")
-    parser.add_argument("--log.level", dest="log_level", default="info", choices=sorted(logs.LEVELS))
-    parser.add_argument("--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
-    parser.add_argument("--snmp.wrap-large-counters", dest="snmp_wrap_large_counters",
-                        action=argparse.BooleanOptionalAction, default=True,
-                        help="Wrap 64-bit SNMP counters at 2^53 so float64 keeps them exact, as snmp_exporter does.")
-    parser.add_argument("--config.expand-environment-variables", dest="expand_environment_variables",
-                        action="store_true", help="Expand ${VAR} in SNMP auth username, password and priv_password.")
+        return super().format_help() + "\n" + registry.describe() + "\n"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="probe-exporter", description=__doc__)
-    _add_common(parser)
-    parser.add_argument("--web.listen-address", dest="listen_addresses", action="append", metavar="ADDR",
-                        help=f"Address to listen on; repeatable (default {DEFAULT_LISTEN_ADDRESS}).")
-    parser.add_argument("--timeout-offset", dest="timeout_offset", type=float, default=0.5,
-                        help="Offset to subtract from the Prometheus scrape timeout, in seconds.")
-    parser.add_argument("--config.check", dest="config_check", action="store_true",
-                        help="Validate the config files (and --web.config.file) and exit (0 valid, 1 invalid).")
-    parser.add_argument("--web.config.file", dest="web_config_file", default="", metavar="FILE",
-                        help="exporter-toolkit web config: TLS, basic_auth_users, response headers, rate_limit. "
-                             "Applies to every endpoint.")
-    parser.add_argument("--history.limit", dest="history_limit", type=_non_negative_int, default=100,
-                        help="Probes kept for the landing page and /logs; failures pushed out are kept "
-                             "as many again (default 100, 0 disables).")
-    parser.add_argument("--probes.max-concurrency", dest="max_concurrent_probes", type=_non_negative_int,
-                        default=DEFAULT_MAX_CONCURRENT_PROBES,
-                        help="Probes running at once over all modules; more wait, within their deadline "
-                             f"(default {DEFAULT_MAX_CONCURRENT_PROBES}, 0 unlimited).")
-    parser.add_argument("--web.workers", dest="web_workers", type=_positive_int, default=1, metavar="N",
-                        help="Worker processes serving the listen addresses (default 1). Each worker has its own "
-                             "/metrics, history (/logs, landing page) and concurrency limits: "
-                             "--probes.max-concurrency and max_concurrency apply per worker. SIGHUP, /-/reload "
-                             "and SIGTERM reach all of them.")
+    parser = _ParserListingProbers(prog="probe-exporter", description=__doc__)
+    add_flags(parser, SERVE)
     parser.add_argument("--version", action="version", version=f"probe_exporter, version {__version__}")
     return parser
 
@@ -78,7 +39,7 @@ def build_probe_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="probe-exporter probe",
                                      description="Run one probe, print its metrics, exit 0 on success, "
                                                  "1 on failure, 2 on bad input.")
-    _add_common(parser)
+    add_flags(parser, PROBE)
     parser.add_argument("--module", required=True)
     parser.add_argument("--target", required=True)
     parser.add_argument("--timeout", type=float, default=10.0, help="Probe deadline in seconds (default 10).")
@@ -114,6 +75,26 @@ def bind_listener(address: str, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
+SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): the first socket systemd passes
+
+
+def systemd_sockets() -> list[socket.socket]:
+    """The listening sockets of systemd socket activation (LISTEN_PID, LISTEN_FDS); ValueError if none."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        raise ValueError("no sockets passed by systemd (LISTEN_PID is not this process)")
+    count = int(os.environ.get("LISTEN_FDS", "0") or 0)
+    if count < 1:
+        raise ValueError("no sockets passed by systemd (LISTEN_FDS is 0)")
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):  # not for our children
+        os.environ.pop(name, None)
+    return [socket.socket(fileno=SD_LISTEN_FDS_START + index) for index in range(count)]
+
+
+def _socket_address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def bind_worker_listeners(address: str, workers: int) -> list[socket.socket]:
     """One SO_REUSEPORT socket per worker on `address` (port 0: the port the first one got)."""
     first = bind_listener(address, reuse_port=True)
@@ -133,53 +114,60 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["probe"]:
         return _probe_command(args_list[1:])
-    args = build_parser().parse_args(args_list)
-    logs.setup_logging(args.log_level, args.log_format)
-    _apply_snmp_flags(args)
-    patterns = args.config_files or default_config_patterns()
+    from probe_exporter.exporter import load_settings_config
+
+    settings = from_args(build_parser().parse_args(args_list))
+    logs.setup_logging(settings.log_level, settings.log_format)
+    settings.config_files = settings.config_files or default_config_patterns()
     try:
-        config = load_config(patterns)
+        config = load_settings_config(settings)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 1
-    if args.web_config_file:
-        from probe_exporter.web.security import load_web_config
+    if settings.web_config_file:
+        from probe_exporter.config.web import load_web_config
 
         try:
-            load_web_config(args.web_config_file)
+            load_web_config(settings.web_config_file)
         except ConfigError as err:
             print(str(err).replace("error parsing config file", "error parsing web config file", 1), file=sys.stderr)
             return 1
-    if args.config_check:
+    from probe_exporter.web.prefix import external_url
+
+    try:
+        external_url(settings.web_external_url, settings.listen_addresses[0])
+    except ValueError as err:
+        print(f"failed to determine external URL: {err}", file=sys.stderr)
+        return 1
+    if settings.config_check:
         print(f"Config file{'s' if len(config.files) > 1 else ''} {', '.join(config.files)} OK: "
               f"{len(config.modules)} modules")
         return 0
-    return _serve(args, patterns, config)
+    return _serve(settings, config)
 
 
-def _apply_snmp_flags(args: argparse.Namespace) -> None:
-    """snmp_exporter's flags, set before the config is loaded (env expansion happens at load)."""
-    from probe_exporter.config import snmp as snmp_settings
-
-    snmp_settings.WRAP_LARGE_COUNTERS = args.snmp_wrap_large_counters
-    snmp_settings.EXPAND_ENVIRONMENT_VARIABLES = args.expand_environment_variables
-
-
-def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int:
-    from probe_exporter.exporter import Exporter, Settings
-    from probe_exporter.probers import load_probers
+def _serve(settings: Settings, config: Config) -> int:
+    from probe_exporter import registry
+    from probe_exporter.exporter import Exporter
     from probe_exporter.web.app import create_app
     from probe_exporter.web.serve import make_server, notify_parent_of_reload, run_workers
 
-    settings = Settings(config_files=patterns, listen_addresses=args.listen_addresses or [DEFAULT_LISTEN_ADDRESS],
-                        timeout_offset=args.timeout_offset, log_level=args.log_level, log_format=args.log_format,
-                        history_limit=args.history_limit, max_concurrent_probes=args.max_concurrent_probes,
-                        web_config_file=args.web_config_file)
-    load_probers(config.modules)
-    workers = args.web_workers
+    _raise_open_files_limit()
+    registry.load(config.modules)
+    workers = settings.web_workers
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
-    for address in settings.listen_addresses:
+    if settings.web_systemd_socket:
+        try:
+            activated = systemd_sockets()
+        except ValueError as err:
+            print(f"--web.systemd-socket: {err}", file=sys.stderr)
+            return 1
+        for sock in activated:  # one listening socket shared by every worker, each holding its own copy
+            for index, sockets in enumerate(sockets_by_worker):
+                sockets.append(sock if index == 0 else sock.dup())
+            logs.log(logging.INFO, "Listening on systemd socket", address=_socket_address(sock))
+    for address in ([] if settings.web_systemd_socket else settings.listen_addresses):
         try:
             bound = bind_worker_listeners(address, workers) if workers > 1 else [bind_listener(address)]
         except OSError as err:
@@ -223,6 +211,21 @@ def _serve(args: argparse.Namespace, patterns: list[str], config: Config) -> int
     return run_workers(workers, serve_worker, after_fork=close_listeners)
 
 
+def _raise_open_files_limit() -> None:
+    """As Go does at startup: a soft limit of 1024 (what systemd gives) would fail probes for lack of
+    file descriptors long before the machine is busy."""
+    from probe_exporter.limits import default_max_concurrency
+    from probe_exporter.openfiles import raise_open_files_limit
+
+    try:
+        before, after = raise_open_files_limit()
+    except (OSError, ValueError) as err:
+        logs.log(logging.WARNING, "Could not read the open-files limit", err=str(err))
+        return
+    logs.log(logging.INFO, "Open-files limit", soft_limit=after, raised_from=before,
+             default_max_concurrency=default_max_concurrency(after))
+
+
 def freeze_startup_heap() -> None:
     """Move what startup built (imports, config models, routes: some 60 000 objects that live
     as long as the process) out of the cyclic GC's reach, and collect the young generation less often.
@@ -237,32 +240,28 @@ def freeze_startup_heap() -> None:
 
 def _probe_command(argv: list[str]) -> int:
     from probe_exporter.exposition import collect_sorted, render_text
-    from probe_exporter.probers import BadRequest
-    from probe_exporter.runner import debug_output, run_probe
+    from probe_exporter.pipeline import ProbeRequest, StandaloneState, Verdict, run
 
     parser = build_probe_parser()
+    from probe_exporter.exporter import load_settings_config
+
     args = parser.parse_args(argv)
-    logs.setup_logging(args.log_level, args.log_format)
-    _apply_snmp_flags(args)
+    settings = from_args(args)
+    logs.setup_logging(settings.log_level, settings.log_format)
     try:
-        config = load_config(args.config_files or default_config_patterns())
+        config = load_settings_config(settings)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
-    module = config.modules.get(args.module)
-    if module is None:
-        print(f'Unknown module "{args.module}"', file=sys.stderr)
-        return 2
     params = dict(item.partition("=")[::2] for item in args.param)
     params.update(module=args.module, target=args.target)
-    timeout = module.timeout if 0 < module.timeout < args.timeout else args.timeout
-    try:
-        outcome = asyncio.run(run_probe(args.module, module, args.target, timeout, params, config))
-    except BadRequest as err:
-        print(err, file=sys.stderr)
+    request = ProbeRequest([args.module], args.target, params, endpoint="cli", timeout=args.timeout)
+    outcome = asyncio.run(run(StandaloneState(config, settings), request))
+    if outcome.verdict is not Verdict.PROBED:
+        print(outcome.reason, file=sys.stderr)
         return 2
     if args.debug:
-        sys.stdout.write(debug_output(outcome, module))
+        sys.stdout.write(outcome.debug_text())
     else:
         sys.stdout.write(render_text(collect_sorted([outcome.metrics])).decode())
     return 0 if outcome.success else 1

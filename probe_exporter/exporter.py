@@ -6,33 +6,14 @@ import asyncio
 import logging
 import time
 from collections import Counter as Tally
-from dataclasses import dataclass, field
 
-from probe_exporter import logs
-from probe_exporter.config import Config, ConfigError, load_config
+from probe_exporter import logs, pipeline, registry
+from probe_exporter.config import Config, ConfigError, default_config_patterns, load_config
 from probe_exporter.history import ProbeHistory
-from probe_exporter.limits import ProbeLimiter
-from probe_exporter.probers import load_probers
+from probe_exporter.limits import ProbeLimiter, default_max_concurrency
+from probe_exporter.openfiles import open_files_limit
 from probe_exporter.selfmetrics import SelfMetrics
-
-# A Python process usually starts with a soft limit of 1024 file descriptors, and every probe holds
-# at least two (the scrape and the probe's own connection): 500 keeps a margin for the listener and logs.
-DEFAULT_MAX_CONCURRENT_PROBES = 500
-
-
-@dataclass
-class Settings:
-    config_files: list[str]
-    listen_addresses: list[str] = field(default_factory=lambda: [":10115"])
-    timeout_offset: float = 0.5
-    log_level: str = "info"
-    log_format: str = "logfmt"
-    # Probes kept for the landing page and /logs (failures pushed out are kept as many again); 0: none.
-    history_limit: int = 100
-    # Probes running at once over all modules; 0: unlimited. See probe_exporter.limits.
-    max_concurrent_probes: int = DEFAULT_MAX_CONCURRENT_PROBES
-    # exporter-toolkit web config (TLS, basic auth, headers); "" serves plain HTTP without auth.
-    web_config_file: str = ""
+from probe_exporter.settings import Settings
 
 
 class Exporter:
@@ -40,11 +21,20 @@ class Exporter:
         self.settings = settings
         self.metrics = SelfMetrics()
         self.history = ProbeHistory(settings.history_limit)
-        self.limiter = ProbeLimiter(settings.max_concurrent_probes, self.metrics)
-        self.metrics.max_concurrent.set(settings.max_concurrent_probes)
+        max_concurrent = settings.max_concurrent_probes
+        if max_concurrent is None:
+            max_concurrent = default_max_concurrency(open_files_limit())
+        self.limiter = ProbeLimiter(max_concurrent, self.metrics)
+        self.metrics.max_concurrent.set(max_concurrent)
         self._reload_lock = asyncio.Lock()
-        self.config: Config = config if config is not None else load_config(settings.config_files)
+        self.config: Config = config if config is not None else load_settings_config(settings)
         self._loaded(self.config)
+
+
+    async def probe(self, request: pipeline.ProbeRequest) -> pipeline.ProbeOutcome:
+        """One probe request through the pipeline (deadline, target policy, limits, prober,
+        self-metrics, history)."""
+        return await pipeline.run(self, request)
 
     def _loaded(self, config: Config) -> None:
         self.metrics.reload_success.set(1)
@@ -57,7 +47,7 @@ class Exporter:
         """Load the files again; on any error keep serving the old config and raise ConfigError."""
         async with self._reload_lock:
             try:
-                config = await asyncio.to_thread(_load_config_and_probers, self.settings.config_files)
+                config = await asyncio.to_thread(_load_config_and_probers, self.settings)
             except ConfigError as err:
                 self.metrics.reload_success.set(0)
                 logs.log(logging.ERROR, "Error reloading config", err=str(err))
@@ -71,8 +61,14 @@ class Exporter:
             logs.log(logging.INFO, "Reloaded config", files=",".join(config.files), modules=len(config.modules))
 
 
-def _load_config_and_probers(patterns: list[str]) -> Config:
-    """Off the event loop: a reload may bring the first module of a prober kind (see load_probers)."""
-    config = load_config(patterns)
-    load_probers(config.modules)
+def load_settings_config(settings: Settings) -> Config:
+    """The config the flags name (the shipped modules when --config.file is not given)."""
+    return load_config(settings.config_files or default_config_patterns(),
+                       expand_environment_variables=settings.expand_environment_variables)
+
+
+def _load_config_and_probers(settings: Settings) -> Config:
+    """Off the event loop: a reload may bring the first module of a prober kind (see registry.load)."""
+    config = load_settings_config(settings)
+    registry.load(config.modules)
     return config

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from probe_exporter import __version__
-from probe_exporter.cli import bind_listener, main
+from probe_exporter.cli import bind_listener, build_parser, main
 from tests.conftest import REPO
 
 
@@ -43,6 +43,18 @@ def test_probe_command_exit_codes(plain_http_target: str) -> None:
     assert debug.stdout.startswith("Logs for the probe:")
 
 
+def test_probe_command_goes_through_the_same_pipeline(tmp_path: Path, plain_http_target: str) -> None:
+    """The module's allowed_targets and timeout apply on the command line as on /probe."""
+    config = tmp_path / "m.yml"
+    config.write_text("modules:\n  guarded:\n    prober: http\n    timeout: 3s\n"
+                      "    allowed_targets: ['10.0.0.0/8']\n  open:\n    prober: http\n    timeout: 3s\n")
+    refused = run("probe", "--config.file", str(config), "--module", "guarded", "--target", plain_http_target)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip().endswith('is not allowed for module "guarded" (not in its allowed_targets)')
+    allowed = run("probe", "--config.file", str(config), "--module", "open", "--target", plain_http_target)
+    assert allowed.returncode == 0 and "probe_timeout_seconds 3" in allowed.stdout.splitlines()
+
+
 async def test_listener_connections_get_tcp_nodelay() -> None:
     """Keep-alive scrapes stall ~40 ms per response (Nagle + delayed ACK) unless accepted sockets have
     TCP_NODELAY, which asyncio sets only when the listener was created with IPPROTO_TCP."""
@@ -61,18 +73,19 @@ async def test_listener_connections_get_tcp_nodelay() -> None:
         writer.close()
 
 
-def test_snmp_flags_reach_the_snmp_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from probe_exporter.config import load_config
-    from probe_exporter.config import snmp as snmp_settings
+def test_snmp_flags_become_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from probe_exporter.exporter import load_settings_config
+    from probe_exporter.settings import from_args
 
-    monkeypatch.setattr(snmp_settings, "WRAP_LARGE_COUNTERS", True)
-    monkeypatch.setattr(snmp_settings, "EXPAND_ENVIRONMENT_VARIABLES", False)
     monkeypatch.setenv("PROBE_TEST_V3_PASSWORD", "from-the-environment")
     config_file = tmp_path / "snmp.yml"
     config_file.write_text("auths:\n  v3:\n    version: 3\n    username: probe\n    security_level: authNoPriv\n"
                            "    auth_protocol: SHA\n    password: ${PROBE_TEST_V3_PASSWORD}\n"
                            "modules:\n  sys:\n    walk: [1.3.6.1.2.1.1.5]\n")
-    assert main(["--config.check", "--config.file", str(config_file), "--no-snmp.wrap-large-counters",
-                 "--config.expand-environment-variables"]) == 0
-    assert snmp_settings.WRAP_LARGE_COUNTERS is False
-    assert load_config([str(config_file)]).snmp_auths["v3"].password.reveal() == "from-the-environment"
+    flags = ["--config.check", "--config.file", str(config_file), "--no-snmp.wrap-large-counters",
+             "--config.expand-environment-variables"]
+    assert main(flags) == 0
+    settings = from_args(build_parser().parse_args(flags))
+    assert settings.snmp_wrap_large_counters is False and settings.expand_environment_variables is True
+    assert load_settings_config(settings).snmp_auths["v3"].password.reveal() == "from-the-environment"
+    assert from_args(build_parser().parse_args([])).snmp_wrap_large_counters is True  # upstream's default

@@ -8,7 +8,7 @@ GET requests on fresh connections (as probes do), timing this process's CPU (tim
   asyncio backend, with a trace callback as the prober passes for its phase timings);
 - `asyncio + httptools`: asyncio streams and httptools' response parser (the parser uvicorn uses),
   the floor for the same exchange in Python.
-The difference is what the HTTP/1.1 exchange through httpcore and h11 costs per probe (README, Performance).
+The difference is what the HTTP/1.1 exchange through httpcore and h11 costs per probe (docs/performance.md).
 """
 
 from __future__ import annotations

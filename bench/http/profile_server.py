@@ -28,7 +28,7 @@ from run import run_wrk, warm_up
 # Inclusive areas: a sample counts for an area when any frame of its stack matches (function, file part).
 INCLUSIVE = [
     ("/probe route handler (everything below)", "probe", "probe_exporter/web/routes.py"),
-    ("run_probe (runner)", "run_probe", "probe_exporter/runner.py"),
+    ("_execute (pipeline: slot and prober run)", "_execute", "probe_exporter/pipeline.py"),
     ("probe_http (HTTP prober, all of it)", "probe_http", "probe_exporter/probers/http.py"),
     ("  DNS / choose_protocol", "choose_protocol", "probe_exporter/probers/addr.py"),
     ("  TCP connect (httpcore backend)", "connect_tcp", "httpcore/_backends/"),
@@ -47,7 +47,7 @@ OWNERS = [
      ("probe_exporter/exposition.py", "probe_exporter/probe_metrics.py", "probe_exporter/web/responses.py")),
     ("self-metrics (selfmetrics.py, prometheus_client)", ("probe_exporter/selfmetrics.py", "prometheus_client/")),
     ("HTTP prober own code (probers/http.py, addr.py)", ("probe_exporter/probers/",)),
-    ("runner.py", ("probe_exporter/runner.py",)),
+    ("pipeline.py", ("probe_exporter/pipeline.py",)),
     ("routes.py", ("probe_exporter/web/routes.py",)),
     ("httpx (URL, Request, transport)", ("httpx/",)),
     ("httpcore (HTTP/1.1 client, pool)", ("httpcore/", "h11/")),

@@ -15,7 +15,8 @@ from pathlib import Path
 import bcrypt
 import httpx
 
-from probe_exporter.exporter import Exporter, Settings
+from probe_exporter.exporter import Exporter
+from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 from tests.web.conftest import running_server
 

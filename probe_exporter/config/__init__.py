@@ -2,6 +2,6 @@
 
 from probe_exporter.config.errors import ConfigError
 from probe_exporter.config.loader import Config, default_config_patterns, load_config
-from probe_exporter.config.module import PROBER_NAMES, Module
+from probe_exporter.config.module import Module
 
-__all__ = ["PROBER_NAMES", "Config", "ConfigError", "Module", "default_config_patterns", "load_config"]
+__all__ = ["Config", "ConfigError", "Module", "default_config_patterns", "load_config"]

@@ -6,13 +6,75 @@ prometheus/common's HTTPClientConfig, which the `http:` block inlines.
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from probe_exporter.config.cel import CELProgram
 from probe_exporter.config.tls import TLSConfig
-from probe_exporter.config.types import Base2Bytes, RawBytes, Regex, Secret, StrictModel
+from probe_exporter.config.types import Base2Bytes, GoDuration, RawBytes, Regex, Secret, StrictModel, format_go_duration
+
+# --- our opt-in additions to blackbox's blocks -----------------------------------------------------
+
+
+class OptInFields(StrictModel):
+    """Keys blackbox_exporter does not have: left at their defaults they stay out of /config and debug
+    output, so a module that does not use them renders exactly as before."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_opt_ins(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in OPT_IN_DEFAULTS.keys() & data.keys():
+            if getattr(self, name) == OPT_IN_DEFAULTS[name]:
+                del data[name]
+        return data
+
+
+def _check_server(server: str) -> str:
+    from probe_exporter.probers import resolver
+
+    resolver.parse_server(server)  # raises ValueError naming the bad entry
+    resolver.preload()
+    return server
+
+
+class ResolverSettings(OptInFields):
+    """A resolver per module (the keys of blackbox_exporter's open PRs #1443/#1542): the target's name
+    is looked up at these DNS servers, in order, instead of through the system resolver."""
+
+    dns_server: list[Annotated[str, AfterValidator(_check_server)]] = Field(default_factory=list)
+    # Per server; upstream's PR defaults it to 3s. The probe deadline bounds the whole lookup anyway.
+    dns_timeout: GoDuration = 3.0
+
+    @field_validator("dns_server", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+    @field_validator("dns_timeout")
+    @classmethod
+    def _check_dns_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("dns_timeout must be greater than 0")
+        return value
+
+
+# smokeping_prober's default buckets (50us doubling to 26s), so its dashboards read our histogram too.
+DEFAULT_RTT_BUCKETS = [5e-05 * 2**i for i in range(20)]
+# Sequence numbers are 16 bits: a longer burst could not tell its replies apart.
+MAX_ICMP_PACKETS = 65535
+OPT_IN_DEFAULTS: dict[str, Any] = {"dns_server": [], "dns_timeout": 3.0, "packets": 1, "packet_interval": 0.1,
+                                   "rtt_buckets": DEFAULT_RTT_BUCKETS}
 
 # --- prometheus/common HTTPClientConfig ------------------------------------------------------------
 
@@ -136,7 +198,7 @@ class HeaderMatch(StrictModel):
         return self
 
 
-class HTTPProbe(HTTPClientConfig):
+class HTTPProbe(HTTPClientConfig, ResolverSettings):
     valid_status_codes: list[int] = Field(default_factory=list)
     valid_http_versions: list[str] = Field(default_factory=list)
     ip_protocol_fallback: bool = True
@@ -228,7 +290,7 @@ class QueryResponse(StrictModel):
         return self
 
 
-class TCPProbe(StrictModel):
+class TCPProbe(ResolverSettings):
     ip_protocol_fallback: bool = True
     preferred_ip_protocol: str = ""
     source_ip_address: str | None = None
@@ -248,13 +310,55 @@ class UnixProbe(StrictModel):
     tls_config: TLSConfig = Field(default_factory=TLSConfig)
 
 
-class ICMPProbe(StrictModel):
+class ICMPProbe(ResolverSettings):
     ip_protocol_fallback: bool = True
     preferred_ip_protocol: str = ""
     source_ip_address: str | None = None
     payload_size: int = 0
     dont_fragment: bool = False
     ttl: int = 64
+    # Burst mode (ours): `packets` echo requests `packet_interval` apart; 1 is blackbox's single echo.
+    packets: int = 1
+    packet_interval: GoDuration = 0.1
+    # Upper bounds of probe_icmp_rtt_seconds, the per-probe histogram of a burst's round-trip times.
+    rtt_buckets: list[float] = Field(default_factory=lambda: list(DEFAULT_RTT_BUCKETS))
+
+    @field_validator("packets")
+    @classmethod
+    def _check_packets(cls, value: int) -> int:
+        if not 1 <= value <= MAX_ICMP_PACKETS:
+            raise ValueError(f'"packets" must be between 1 and {MAX_ICMP_PACKETS}')
+        return value
+
+    @field_validator("packet_interval")
+    @classmethod
+    def _check_interval(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError('"packet_interval" must be greater than 0')
+        return value
+
+    @field_validator("rtt_buckets")
+    @classmethod
+    def _check_buckets(cls, buckets: list[float]) -> list[float]:
+        if not buckets or any(b <= a for a, b in itertools.pairwise(buckets)) or buckets[0] <= 0:
+            raise ValueError('"rtt_buckets" must be positive and strictly increasing')
+        return buckets
+
+    def burst_seconds(self) -> float:
+        """The time a burst needs: each packet, the last one included, gets one interval to be answered."""
+        return self.packets * self.packet_interval
+
+    def check_burst_fits(self, module_timeout: float) -> None:
+        """Refuse at load a burst the module timeout cannot hold (0: no module timeout to check against)."""
+        # The tolerance keeps float rounding (3 x 0.1s) from refusing a burst that fits exactly.
+        if self.packets > 1 and 0 < module_timeout < self.burst_seconds() - 1e-9:
+            raise PydanticCustomError(
+                "icmp_burst_too_long",
+                "{packets} packets every {interval} take {needed}, longer than the module timeout {timeout}; "
+                "lower packets or packet_interval, or raise timeout",
+                {"packets": self.packets, "interval": format_go_duration(self.packet_interval),
+                 "needed": format_go_duration(self.burst_seconds()),
+                 "timeout": format_go_duration(module_timeout), "within_key": "packets"})
 
     @field_validator("ttl")
     @classmethod
@@ -326,7 +430,7 @@ def _known_dns_type(name: str) -> bool:
     return True
 
 
-class GRPCProbe(StrictModel):
+class GRPCProbe(ResolverSettings):
     service: str = ""
     tls: bool = False
     tls_config: TLSConfig = Field(default_factory=TLSConfig)
@@ -335,7 +439,7 @@ class GRPCProbe(StrictModel):
     metadata: dict[str, list[str]] = Field(default_factory=dict)
 
 
-class WebsocketProbe(StrictModel):
+class WebsocketProbe(ResolverSettings):
     ip_protocol_fallback: bool = True
     preferred_ip_protocol: str = ""
     query_response: list[QueryResponse] = Field(default_factory=list)

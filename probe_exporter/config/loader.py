@@ -13,10 +13,9 @@ import sysconfig
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
-from probe_exporter.config.errors import ConfigError
-from probe_exporter.config.module import Module
+from probe_exporter import registry
+from probe_exporter.config.errors import ConfigError, validate_model
+from probe_exporter.config.module import Module, model_for
 from probe_exporter.config.yamlfile import LineMap, load_yaml, read_config_bytes
 
 TOP_LEVEL_KEYS = ("modules", "auths")
@@ -44,19 +43,21 @@ def expand_patterns(patterns: list[str]) -> list[str]:
     return files
 
 
-def load_config(patterns: list[str]) -> Config:
+def load_config(patterns: list[str], *, expand_environment_variables: bool = False) -> Config:
+    """Every module of the files `patterns` name. With expand_environment_variables, ${VAR} in SNMP
+    auth credentials is replaced from the environment (--config.expand-environment-variables)."""
     config = Config()
     digest = hashlib.sha256()
     for path in expand_patterns(patterns):
         raw = read_config_bytes(path)
         digest.update(path.encode() + b"\0" + raw)
-        _load_file(config, path, raw)
+        _load_file(config, path, raw, expand_environment_variables)
         config.files.append(path)
     config.checksum = digest.hexdigest()
     return config
 
 
-def _load_file(config: Config, path: str, raw: bytes) -> None:
+def _load_file(config: Config, path: str, raw: bytes, expand_environment_variables: bool) -> None:
     data, lines = load_yaml(raw, path)
     if data is None:
         return
@@ -79,7 +80,8 @@ def _load_file(config: Config, path: str, raw: bytes) -> None:
     if "auths" in data or snmp_modules:
         from probe_exporter.config import snmp
 
-        snmp_auths, snmp_parsed = snmp.parse_snmp_file(data.get("auths"), snmp_modules, lines, path)
+        snmp_auths, snmp_parsed = snmp.parse_snmp_file(data.get("auths"), snmp_modules, lines, path,
+                                                          expand_environment_variables)
         for name, auth in snmp_auths.items():
             config.snmp_auths[name] = auth
         for name, snmp_module in snmp_parsed.items():
@@ -88,11 +90,21 @@ def _load_file(config: Config, path: str, raw: bytes) -> None:
     for name, body in modules.items():
         if name in snmp_modules:
             continue
-        module = validate_model(Module, body, lines, path, ("modules", name))
-        if module.prober == "snmp" and module.snmp is not None:
+        try:
+            model = model_for(body.get("prober") if isinstance(body, dict) else None)
+        except registry.ProberUnavailable as err:  # a plugin that is installed but does not import
+            raise ConfigError(str(err), file=path, line=lines.line_of(("modules", name, "prober")),
+                              key=f"modules.{name}.prober") from None
+        # An inline `snmp:` block is parsed on its own: ${VAR} in its auth is expanded before validation.
+        snmp_block = body.get("snmp") if isinstance(body, dict) else None
+        if snmp_block is not None:
+            body = {key: value for key, value in body.items() if key != "snmp"}
+        module = validate_model(model, body, lines, path, ("modules", name))
+        if snmp_block is not None:
             from probe_exporter.config import snmp
 
-            module.snmp = snmp.parse_snmp_module(name, module.snmp, lines, path)
+            module.snmp = snmp.parse_snmp_module(name, snmp_block, lines, path,
+                                                 expand_environment_variables=expand_environment_variables)
         if module.prober == "sql":  # collector files are relative to this file (probe_exporter.config.sql)
             from probe_exporter.config import sql
 
@@ -110,28 +122,6 @@ def _add_module(config: Config, name: str, module: Module, path: str, lines: Lin
                           file=path, line=lines.line_of(("modules", name)), key=f"modules.{name}")
     config.modules[name] = module
     config.module_files[name] = path
-
-
-def validate_model(model: Any, body: Any, lines: LineMap, path: str, prefix: tuple[str | int, ...]) -> Any:
-    """model.model_validate(body), turning pydantic's error into a ConfigError with file, line and key."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as err:
-        raise config_error_from(err, lines, path, prefix) from None
-
-
-def config_error_from(err: ValidationError, lines: LineMap, path: str,
-                      prefix: tuple[str | int, ...]) -> ConfigError:
-    first = err.errors(include_url=False)[0]
-    loc = (*prefix, *(part for part in first["loc"] if isinstance(part, (str, int))))
-    key = ".".join(str(part) for part in loc)
-    if first["type"] == "extra_forbidden":
-        message = f"field {loc[-1]} not found"
-    elif first["type"] == "missing":
-        message = f"field {loc[-1]} is required"
-    else:
-        message = first["msg"].removeprefix("Value error, ")
-    return ConfigError(message, file=path, line=lines.line_of(loc), key=key)
 
 
 def default_config_patterns() -> list[str]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Annotated, Any
 
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import BaseModel, Field, PrivateAttr, ValidationInfo, create_model, field_validator, model_validator
 
+from probe_exporter import registry
 from probe_exporter.config.blackbox import (
     DNSProbe,
     GRPCProbe,
@@ -15,19 +17,20 @@ from probe_exporter.config.blackbox import (
     UnixProbe,
     WebsocketProbe,
 )
+from probe_exporter.config.snmp import SnmpModule
 from probe_exporter.config.sql import SQLModule
-from probe_exporter.config.types import GoDuration, StrictModel
-
-# Every prober name a config may use. Blackbox's seven, plus ours.
-PROBER_NAMES = ("http", "tcp", "icmp", "dns", "grpc", "unix", "websocket", "snmp", "sql")
+from probe_exporter.config.types import GoDuration, StrictModel, one_of
 
 
 class Module(StrictModel):
-    prober: str
+    prober: Annotated[str, one_of(registry.names, "prober '{value}' is not valid")]
     timeout: GoDuration = 0.0
     # Probes of this module that may run at once (0: no per-module limit). Waiting for a slot counts
     # against the probe's deadline; see probe_exporter.limits.
     max_concurrency: int = Field(default=0, ge=0)
+    # Probes of this module to one target (the `target` parameter as given) at a time (0: no limit).
+    # SQL modules take their sql: block's max_concurrency_per_target (default 2) when this is unset.
+    max_concurrency_per_target: int = Field(default=0, ge=0)
     # Opt-in guard against use as an open proxy: CIDRs, host globs, URL prefixes or path globs the
     # target must match (empty: any target). See probe_exporter.limits.TargetPolicy.
     allowed_targets: list[str] = Field(default_factory=list)
@@ -41,7 +44,7 @@ class Module(StrictModel):
     unix: UnixProbe = Field(default_factory=UnixProbe)
     websocket: WebsocketProbe = Field(default_factory=WebsocketProbe)
     # Our own probers' blocks; their schemas live in their own config modules.
-    snmp: Any = Field(default=None, exclude=True)
+    snmp: SnmpModule | None = Field(default=None, exclude=True)
     sql: SQLModule | None = None
 
     # Objects a prober builds once per module (clients, SSL contexts) and reuses across probes;
@@ -56,12 +59,20 @@ class Module(StrictModel):
         TargetPolicy(entries)  # raises ValueError with the bad entry
         return entries
 
-    @field_validator("prober")
+    @model_validator(mode="after")
+    def _fold_sql_limits(self) -> Module:
+        """sql_exporter-style limits in the sql: block are spellings of the module's own: one limiter
+        (probe_exporter.limits) applies them."""
+        if self.sql is not None:
+            self.max_concurrency = self.max_concurrency or self.sql.max_concurrency
+            self.max_concurrency_per_target = self.max_concurrency_per_target or self.sql.max_concurrency_per_target
+        return self
+
+    @field_validator("icmp")
     @classmethod
-    def _check_prober(cls, value: str) -> str:
-        if value not in PROBER_NAMES:
-            raise ValueError(f"prober '{value}' is not valid")
-        return value
+    def _check_icmp_burst(cls, icmp: ICMPProbe, info: ValidationInfo) -> ICMPProbe:
+        icmp.check_burst_fits(info.data.get("timeout", 0.0))
+        return icmp
 
     def cached(self, key: str, build: Any) -> Any:
         """The per-module object under `key`, built by `build()` on first use."""
@@ -70,3 +81,26 @@ class Module(StrictModel):
         except KeyError:
             value = self._cache[key] = build()
             return value
+
+    def prober_config(self) -> BaseModel | None:
+        """The block named after the module's prober (`http:`, `snmp:`, a plugin's own)."""
+        block = getattr(self, self.prober, None)
+        return block if isinstance(block, BaseModel) else None
+
+
+def model_for(prober: object) -> type[Module]:
+    """The model a module body validates against: Module, or for a plugin prober a Module with one more
+    block, named after the prober and typed by the plugin's config_model (so errors name its keys)."""
+    if isinstance(prober, str) and prober in registry.names() and not registry.entry(prober).builtin:
+        return _plugin_module_model(prober)
+    return Module
+
+
+@functools.cache
+def _plugin_module_model(prober: str) -> type[Module]:
+    block = registry.config_model(prober)
+    if block is None:
+        return Module
+    model: type[Module] = create_model(  # type: ignore[call-overload]
+        f"Module_{prober}", __base__=Module, **{prober: (block, Field(default_factory=block))})
+    return model

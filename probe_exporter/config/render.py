@@ -41,7 +41,7 @@ def module_dict(module: Module) -> dict[str, Any]:
     keep = {"prober", "timeout", "max_concurrency", "allowed_targets", module.prober}
     data = {k: v for k, v in data.items() if k in keep}
     if module.prober == "snmp" and module.snmp is not None:
-        data["snmp"] = module.snmp.model_dump(mode="json") if hasattr(module.snmp, "model_dump") else module.snmp
+        data["snmp"] = module.snmp.model_dump(mode="json")
     cleaned: dict[str, Any] = _omit_empty(data)
     cleaned["prober"] = module.prober
     return cleaned

@@ -11,19 +11,13 @@ import os
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 
-from probe_exporter.config.errors import ConfigError
-from probe_exporter.config.types import GoDuration, Regex, Secret, StrictModel
+from probe_exporter.config.errors import ConfigError, validate_model
+from probe_exporter.config.types import GoDuration, Regex, Secret, StrictModel, one_of
 from probe_exporter.config.yamlfile import LineMap
 
 DEFAULT_AUTH = "public_v2"
-# --config.expand-environment-variables: `${VAR}`/`$VAR` in username, password and priv_password.
-# Off by default, as upstream; the CLI sets it before loading.
-EXPAND_ENVIRONMENT_VARIABLES = False
-# --snmp.wrap-large-counters: 64-bit counters wrap at 2^53 so float64 keeps them exact (upstream's
-# default); the CLI turns it off with --no-snmp.wrap-large-counters.
-WRAP_LARGE_COUNTERS = True
 DEFAULT_MODULE = "if_mib"
 
 SECURITY_LEVELS = ("noAuthNoPriv", "authNoPriv", "authPriv")
@@ -117,17 +111,10 @@ class RegexpExtract(StrictModel):
 
 class Index(StrictModel):
     labelname: Text = ""
-    type: Text = ""
+    type: Annotated[Text, one_of(INDEX_TYPES, 'invalid index type "{value}"')] = ""
     fixed_size: int = 0
     implied: bool = False
     enum_values: dict[int, Text] = Field(default_factory=dict)
-
-    @field_validator("type")
-    @classmethod
-    def _check_type(cls, value: str) -> str:
-        if value not in INDEX_TYPES:
-            raise ValueError(f'invalid index type "{value}"')
-        return value
 
 
 class Lookup(StrictModel):
@@ -142,7 +129,7 @@ class Lookup(StrictModel):
 class Metric(StrictModel):
     name: Text
     oid: Text
-    type: Text
+    type: Annotated[Text, one_of(METRIC_TYPES, 'unknown metric type "{value}"')]
     help: Text = ""
     indexes: list[Index] = Field(default_factory=list)
     lookups: list[Lookup] = Field(default_factory=list)
@@ -152,13 +139,6 @@ class Metric(StrictModel):
     offset: float = 0.0
     scale: float = 0.0
     display_hint: Text = ""
-
-    @field_validator("type")
-    @classmethod
-    def _check_type(cls, value: str) -> str:
-        if value not in METRIC_TYPES:
-            raise ValueError(f'unknown metric type "{value}"')
-        return value
 
 
 class DynamicFilter(StrictModel):
@@ -209,8 +189,9 @@ def expand_environment(text: str) -> str:
     return _ENV_REFERENCE.sub(replace, text)
 
 
-def _expand_auth(body: Any) -> Any:
-    if not EXPAND_ENVIRONMENT_VARIABLES or not isinstance(body, dict):
+def _expand_auth(body: Any, expand: bool) -> Any:
+    """--config.expand-environment-variables: `${VAR}`/`$VAR` in username, password and priv_password."""
+    if not expand or not isinstance(body, dict):
         return body
     expanded = dict(body)
     for key in ("username", "password", "priv_password"):
@@ -220,36 +201,37 @@ def _expand_auth(body: Any) -> Any:
 
 
 def _validate(model: Any, body: Any, lines: LineMap, path: str, prefix: tuple[str | int, ...]) -> Any:
-    from probe_exporter.config.loader import validate_model  # the loader imports this module
 
     return validate_model(model, body, lines, path, prefix)
 
 
-def parse_snmp_file(auths: Any, modules: dict[str, Any], lines: LineMap,
-                    path: str) -> tuple[dict[str, SnmpAuth], dict[str, SnmpModule]]:
+def parse_snmp_file(auths: Any, modules: dict[str, Any], lines: LineMap, path: str,
+                    expand_environment_variables: bool = False) -> tuple[dict[str, SnmpAuth], dict[str, SnmpModule]]:
     """The `auths:` and the prober-less `modules:` of one file."""
     if auths is not None and not isinstance(auths, dict):
         raise ConfigError("auths must be a mapping", file=path, line=lines.line_of(("auths",)), key="auths")
     parsed_auths = {}
     for name, body in (auths or {}).items():
         try:
-            body = _expand_auth(body)
+            body = _expand_auth(body, expand_environment_variables)
         except ValueError as err:
             raise ConfigError(str(err), file=path, line=lines.line_of(("auths", name)), key=f"auths.{name}") from None
         parsed_auths[str(name)] = _validate(SnmpAuth, body or {}, lines, path, ("auths", name))
-    parsed_modules = {str(name): parse_snmp_module(name, body, lines, path, ("modules", name))
+    parsed_modules = {str(name): parse_snmp_module(name, body, lines, path, ("modules", name),
+                                                   expand_environment_variables)
                       for name, body in modules.items()}
     return parsed_auths, parsed_modules
 
 
 def parse_snmp_module(name: str, body: Any, lines: LineMap, path: str,
-                      prefix: tuple[str | int, ...] | None = None) -> SnmpModule:
+                      prefix: tuple[str | int, ...] | None = None,
+                      expand_environment_variables: bool = False) -> SnmpModule:
     """One module body (snmp.yml's, or the `snmp:` block of a `prober: snmp` module)."""
     if prefix is None:  # the `snmp:` block of a `prober: snmp` module
         prefix = ("modules", name, "snmp")
     if isinstance(body, dict) and isinstance(body.get("auth"), dict):
         try:
-            body = {**body, "auth": _expand_auth(body["auth"])}
+            body = {**body, "auth": _expand_auth(body["auth"], expand_environment_variables)}
         except ValueError as err:
             raise ConfigError(str(err), file=path, line=lines.line_of((*prefix, "auth")),
                               key=".".join(map(str, (*prefix, "auth")))) from None

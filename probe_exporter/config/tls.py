@@ -74,7 +74,7 @@ class TLSConfig(StrictModel):
 def load_cert_chain(ctx: ssl.SSLContext, cert_file: str | None, key_file: str | None, cert: str | None,
                     key: Secret | None) -> None:
     """Load a certificate and key given as files or inline PEM (client certs here, the web server's
-    certificate in web/security.py)."""
+    certificate in config/web.py)."""
     if cert_file and key_file:
         ctx.load_cert_chain(cert_file, key_file)
         return

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable, Collection
 from typing import Annotated, Any
 
 import re2
-from pydantic import BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, PlainSerializer
 from pydantic_core import core_schema
 
 
@@ -221,3 +222,15 @@ def _bytes_out(value: bytes) -> str:
 
 
 RawBytes = Annotated[bytes, BeforeValidator(_to_bytes), PlainSerializer(_bytes_out)]
+
+
+def one_of(allowed: Callable[[], Collection[str]] | Collection[str], message: str) -> AfterValidator:
+    """A validator refusing a value outside `allowed` (or what `allowed()` returns when it is looked up
+    at validation time), with `message` formatted with {value}."""
+
+    def check(value: str) -> str:
+        if value not in (allowed() if callable(allowed) else allowed):
+            raise ValueError(message.format(value=value))
+        return value
+
+    return AfterValidator(check)

@@ -9,6 +9,7 @@ import time
 
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import ProbeMetrics
+from probe_exporter.probers import resolver
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
@@ -34,6 +35,12 @@ async def resolve_addresses(host: str, family: int = socket.AF_UNSPEC) -> list[s
         return [str(ipaddress.ip_address(host.strip("[]")))]
     except ValueError:
         pass
+    module_resolver = resolver.current()
+    if module_resolver is not None:  # the module's dns_server, in place of the system resolver
+        try:
+            return await module_resolver.resolve(host, family)
+        except resolver.LookupFailed as err:
+            raise ResolveError(str(err)) from None
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, None, family=family, type=socket.SOCK_STREAM)

@@ -26,8 +26,7 @@ import re2
 
 from probe_exporter.config.blackbox import DNS_QUERY_CLASSES, MIEKG_ONLY_TYPES, DNSProbe, DNSRRValidator
 from probe_exporter.logs import ProbeLog
-from probe_exporter.probe_metrics import ProbeMetrics
-from probe_exporter.probers.base import ProbeRequest
+from probe_exporter.probers.base import ProbeContext, Prober
 from probe_exporter.probers.dns_text import additional_texts, record_count, rr_texts
 from probe_exporter.probers.hostport import HostPortError, join_host_port, port_number, resolve_host, split_host_port
 from probe_exporter.probers.neterrors import describe_os_error
@@ -53,7 +52,7 @@ class _Exchange:
         self.answered: float | None = None
 
     def phases(self) -> tuple[float, float]:
-        """(connect, request) seconds; on failure the request phase runs until now."""
+        """(connect, ctx) seconds; on failure the request phase runs until now."""
         end = self.answered or time.monotonic()
         connected = self.connected or end
         return connected - self.start, end - connected
@@ -103,13 +102,13 @@ async def _exchange_udp(query: dns.message.Message, ip: str, port: int, source: 
 
 
 async def _exchange_stream(query: dns.message.Message, ip: str, port: int, source: str | None, timing: _Exchange,
-                           request: ProbeRequest, server_name: str | None) -> dns.message.Message:
+                           ctx: ProbeContext, server_name: str | None) -> dns.message.Message:
     tls = server_name is not None
-    context = module_ssl_context(request, "dns.ssl", request.module.dns.tls_config) if tls else None
+    context = module_ssl_context(ctx, "dns.ssl", ctx.module.dns.tls_config) if tls else None
     reader, writer = await asyncio.open_connection(
         ip, port, family=socket.AF_INET6 if ":" in ip else socket.AF_INET,
         local_addr=(source, 0) if source else None, ssl=context, server_hostname=server_name,
-        ssl_handshake_timeout=max(request.timeout, 0.001) if tls else None)
+        ssl_handshake_timeout=max(ctx.timeout, 0.001) if tls else None)
     try:
         timing.connected = time.monotonic()
         wire = query.to_wire()
@@ -193,8 +192,9 @@ def _build_query(cfg: DNSProbe) -> dns.message.Message:
     return query
 
 
-async def probe_dns(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:
-    cfg: DNSProbe = request.module.dns
+async def probe_dns(ctx: ProbeContext) -> bool:
+    metrics, log = ctx.metrics, ctx.log
+    cfg: DNSProbe = ctx.module.dns
     durations = metrics.gauge_vec("probe_dns_duration_seconds", "Duration of DNS request by phase", ["phase"])
     for phase in ("resolve", "connect", "request"):
         durations.labels(phase)
@@ -216,10 +216,10 @@ async def probe_dns(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog)
         return False
 
     try:
-        host, port_text = split_host_port(request.target)
+        host, port_text = split_host_port(ctx.target)
     except HostPortError:
         # Only a host: the default port, as upstream.
-        host, port_text = request.target, "853" if cfg.dns_over_tls else "53"
+        host, port_text = ctx.target, "853" if cfg.dns_over_tls else "53"
     try:
         port = port_number(port_text)
     except HostPortError as err:
@@ -245,7 +245,7 @@ async def probe_dns(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog)
             response = await _exchange_udp(query, ip, port, cfg.source_ip_address, timing)
         else:
             server_name = (cfg.tls_config.server_name or host) if cfg.dns_over_tls else None
-            response = await _exchange_stream(query, ip, port, cfg.source_ip_address, timing, request, server_name)
+            response = await _exchange_stream(query, ip, port, cfg.source_ip_address, timing, ctx, server_name)
     except asyncio.CancelledError:
         connect, rtt = timing.phases()
         durations.labels("connect").set(connect)
@@ -298,3 +298,6 @@ async def probe_dns(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog)
 def _has_rules(validator: DNSRRValidator) -> bool:
     return bool(validator.fail_if_matches_regexp or validator.fail_if_all_match_regexp
                 or validator.fail_if_not_matches_regexp or validator.fail_if_none_matches_regexp)
+
+
+PROBER = Prober(name="dns", probe=probe_dns, config_model=DNSProbe)

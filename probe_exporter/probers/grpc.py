@@ -32,9 +32,8 @@ from grpc_health.v1 import health_pb2
 
 from probe_exporter import __version__
 from probe_exporter.config.blackbox import GRPCProbe
-from probe_exporter.logs import ProbeLog
-from probe_exporter.probe_metrics import Gauge, GaugeVec, ProbeMetrics
-from probe_exporter.probers.base import ProbeRequest
+from probe_exporter.probe_metrics import Gauge, GaugeVec
+from probe_exporter.probers.base import ProbeContext, Prober
 from probe_exporter.probers.hostport import HostPortError, join_host_port, port_number, resolve_host, split_host_port
 from probe_exporter.probers.neterrors import describe_os_error
 from probe_exporter.probers.tls_info import register_tls_metrics
@@ -191,20 +190,21 @@ def _response_status(call: _Call) -> tuple[int, str]:
     return response.status, health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
 
-async def probe_grpc(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:
+async def probe_grpc(ctx: ProbeContext) -> bool:
+    metrics, log = ctx.metrics, ctx.log
     started = time.monotonic()
-    cfg: GRPCProbe = request.module.grpc
+    cfg: GRPCProbe = ctx.module.grpc
     durations = metrics.gauge_vec("probe_grpc_duration_seconds", "Duration of gRPC request by phase", ["phase"])
     durations.labels("resolve")
     ssl_gauge = metrics.gauge("probe_grpc_ssl", "Indicates if SSL was used for the connection")
     status_gauge = metrics.gauge("probe_grpc_status_code", "Response gRPC status code")
     health = metrics.gauge_vec("probe_grpc_healthcheck_response", "Response HealthCheck response", ["serving_status"])
 
-    host, port_text = _split_target(request.target)
+    host, port_text = _split_target(ctx.target)
     context: ssl.SSLContext | None = None
     if cfg.tls:
         try:
-            context = request.module.cached("grpc.ssl", lambda: cfg.tls_config.ssl_context(alpn=["h2"]))
+            context = ctx.module.cached("grpc.ssl", lambda: cfg.tls_config.ssl_context(alpn=["h2"]))
         except (OSError, ValueError) as err:
             log.error("Error creating TLS configuration", err=describe_os_error(err))
             return False
@@ -228,14 +228,14 @@ async def probe_grpc(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog
             reader, writer = await asyncio.open_connection(
                 ip, port, family=socket.AF_INET6 if ":" in ip else socket.AF_INET, ssl=context,
                 server_hostname=server_name if cfg.tls else None,
-                ssl_handshake_timeout=max(request.timeout, 0.001) if cfg.tls else None)
+                ssl_handshake_timeout=max(ctx.timeout, 0.001) if cfg.tls else None)
         except (OSError, ValueError) as err:
             raise RPCError(UNAVAILABLE, f"connection error: desc = \"transport: Error while dialing: dial tcp "
                                         f"{join_host_port(ip, port)}: {describe_os_error(err)}\"") from None
-        remaining = request.timeout - (time.monotonic() - started)
+        remaining = ctx.timeout - (time.monotonic() - started)
         _, status_name = await _health_check(
             reader, writer, scheme="https" if cfg.tls else "http", authority=authority, service=cfg.service,
-            metadata=request.module.cached("grpc.metadata", lambda: _metadata_headers(cfg.metadata)),
+            metadata=ctx.module.cached("grpc.metadata", lambda: _metadata_headers(cfg.metadata)),
             timeout=remaining)
         code = OK
         # Upstream has the peer's TLS state only when the RPC returned; read it before closing.
@@ -279,3 +279,6 @@ def _record(durations: GaugeVec, check_start: float, health: GaugeVec, status_na
     if status_name:
         health.labels(status_name).set(1)
     status_gauge.set(code)
+
+
+PROBER = Prober(name="grpc", probe=probe_grpc, config_model=GRPCProbe)

@@ -27,9 +27,9 @@ import httpx
 from probe_exporter.config.blackbox import HTTPProbe
 from probe_exporter.config.module import Module
 from probe_exporter.logs import ProbeLog
-from probe_exporter.probe_metrics import GaugeVec, ProbeMetrics
+from probe_exporter.probe_metrics import GaugeVec
 from probe_exporter.probers.addr import ResolveError, choose_protocol, resolve_addresses
-from probe_exporter.probers.base import BadRequest, ProbeRequest
+from probe_exporter.probers.base import BadRequest, ProbeContext, Prober
 from probe_exporter.probers.http_body import BodyError, BodyReader, decoder_for
 from probe_exporter.probers.http_client import USER_AGENT, ModuleClient
 from probe_exporter.probers.tls_info import register_tls_metrics
@@ -87,18 +87,18 @@ class _BodyStream:
         yield self.data
 
 
-def _client_for(request: ProbeRequest) -> ModuleClient:
+def _client_for(ctx: ProbeContext) -> ModuleClient:
     def build() -> ModuleClient:
-        client = ModuleClient(request.module.http)
+        client = ModuleClient(ctx.module.http)
         _clients.add(client)
         return client
 
-    client: ModuleClient = request.module.cached("http.client", build)
+    client: ModuleClient = ctx.module.cached("http.client", build)
     return client
 
 
 def preload(module: Module) -> None:
-    """aioquic, for a module that probes over HTTP/3 (see probers.load_probers)."""
+    """aioquic, for a module that probes over HTTP/3 (see registry.load)."""
     if module.http.enable_http3:
         import probe_exporter.probers.http3  # noqa: F401
 
@@ -110,8 +110,9 @@ async def shutdown() -> None:
     _clients.clear()
 
 
-async def probe_http(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:
-    cfg: HTTPProbe = request.module.http
+async def probe_http(ctx: ProbeContext) -> bool:
+    metrics, log = ctx.metrics, ctx.log
+    cfg: HTTPProbe = ctx.module.http
     durations = metrics.gauge_vec("probe_http_duration_seconds",
                                   "Duration of http request by phase, summed over all redirects", ["phase"])
     content_length = metrics.gauge("probe_http_content_length", "Length of http content response")
@@ -127,14 +128,14 @@ async def probe_http(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog
 
     # The Host header: the module's `Host` header, or ?hostname= (400 when both differ).
     host_override = _configured_host(cfg)
-    hostname_param = request.params.get("hostname")
+    hostname_param = ctx.params.get("hostname")
     if hostname_param:
         if host_override is not None and host_override != hostname_param:
             raise BadRequest(f"host header defined both in module configuration ({host_override}) "
                              f"and with URL-parameter 'hostname' ({hostname_param})")
         host_override = hostname_param
 
-    target = request.target
+    target = ctx.target
     if not target.lower().startswith(("http://", "https://")):
         target = "http://" + target
     try:
@@ -146,10 +147,10 @@ async def probe_http(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog
         log.error("Could not parse target URL", err=str(err))
         return False
     if scheme not in ("http", "https") or not hostname:
-        log.error("Could not parse target URL", err=f"invalid target {request.target!r}")
+        log.error("Could not parse target URL", err=f"invalid target {ctx.target!r}")
         return False
     if cfg.enable_http3 and scheme == "http":
-        log.warn("Converting HTTP to HTTPS for HTTP/3 compatibility", original_target=request.target)
+        log.warn("Converting HTTP to HTTPS for HTTP/3 compatibility", original_target=ctx.target)
         scheme = "https"
 
     proxy_set = bool(cfg.proxy_url) or cfg.proxy_from_environment
@@ -165,7 +166,7 @@ async def probe_http(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog
         durations.labels("resolve").add(lookup_time)
 
     try:
-        client = _client_for(request)
+        client = _client_for(ctx)
         if scheme == "https" or client.tls_material_configured:
             # Go builds the TLS config for every probe, so a bad CA or key file fails plain http too.
             client.ssl_context  # noqa: B018 - built (and checked) before connecting
@@ -713,3 +714,6 @@ def _add_phases(durations: GaugeVec, traces: list[_Trace]) -> None:
         processing.add(trace.response_start - got_conn)
         if trace.end:
             transfer.add(trace.end - trace.response_start)
+
+
+PROBER = Prober(name="http", probe=probe_http, config_model=HTTPProbe, preload=preload, shutdown=shutdown)

@@ -15,22 +15,22 @@ from probe_exporter.config.blackbox import TCPProbe, UnixProbe
 from probe_exporter.config.tls import TLSConfig
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import ProbeMetrics
-from probe_exporter.probers.base import ProbeRequest
+from probe_exporter.probers.base import ProbeContext, Prober
 from probe_exporter.probers.hostport import HostPortError, join_host_port, port_number, resolve_host, split_host_port
 from probe_exporter.probers.neterrors import describe_os_error
 from probe_exporter.probers.query_response import MAX_LINE, run_query_response
 from probe_exporter.probers.tls_info import register_tls_metrics
 
 
-def module_ssl_context(request: ProbeRequest, key: str, tls_config: TLSConfig) -> ssl.SSLContext:
+def module_ssl_context(ctx: ProbeContext, key: str, tls_config: TLSConfig) -> ssl.SSLContext:
     """The module's client SSL context, built once (reading CA/cert files) and reused by every probe."""
-    return request.module.cached(key, tls_config.ssl_context)  # type: ignore[no-any-return]
+    return ctx.module.cached(key, tls_config.ssl_context)  # type: ignore[no-any-return]
 
 
-def dialogue_ssl_context(request: ProbeRequest, key: str, cfg: TCPProbe | UnixProbe) -> ssl.SSLContext | None:
+def dialogue_ssl_context(ctx: ProbeContext, key: str, cfg: TCPProbe | UnixProbe) -> ssl.SSLContext | None:
     """The context a tcp/unix dialogue needs (`tls`, or a `starttls` step); raises OSError/ValueError."""
     if cfg.tls or any(step.starttls for step in cfg.query_response):
-        return module_ssl_context(request, key, cfg.tls_config)
+        return module_ssl_context(ctx, key, cfg.tls_config)
     return None
 
 
@@ -41,7 +41,7 @@ def register_connection_tls(metrics: ProbeMetrics, writer: asyncio.StreamWriter,
                              cipher=False)
 
 
-async def converse(request: ProbeRequest, cfg: TCPProbe | UnixProbe, reader: asyncio.StreamReader,
+async def converse(ctx: ProbeContext, cfg: TCPProbe | UnixProbe, reader: asyncio.StreamReader,
                    writer: asyncio.StreamWriter, context: ssl.SSLContext | None, server_name: str,
                    metrics: ProbeMetrics, log: ProbeLog, starttls_refusal: str = "") -> bool:
     """The query_response dialogue over a freshly dialled connection, which it closes afterwards.
@@ -56,7 +56,7 @@ async def converse(request: ProbeRequest, cfg: TCPProbe | UnixProbe, reader: asy
             if starttls_refusal:
                 raise ValueError(starttls_refusal)
             await writer.start_tls(context, server_hostname=server_name,
-                                   ssl_handshake_timeout=max(request.timeout, 0.001))
+                                   ssl_handshake_timeout=max(ctx.timeout, 0.001))
             register_connection_tls(metrics, writer, cfg.tls_config)
 
         return await run_query_response(cfg.query_response, reader, writer, metrics, log, starttls)
@@ -64,10 +64,11 @@ async def converse(request: ProbeRequest, cfg: TCPProbe | UnixProbe, reader: asy
         writer.close()
 
 
-async def probe_tcp(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:
-    cfg: TCPProbe = request.module.tcp
+async def probe_tcp(ctx: ProbeContext) -> bool:
+    metrics, log = ctx.metrics, ctx.log
+    cfg: TCPProbe = ctx.module.tcp
     try:
-        host, port_text = split_host_port(request.target)
+        host, port_text = split_host_port(ctx.target)
         port = port_number(port_text)
     except HostPortError as err:
         log.error("Error splitting target address and port", err=str(err))
@@ -78,9 +79,9 @@ async def probe_tcp(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog)
     ip = resolved[0]
 
     # SNI and the verified name: tls_config.server_name, else ?hostname=, else the target host.
-    server_name = cfg.tls_config.server_name or request.params.get("hostname") or host
+    server_name = cfg.tls_config.server_name or ctx.params.get("hostname") or host
     try:
-        context = dialogue_ssl_context(request, "tcp.ssl", cfg)
+        context = dialogue_ssl_context(ctx, "tcp.ssl", cfg)
     except (OSError, ValueError) as err:
         log.error("Error creating TLS configuration", err=describe_os_error(err))
         return False
@@ -95,7 +96,7 @@ async def probe_tcp(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog)
         reader, writer = await asyncio.open_connection(
             ip, port, family=family, local_addr=local_addr, limit=MAX_LINE - 1,
             ssl=context if cfg.tls else None, server_hostname=server_name if cfg.tls else None,
-            ssl_handshake_timeout=max(request.timeout, 0.001) if cfg.tls else None)
+            ssl_handshake_timeout=max(ctx.timeout, 0.001) if cfg.tls else None)
     except (OSError, ValueError) as err:
         log.error("Error dialing TCP", err=f"dial tcp{6 if family == socket.AF_INET6 else 4} {dial_target}: "
                                           f"{describe_os_error(err)}")
@@ -103,4 +104,7 @@ async def probe_tcp(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog)
     except asyncio.CancelledError:
         log.error("Error dialing TCP", err=f"dial tcp {dial_target}: i/o timeout (probe deadline)")
         raise
-    return await converse(request, cfg, reader, writer, context, server_name, metrics, log)
+    return await converse(ctx, cfg, reader, writer, context, server_name, metrics, log)
+
+
+PROBER = Prober(name="tcp", probe=probe_tcp, config_model=TCPProbe)

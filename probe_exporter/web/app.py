@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from probe_exporter import __version__, logs
+from probe_exporter import __version__, logs, registry
 from probe_exporter.config import ConfigError
 from probe_exporter.exporter import Exporter
-from probe_exporter.probers import shutdown_probers
 from probe_exporter.web import routes, snmp
+from probe_exporter.web.prefix import RoutePrefixMiddleware, external_url, route_prefix
 from probe_exporter.web.security import WebConfigSource, WebSecurityMiddleware
 
 
@@ -29,12 +29,14 @@ def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) ->
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_on_signal(exporter)))
+        lag_sampler = loop.create_task(exporter.metrics.sample_event_loop_lag())
         try:
             yield
         finally:
+            lag_sampler.cancel()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
-            await shutdown_probers()
+            await registry.shutdown()
 
     app = FastAPI(title="probe_exporter", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.exporter = exporter
@@ -47,6 +49,11 @@ def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) ->
     app.add_route("/probe", routes.probe, methods=routes.PROBE_METHODS, include_in_schema=False)
     app.include_router(routes.router)
     app.include_router(snmp.router)
+    settings = exporter.settings
+    external = external_url(settings.web_external_url, settings.listen_addresses[0])
+    prefix = route_prefix(settings.web_route_prefix, external)
+    if prefix != "/":  # no extra layer on the hot path for the usual setup
+        app.add_middleware(RoutePrefixMiddleware, prefix=prefix, external=external)
     return app
 
 

@@ -5,27 +5,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from probe_exporter.config import Config
 from probe_exporter.exposition import render
-
-_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t",
-               "\v": "\\v", '"': '\\"', "\\": "\\\\"}
-
-
-def go_quote(text: str) -> str:
-    """Go's %q (strconv.Quote), so user input in an error stays on one line as upstream prints it."""
-    out = []
-    for char in text:
-        if char in _GO_ESCAPES:
-            out.append(_GO_ESCAPES[char])
-        elif char.isprintable():
-            out.append(char)
-        elif ord(char) < 0x80:
-            out.append(f"\\x{ord(char):02x}")
-        elif ord(char) <= 0xFFFF:
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(f"\\U{ord(char):08x}")
-    return '"' + "".join(out) + '"'
 
 
 def plain_error(status: int, message: str) -> Response:
@@ -46,3 +27,24 @@ def first_params(request: Request) -> dict[str, str]:
     for key, value in request.query_params.multi_items():
         params.setdefault(key, value)
     return params
+
+
+def module_list(values: list[str]) -> list[str]:
+    """Repeated and comma-separated names, empty items skipped, first occurrence kept (snmp_exporter)."""
+    names: list[str] = []
+    for value in values:
+        for name in value.split(","):
+            if name and name not in names:
+                names.append(name)
+    return names
+
+
+def probe_module_names(request: Request, config: Config, default: str) -> list[str]:
+    """The modules a /probe request names. `module=a,b` (or repeated `module`) whose first name is an
+    SNMP module combines them into one probe; otherwise blackbox_exporter's rule holds (the first
+    `module` value wins, a comma is part of the name)."""
+    names = module_list(request.query_params.getlist("module"))
+    first = config.modules.get(names[0]) if len(names) > 1 else None
+    if first is not None and first.prober == "snmp":
+        return names
+    return [first_params(request).get("module") or default]

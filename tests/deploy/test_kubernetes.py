@@ -15,7 +15,8 @@ import yaml
 from fastapi.testclient import TestClient
 
 from probe_exporter.config import load_config
-from probe_exporter.exporter import Exporter, Settings
+from probe_exporter.exporter import Exporter
+from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 from tests.deploy._tools import DEPLOY, REPO
 

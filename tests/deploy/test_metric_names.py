@@ -15,8 +15,9 @@ import trustme
 import yaml
 from fastapi.testclient import TestClient
 
-from probe_exporter.exporter import Exporter, Settings
+from probe_exporter.exporter import Exporter
 from probe_exporter.selfmetrics import SelfMetrics
+from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 from tests.deploy._tools import DEPLOY, REPO
 from tests.deploy.dashboard import dashboard_queries

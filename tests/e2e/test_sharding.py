@@ -3,7 +3,7 @@
 Each Prometheus runs the example's probe-http job over the same ten targets, with two relabel rules in
 front (hashmod of __address__, modulus 2, keep this server's shard) and __address__ pointed at its own
 exporter replica. Every target must be probed by exactly one shard, and losing one replica must only
-affect its shard. The pattern is documented for users in the README's sharding section.
+affect its shard. The pattern is documented for users in docs/deployment.md, section Sharding.
 """
 
 from __future__ import annotations

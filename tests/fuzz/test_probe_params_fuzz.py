@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from probe_exporter.exporter import Exporter, Settings
+from probe_exporter.exporter import Exporter
+from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 
 

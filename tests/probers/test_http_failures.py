@@ -22,7 +22,7 @@ HTTP_FAMILIES = {
     "probe_dns_lookup_time_seconds", "probe_duration_seconds", "probe_failed_due_to_regex",
     "probe_http_content_length", "probe_http_duration_seconds", "probe_http_redirects", "probe_http_ssl",
     "probe_http_status_code", "probe_http_uncompressed_body_length", "probe_http_version", "probe_ip_addr_hash",
-    "probe_ip_protocol", "probe_success",
+    "probe_ip_protocol", "probe_success", "probe_timeout_seconds",
 }
 TLS_FAMILIES = {"probe_ssl_earliest_cert_expiry", "probe_ssl_last_chain_expiry_timestamp_seconds",
                 "probe_ssl_last_chain_info", "probe_tls_cipher_info", "probe_tls_version_info"}
@@ -294,7 +294,8 @@ async def test_probe_endpoint_answers_200_for_a_refused_target(tmp_path: Path, r
     """Through the web app: a dead target is probe_success 0 in a 200 page, never a 5xx."""
     from fastapi.testclient import TestClient
 
-    from probe_exporter.exporter import Exporter, Settings
+    from probe_exporter.exporter import Exporter
+    from probe_exporter.settings import Settings
     from probe_exporter.web.app import create_app
 
     config = tmp_path / "blackbox.yml"

@@ -17,7 +17,7 @@ def _run(code: str) -> str:
     return result.stdout.strip()
 
 
-def test_load_probers_imports_only_what_the_modules_use(tmp_path: Path) -> None:
+def test_registry_load_imports_only_what_the_modules_use(tmp_path: Path) -> None:
     config = tmp_path / "modules.yml"
     config.write_text(
         "modules:\n"
@@ -30,8 +30,8 @@ def test_load_probers_imports_only_what_the_modules_use(tmp_path: Path) -> None:
     out = _run(f"""
         import sys
         from probe_exporter.config import load_config
-        from probe_exporter.probers import load_probers
-        load_probers(load_config([{str(config)!r}]).modules)
+        from probe_exporter import registry
+        registry.load(load_config([{str(config)!r}]).modules)
         print(sorted(name for name in ("dns", "http", "snmp", "sql", "sql.drivers.postgresql", "sql.drivers.mysql")
                      if f"probe_exporter.probers.{{name}}" in sys.modules))
     """)
@@ -42,8 +42,8 @@ def test_the_shipped_modules_load_every_library_their_probes_need() -> None:
     out = _run("""
         import sys
         from probe_exporter.config import default_config_patterns, load_config
-        from probe_exporter.probers import load_probers
-        load_probers(load_config(default_config_patterns()).modules)
+        from probe_exporter import registry
+        registry.load(load_config(default_config_patterns()).modules)
         print(sorted(lib for lib in ("httpx", "pysnmp", "psycopg", "aiomysql", "grpc_health", "dns", "aioquic")
                      if lib in sys.modules))
     """)
@@ -58,8 +58,8 @@ def test_http3_modules_load_aioquic(tmp_path: Path) -> None:
     out = _run(f"""
         import sys
         from probe_exporter.config import load_config
-        from probe_exporter.probers import load_probers
-        load_probers(load_config([{str(config)!r}]).modules)
+        from probe_exporter import registry
+        registry.load(load_config([{str(config)!r}]).modules)
         print("aioquic" in sys.modules)
     """)
     assert out == "True"
@@ -71,9 +71,9 @@ def test_a_library_that_fails_to_import_is_logged_and_the_rest_still_load() -> N
         sys.modules["psycopg"] = None  # as on a platform without it: importing it raises ImportError
         from probe_exporter import logs
         from probe_exporter.config import default_config_patterns, load_config
-        from probe_exporter.probers import load_probers
+        from probe_exporter import registry
         logs.setup_logging("info", "logfmt")
-        load_probers(load_config(default_config_patterns()).modules)
+        registry.load(load_config(default_config_patterns()).modules)
         print("pysnmp" in sys.modules, "aiomysql" in sys.modules)
     """)], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "True True"
@@ -87,7 +87,8 @@ def test_reload_imports_the_probers_of_new_modules(tmp_path: Path) -> None:
     with_dns.write_text("modules:\n  dns_a:\n    prober: dns\n    dns:\n      query_name: example.org\n")
     out = _run(f"""
         import asyncio, sys
-        from probe_exporter.exporter import Exporter, Settings
+        from probe_exporter.exporter import Exporter
+        from probe_exporter.settings import Settings
         exporter = Exporter(Settings(config_files=[{str(tcp_only)!r}]))
         before = "probe_exporter.probers.dns" in sys.modules
         exporter.settings.config_files.append({str(with_dns)!r})

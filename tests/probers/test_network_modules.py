@@ -10,7 +10,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from probe_exporter.config import Module, load_config
-from probe_exporter.exporter import Exporter, Settings
+from probe_exporter.exporter import Exporter
+from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 from tests.conftest import REPO
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from probe_exporter.exporter import Exporter, Settings
+from probe_exporter.exporter import Exporter
+from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 from tests.conftest import REPO, require_file
 from tests.web.conftest import running_server

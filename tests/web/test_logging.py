@@ -82,7 +82,8 @@ def test_debug_level_logs_every_step_with_the_probe_id(client: TestClient, plain
 def test_refused_target_is_logged_at_info(tmp_path: object, log_output: tuple[io.StringIO, logging.Handler]) -> None:
     from pathlib import Path
 
-    from probe_exporter.exporter import Exporter, Settings
+    from probe_exporter.exporter import Exporter
+    from probe_exporter.settings import Settings
     from probe_exporter.web.app import create_app
 
     stream, handler = log_output

@@ -27,7 +27,8 @@ import schemathesis
 from schemathesis import Case
 from schemathesis.config import SchemathesisConfig
 
-from probe_exporter.exporter import Exporter, Settings
+from probe_exporter.exporter import Exporter
+from probe_exporter.settings import Settings
 from probe_exporter.web import openapi_docs
 from probe_exporter.web.app import create_app
 from probe_exporter.web.routes import PROBE_METHODS

@@ -21,7 +21,8 @@ import trustme
 from fastapi.testclient import TestClient
 
 from probe_exporter import logs
-from probe_exporter.exporter import Exporter, Settings
+from probe_exporter.exporter import Exporter
+from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 from tests.conftest import REPO
 

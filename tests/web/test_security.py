@@ -17,10 +17,12 @@ import pytest
 import trustme
 
 from probe_exporter.config import ConfigError
-from probe_exporter.exporter import Exporter, Settings
+from probe_exporter.config.web import load_web_config
+from probe_exporter.exporter import Exporter
+from probe_exporter.settings import Settings
 from probe_exporter.web import security
 from probe_exporter.web.app import create_app
-from probe_exporter.web.security import BasicAuthChecker, load_web_config
+from probe_exporter.web.security import BasicAuthChecker
 from tests.conftest import REPO
 from tests.web.conftest import running_server
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from probe_exporter.logs import ProbeLog
-from probe_exporter.probe_metrics import ProbeMetrics
-from probe_exporter.probers.base import ProbeRequest
+from probe_exporter.config.snmp import SnmpModule
+from probe_exporter.probers.base import ProbeContext, Prober
 
 if TYPE_CHECKING:
     from probe_exporter.config.module import Module
@@ -26,33 +25,34 @@ MODULE_SUCCESS_HELP = "Whether the SNMP module was scraped successfully (1) or f
 
 
 def preload(module: Module) -> None:
-    """pysnmp and the scrape path, imported by the first probe otherwise (see probers.load_probers)."""
+    """pysnmp and the scrape path, imported by the first probe otherwise (see registry.load)."""
     import probe_exporter.probers.snmp.scrape  # noqa: F401
 
 
-async def probe_snmp(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:
+async def probe_snmp(ctx: ProbeContext) -> bool:
     # /probe with several modules (web/snmp.py) passes them comma-joined in the `module` parameter.
-    requested = request.params.get("module", "")
-    names = requested.split(",") if "," in requested else [request.module_name]
-    return await probe_snmp_modules(request, names, metrics, log)
+    requested = ctx.params.get("module", "")
+    names = requested.split(",") if "," in requested else [ctx.module_name]
+    return await probe_snmp_modules(ctx, names)
 
 
-async def probe_snmp_modules(request: ProbeRequest, module_names: list[str], metrics: ProbeMetrics,
-                             log: ProbeLog) -> bool:
-    """Every named module against request.target; samples of the modules that succeeded are kept."""
+async def probe_snmp_modules(ctx: ProbeContext, module_names: list[str]) -> bool:
+    """Every named module against ctx.target; samples of the modules that succeeded are kept."""
+    metrics, log = ctx.metrics, ctx.log
     from probe_exporter.probers.base import BadRequest
     from probe_exporter.probers.snmp.scrape import scrape
 
-    config = request.config
+    config = ctx.config
     modules = []
     for name in module_names:
-        module = request.module if name == request.module_name else (
+        module = ctx.module if name == ctx.module_name else (
             config.modules.get(name) if config is not None else None)
         if module is None or module.prober != "snmp":
             raise BadRequest(f'Unknown module "{name}"')
         modules.append((name, module))
-    deadline = asyncio.get_running_loop().time() + max(request.timeout - DEADLINE_MARGIN, 0.0)
-    result = await scrape(request.target, modules, config, request.params, deadline, log)
+    deadline = asyncio.get_running_loop().time() + max(ctx.timeout - DEADLINE_MARGIN, 0.0)
+    result = await scrape(ctx.target, modules, config, ctx.params, deadline, log,
+                          wrap_counters=ctx.settings.snmp_wrap_large_counters)
     for family in result.families.rendered.families.values():
         metrics.add_family(family)
     for family in result.self_metric_families():
@@ -68,3 +68,6 @@ async def shutdown() -> None:
     from probe_exporter.probers.snmp.engine import close_engine
 
     await close_engine()
+
+
+PROBER = Prober(name="snmp", probe=probe_snmp, config_model=SnmpModule, preload=preload, shutdown=shutdown)

@@ -17,7 +17,6 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Sample
 
 from probe_exporter.config import Config, Module
-from probe_exporter.config import snmp as snmp_settings
 from probe_exporter.config.snmp import DEFAULT_AUTH, SnmpAuth, SnmpModule
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probers.base import BadRequest
@@ -117,9 +116,9 @@ def engine_id_of(params: Mapping[str, str]) -> bytes | None:
 
 async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Config | None,
                  params: Mapping[str, str], deadline: float, log: ProbeLog, stop_on_error: bool = False,
-                 wrap_counters: bool | None = None) -> ScrapeResult:
+                 wrap_counters: bool = True) -> ScrapeResult:
     """Scrape `target_text` with each module in order; raises BadRequest before any traffic."""
-    wrap = snmp_settings.WRAP_LARGE_COUNTERS if wrap_counters is None else wrap_counters
+    wrap = wrap_counters  # --snmp.wrap-large-counters
     plans = [(name, module, snmp_module(module), plan_of(module)) for name, module in modules]
     auths = [pick_auth(config, params, snmp) for _, _, snmp, _ in plans]
     engine_id = engine_id_of(params)

@@ -1,8 +1,8 @@
 """The SQL prober: `prober: sql` modules run sql_exporter collectors against `?target=`.
 
-Order of a probe: target checked against the allowlist (400 before anything connects), credentials
-read, a concurrency slot taken (waiting counts against the deadline), cached collectors served,
-the rest run on a fresh connection, rows rendered as the configured metrics with their exact names.
+Order of a probe (the pipeline has taken its concurrency slots already): target checked against the
+allowlist (400 before anything connects), credentials read, cached collectors served, the rest run
+on a fresh connection, rows rendered as the configured metrics with their exact names.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from probe_exporter.config.module import Module
 from probe_exporter.config.sql import Collector, SQLModule
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import ProbeMetrics
-from probe_exporter.probers.base import BadRequest, ProbeRequest
+from probe_exporter.probers.base import BadRequest, ProbeContext, Prober
 from probe_exporter.probers.sql import drivers, limits
 from probe_exporter.probers.sql.cache import CollectorResult, QueryStat
 from probe_exporter.probers.sql.execute import Deadline, describe, run_collectors
@@ -32,8 +32,6 @@ class _Gauges:
     def __init__(self, metrics: ProbeMetrics, collectors: list[Collector]) -> None:
         self.connect = metrics.gauge("probe_sql_connect_duration_seconds",
                                      "Time taken to connect to the database, in seconds")
-        self.queue_wait = metrics.gauge("probe_sql_queue_wait_seconds",
-                                        "Time spent waiting for a free per-target or global probe slot")
         labels = ("collector", "query")
         self.query_success = metrics.gauge_vec("probe_sql_query_success",
                                                "Whether the query succeeded and its rows fit its metrics", labels)
@@ -52,21 +50,22 @@ class _Gauges:
         self.query_rows.labels(stat.collector, stat.query).set(stat.rows)
 
 
-async def probe_sql(request: ProbeRequest, metrics: ProbeMetrics, log: ProbeLog) -> bool:
-    sql: SQLModule | None = request.module.sql
+async def probe_sql(ctx: ProbeContext) -> bool:
+    metrics, log = ctx.metrics, ctx.log
+    sql: SQLModule | None = ctx.module.sql
     if sql is None:
-        raise BadRequest(f"module {request.module_name!r} has no sql: block")
-    deadline = Deadline(request.timeout)
-    endpoint = await resolve_target(request.target, sql)  # BadRequest: malformed or not allowed
+        raise BadRequest(f"module {ctx.module_name!r} has no sql: block")
+    deadline = Deadline(ctx.timeout)
+    endpoint = await resolve_target(ctx.target, sql)  # BadRequest: malformed or not allowed
     gauges = _Gauges(metrics, sql.loaded_collectors)
     try:
         spec = await _connect_spec(sql, endpoint)
     except (OSError, KeyError, ValueError) as err:  # the messages name the file or variable, not its content
         log.error("Could not read the module's credentials or DSN", err=f"{type(err).__name__}: {err}")
         return False
-    spec.cached = request.module.cached
+    spec.cached = ctx.module.cached
     try:
-        return await _probe_endpoint(request.module_name, sql, endpoint, spec, deadline, gauges, metrics, log)
+        return await _probe_endpoint(ctx.module_name, sql, endpoint, spec, deadline, gauges, metrics, log)
     except Exception as err:
         # Driver errors may quote connection strings: scrubbed here, never passed on to the runner's log.
         log.error("SQL probe failed", err=describe(err, spec))
@@ -95,17 +94,7 @@ async def _probe_endpoint(module_name: str, sql: SQLModule, endpoint: Endpoint, 
             return False
     module_key = f"{module_name}:{id(sql)}"
     log.debug("Probing", dsn=spec.display)
-    queued = time.monotonic()
-    try:
-        async with limits.probe_slots(module_key, endpoint.key, sql.max_concurrency, sql.max_concurrency_per_target,
-                                      deadline.remaining()):
-            gauges.queue_wait.set(time.monotonic() - queued)
-            return await _probe_collectors(module_key, endpoint.key, sql, spec, deadline, gauges, metrics, log)
-    except limits.QueueTimeout:
-        gauges.queue_wait.set(time.monotonic() - queued)
-        log.error("Queued too long: per-target or global SQL probe limit reached",
-                  max_concurrency_per_target=sql.max_concurrency_per_target)
-        return False
+    return await _probe_collectors(module_key, endpoint.key, sql, spec, deadline, gauges, metrics, log)
 
 
 async def _probe_collectors(module_key: str, target_key: str, sql: SQLModule, spec: ConnectSpec,
@@ -192,7 +181,7 @@ def _add_families(collectors: list[Collector], results: dict[str, CollectorResul
 
 
 def preload(module: Module) -> None:
-    """The driver the module connects with (see probers.load_probers)."""
+    """The driver the module connects with (see registry.load)."""
     if module.sql is not None:
         drivers.load_driver(module.sql.driver)
 
@@ -200,3 +189,6 @@ def preload(module: Module) -> None:
 async def shutdown() -> None:
     """Release the SQLite/SQLAlchemy worker threads (connections are per probe, none stay open)."""
     drivers.shutdown_pools()
+
+
+PROBER = Prober(name="sql", probe=probe_sql, config_model=SQLModule, preload=preload, shutdown=shutdown)

@@ -9,7 +9,7 @@ import pytest
 
 from probe_exporter.config import Config, load_config
 from probe_exporter.exposition import collect_sorted, render_text
-from probe_exporter.runner import run_probe
+from probe_exporter.pipeline import run_probe
 from tests.probers.snmp.conftest import V3_USERS
 
 
@@ -58,7 +58,7 @@ async def test_v3_wrong_password_does_not_spoil_the_right_one(config: Config, sn
 
 
 async def test_v3_unknown_context_engine_id_is_rejected_before_traffic(config: Config, snmpd_agent: str) -> None:
-    from probe_exporter.probers import BadRequest
+    from probe_exporter.probers.base import BadRequest
 
     with pytest.raises(BadRequest, match="snmp_engineid"):
         await _probe(config, "v3sha_aes", snmpd_agent, params={"snmp_engineid": "zz"})

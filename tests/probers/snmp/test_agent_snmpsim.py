@@ -9,7 +9,7 @@ import pytest
 
 from probe_exporter.config import Config, load_config
 from probe_exporter.exposition import collect_sorted, render_text
-from probe_exporter.runner import run_probe
+from probe_exporter.pipeline import run_probe
 from tests.probers.snmp import recordings
 
 # The reference spec's §4.4 expected output (verified against snmp_exporter), sample lines only.
@@ -148,7 +148,7 @@ async def test_wrong_community_times_out_within_deadline_and_logs_no_secret(conf
 
 
 async def test_unknown_auth_is_a_bad_request(config: Config, snmpsim_agent: str) -> None:
-    from probe_exporter.probers import BadRequest
+    from probe_exporter.probers.base import BadRequest
 
     with pytest.raises(BadRequest, match="Unknown auth 'nope'"):
         await run_probe("system", config.modules["system"], snmpsim_agent, 5, {"auth": "nope"}, config)

@@ -149,22 +149,19 @@ def test_shipped_modules_load() -> None:
 
 
 def test_environment_expansion_behind_the_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from probe_exporter.config import snmp as snmp_config
-
     path = _write(tmp_path, "a.yml", "auths:\n  a: {version: 3, username: '${SNMP_USER}', security_level: authNoPriv,"
                                      " password: '$SNMP_PASS', auth_protocol: SHA}\n")
     monkeypatch.setenv("SNMP_USER", "monitor")
     monkeypatch.setenv("SNMP_PASS", "")
     assert load_config([path]).snmp_auths["a"].username == "${SNMP_USER}"  # off by default
-    monkeypatch.setattr(snmp_config, "EXPAND_ENVIRONMENT_VARIABLES", True)
     with pytest.raises(ConfigError, match="password is missing"):  # empty counts as set
-        load_config([path])
+        load_config([path], expand_environment_variables=True)
     monkeypatch.setenv("SNMP_PASS", "s3cret")
-    auth = load_config([path]).snmp_auths["a"]
+    auth = load_config([path], expand_environment_variables=True).snmp_auths["a"]
     assert (auth.username, auth.password.reveal()) == ("monitor", "s3cret")
     monkeypatch.delenv("SNMP_USER")
     with pytest.raises(ConfigError, match="'SNMP_USER' is not set"):
-        load_config([path])
+        load_config([path], expand_environment_variables=True)
 
 
 def test_config_page_follows_a_reload(tmp_path: Path) -> None:

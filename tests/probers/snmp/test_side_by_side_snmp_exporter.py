@@ -21,7 +21,8 @@ import pytest
 import yaml
 from asgi_lifespan import LifespanManager
 
-from probe_exporter.exporter import Exporter, Settings
+from probe_exporter.exporter import Exporter
+from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 from tests.conftest import free_port
 from tests.probers.snmp.conftest import TYPES_MODULE

@@ -22,7 +22,8 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from probe_exporter.exporter import Exporter, Settings
+from probe_exporter.exporter import Exporter
+from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 from tests.conftest import free_port
 
