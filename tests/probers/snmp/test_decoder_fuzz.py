@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from probe_exporter.config import Config, load_config
 from probe_exporter.exposition import collect_sorted, render_text
+from probe_exporter.pipeline import run_probe
 from probe_exporter.probers.snmp import ber, v3
-from probe_exporter.runner import run_probe
 
 DECODE_ERRORS = (ber.BerError, IndexError, ValueError)  # what community.py and engine.py catch
 USER = v3.User(b"fuzz", 3, "SHA256", "AES", b"authpass123", b"privpass123")

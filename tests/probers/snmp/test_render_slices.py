@@ -14,11 +14,11 @@ import yaml
 from probe_exporter.config import Config, load_config
 from probe_exporter.config.snmp import SnmpModule
 from probe_exporter.exposition import collect_sorted, render_text
+from probe_exporter.pipeline import run_probe
 from probe_exporter.probers.snmp import render, scrape
 from probe_exporter.probers.snmp.community import CommunityTransport
 from probe_exporter.probers.snmp.plan import compile_module
 from probe_exporter.probers.snmp.values import OCTETS, UNSIGNED
-from probe_exporter.runner import run_probe
 
 ROWS = 10_000
 IF_TABLE = (1, 3, 6, 1, 2, 1, 2, 2, 1)

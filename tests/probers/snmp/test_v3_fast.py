@@ -17,8 +17,8 @@ import yaml
 
 from probe_exporter.config import Config, load_config
 from probe_exporter.exposition import collect_sorted, render_text
+from probe_exporter.pipeline import run_probe
 from probe_exporter.probers.snmp import engine
-from probe_exporter.runner import run_probe
 from tests.conftest import free_port
 from tests.probers.snmp.conftest import SNMPD_USERS, V3_MATRIX
 
