@@ -4,9 +4,6 @@ says (resync on notInTimeWindows, rediscovery on unknownEngineID, a clear failur
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +16,7 @@ from probe_exporter.config import Config, load_config
 from probe_exporter.exposition import collect_sorted, render_text
 from probe_exporter.pipeline import run_probe
 from probe_exporter.probers.snmp import engine
-from tests.conftest import free_port
+from tests.probers.snmp import agents
 from tests.probers.snmp.conftest import SNMPD_USERS, V3_MATRIX
 
 GO_BINARY = Path("/usr/bin/prometheus-snmp-exporter")
@@ -167,23 +164,8 @@ def go_exporter(shared_snmp_yml: Path, tmp_path_factory: pytest.TempPathFactory)
         old[f"system_{user}"] = {**system, "version": 3, "auth": module_auth}
     path = tmp_path_factory.mktemp("sbs3") / "snmp021.yml"
     path.write_text(yaml.safe_dump(old, sort_keys=False))
-    port = free_port()
-    process = subprocess.Popen([str(GO_BINARY), f"--config.file={path}", f"--web.listen-address=127.0.0.1:{port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5).status_code == 200:
-                    break
-            if process.poll() is not None:
-                raise RuntimeError(f"snmp_exporter exited with {process.returncode}")
-            time.sleep(0.1)
-        else:
-            raise RuntimeError("snmp_exporter did not start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(5)
+    with agents.running_snmp_exporter(GO_BINARY, path) as url:
+        yield url
 
 
 @pytest.mark.reference
