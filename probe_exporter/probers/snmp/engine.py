@@ -316,6 +316,8 @@ class Session:
         try:
             incoming = v3.decode_message(data)
             if incoming.flags & v3.FLAG_AUTH:
+                if user.level < 2:
+                    raise SnmpError("authenticated answer for a user without authentication")
                 if incoming.engine_id != state.engine_id:
                     # Not ours to check: keys for a new engine ID cost 1 MB of hashing each.
                     raise SnmpError("authenticated answer from an unexpected engine ID")

@@ -270,7 +270,8 @@ def open_scoped(incoming: Incoming, user: User | None) -> tuple[bytes, bytes, in
             raise V3Error(f"decryption error: {type(err).__name__}") from None
     tag, pos, end = ber.tlv(scoped, 0)
     if tag != 0x30:
-        raise V3Error("decryption error (the scoped PDU is not a SEQUENCE)")
+        raise V3Error("decryption error (the scoped PDU is not a SEQUENCE)" if incoming.flags & FLAG_PRIV
+                      else "malformed SNMPv3 message (scoped PDU)")
     start, stop = _field(scoped, pos, 0x04, "context engine ID")
     context_engine_id = scoped[start:stop]
     start, stop = _field(scoped, stop, 0x04, "context name")
