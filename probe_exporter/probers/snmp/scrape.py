@@ -116,8 +116,9 @@ def engine_id_of(params: Mapping[str, str]) -> bytes | None:
 
 async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Config | None,
                  params: Mapping[str, str], deadline: float, log: ProbeLog, stop_on_error: bool = False,
-                 wrap_counters: bool = True) -> ScrapeResult:
-    """Scrape `target_text` with each module in order; raises BadRequest before any traffic."""
+                 wrap_counters: bool = True, module_concurrency: int | None = None) -> ScrapeResult:
+    """Scrape `target_text` with each module in order; raises BadRequest before any traffic.
+    `module_concurrency` is --snmp.module-concurrency (None: MODULE_CONCURRENCY)."""
     wrap = wrap_counters  # --snmp.wrap-large-counters
     plans = [(name, module, snmp_module(module), plan_of(module)) for name, module in modules]
     auths = [pick_auth(config, params, snmp) for _, _, snmp, _ in plans]
@@ -138,7 +139,7 @@ async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Co
         log.error("Error connecting to target", err=reason)
         return outcome
     engine = get_engine()
-    concurrency = max(1, MODULE_CONCURRENCY)
+    concurrency = max(1, MODULE_CONCURRENCY if module_concurrency is None else module_concurrency)
     slots = asyncio.Semaphore(concurrency)  # FIFO: modules start in the order they were asked for
 
     async def walk_and_render(name: str, plan: ModulePlan, auth: SnmpAuth, result: ModuleResult) -> Families | None:
