@@ -61,8 +61,17 @@ class ModulePlan:
     # prefix is a metric OID claims the PDU, as upstream's trie walk does.
     metrics: dict[tuple[int, ...], MetricPlan]
     lengths: list[int]
+    # The metrics no shorter metric OID is a prefix of: for them a PDU one arc longer (a table cell
+    # with a one-arc index, or a scalar's .0) is claimed with one lookup.
+    unshadowed: dict[tuple[int, ...], MetricPlan] = field(default_factory=dict)
 
     def match(self, oid: tuple[int, ...]) -> tuple[MetricPlan, tuple[int, ...]] | None:
+        found = self.unshadowed.get(oid[:-1])
+        if found is not None:
+            return found, oid[-1:]
+        return self.match_by_length(oid)
+
+    def match_by_length(self, oid: tuple[int, ...]) -> tuple[MetricPlan, tuple[int, ...]] | None:
         metrics = self.metrics
         for length in self.lengths:
             if length > len(oid):
@@ -100,4 +109,6 @@ def compile_module(module: SnmpModule) -> ModulePlan:
         retries=module.retries,
         metrics=metrics,
         lengths=sorted({len(oid) for oid in metrics}),
+        unshadowed={oid: plan for oid, plan in metrics.items()
+                     if not any(oid[:length] in metrics for length in range(1, len(oid)))},
     )
