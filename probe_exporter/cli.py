@@ -1,19 +1,22 @@
-"""Command line: `probe-exporter [flags]` serves; `probe-exporter probe ...` runs one probe and exits."""
+"""Command line: `probe-exporter [flags]` serves; `probe-exporter probe ...` runs one probe and exits;
+`probe-exporter healthcheck [flags]` checks a running exporter (probe_exporter.healthcheck)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import logging
 import os
+import platform
 import socket
 import sys
 from collections.abc import Sequence
 
 from probe_exporter import __version__, logs
 from probe_exporter.config import Config, ConfigError, default_config_patterns
-from probe_exporter.settings import PROBE, SERVE, Settings, add_flags, from_args
+from probe_exporter.settings import PROBE, SERVE, Settings, add_flags, from_args, parse_listen_address
 
 # Python's default is 700 container allocations; one probe makes thousands, so gen0 ran several times per probe.
 GC_GEN0_THRESHOLD = 10_000
@@ -47,12 +50,6 @@ def build_probe_parser() -> argparse.ArgumentParser:
                         help="Extra query parameter, as on /probe (e.g. hostname=..., auth=...).")
     parser.add_argument("--debug", action="store_true", help="Print the debug page (log, metrics, module).")
     return parser
-
-
-def parse_listen_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
 
 
 def bind_listener(address: str, reuse_port: bool = False) -> socket.socket:
@@ -100,9 +97,7 @@ def bind_worker_listeners(address: str, workers: int) -> list[socket.socket]:
     first = bind_listener(address, reuse_port=True)
     sockets = [first]
     try:
-        host = parse_listen_address(address)[0]
-        bound = f"[{host}]:{first.getsockname()[1]}" if ":" in host else f"{host}:{first.getsockname()[1]}"
-        sockets += [bind_listener(bound, reuse_port=True) for _ in range(workers - 1)]
+        sockets += [bind_listener(_socket_address(first), reuse_port=True) for _ in range(workers - 1)]
     except OSError:
         for sock in sockets:
             sock.close()
@@ -114,46 +109,78 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["probe"]:
         return _probe_command(args_list[1:])
+    if args_list[:1] == ["healthcheck"]:
+        from probe_exporter import healthcheck
+
+        return healthcheck.main(args_list[1:])
     from probe_exporter.exporter import load_settings_config
 
     settings = from_args(build_parser().parse_args(args_list))
     logs.setup_logging(settings.log_level, settings.log_format)
+    if settings.log_prober:
+        logs.setup_prober_logging(settings.log_prober, settings.log_format)
     settings.config_files = settings.config_files or default_config_patterns()
     try:
         config = load_settings_config(settings)
     except ConfigError as err:
-        print(err, file=sys.stderr)
-        return 1
+        return _startup_error(settings, str(err))
     if settings.web_config_file:
         from probe_exporter.config.web import load_web_config
 
         try:
             load_web_config(settings.web_config_file)
         except ConfigError as err:
-            print(str(err).replace("error parsing config file", "error parsing web config file", 1), file=sys.stderr)
-            return 1
+            message = str(err).replace("error parsing config file", "error parsing web config file", 1)
+            return _startup_error(settings, message)
     from probe_exporter.web.prefix import external_url
 
     try:
         external_url(settings.web_external_url, settings.listen_addresses[0])
     except ValueError as err:
-        print(f"failed to determine external URL: {err}", file=sys.stderr)
-        return 1
+        return _startup_error(settings, f"failed to determine external URL: {err}")
     if settings.config_check:
+        _warn_missing_extras(config)
         print(f"Config file{'s' if len(config.files) > 1 else ''} {', '.join(config.files)} OK: "
               f"{len(config.modules)} modules")
         return 0
     return _serve(settings, config)
 
 
+def _startup_error(settings: Settings, message: str) -> int:
+    """Why the server cannot start, exit status 1: a JSON line with --log.format=json (log pipelines read
+    every stderr line as JSON), the bare message otherwise (and for --config.check, which is read by people)."""
+    if settings.log_format == "json" and not settings.config_check:
+        logs.log(logging.ERROR, "Cannot start", err=message)
+    else:
+        print(message, file=sys.stderr)
+    return 1
+
+
+def _warn_missing_extras(config: Config) -> None:
+    """A module whose optional library is missing loads, and fails every probe: --config.check says so."""
+    for name, module in config.modules.items():
+        missing = module.missing_extras()
+        if missing:
+            print(f"warning: module {name!r} ({module.prober}) needs an extra that is not installed, its probes "
+                  f"will fail: install probe-exporter[{','.join(missing)}]", file=sys.stderr)
+
+
+def log_startup(config: Config) -> None:
+    """What blackbox_exporter logs at start: the version, then each config file with its module count."""
+    logs.log(logging.INFO, "Starting probe_exporter", version=__version__, python=platform.python_version())
+    counts = collections.Counter(config.module_files.values())
+    for path in config.files:
+        logs.log(logging.INFO, "Loaded config file", file=path, modules=counts[path])
+
+
 def _serve(settings: Settings, config: Config) -> int:
-    from probe_exporter import registry
-    from probe_exporter.exporter import Exporter
+    from probe_exporter.exporter import Exporter, load_probers
     from probe_exporter.web.app import create_app
     from probe_exporter.web.serve import make_server, notify_parent_of_reload, run_workers
 
     _raise_open_files_limit()
-    registry.load(config.modules)
+    log_startup(config)
+    load_probers(config)
     workers = settings.web_workers
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
@@ -161,8 +188,7 @@ def _serve(settings: Settings, config: Config) -> int:
         try:
             activated = systemd_sockets()
         except ValueError as err:
-            print(f"--web.systemd-socket: {err}", file=sys.stderr)
-            return 1
+            return _startup_error(settings, f"--web.systemd-socket: {err}")
         for sock in activated:  # one listening socket shared by every worker, each holding its own copy
             for index, sockets in enumerate(sockets_by_worker):
                 sockets.append(sock if index == 0 else sock.dup())
@@ -171,11 +197,11 @@ def _serve(settings: Settings, config: Config) -> int:
         try:
             bound = bind_worker_listeners(address, workers) if workers > 1 else [bind_listener(address)]
         except OSError as err:
-            print(f"cannot listen on {address}: {err.strerror}", file=sys.stderr)
-            return 1
+            return _startup_error(settings, f"cannot listen on {address}: {err.strerror}")
         for index, sock in enumerate(bound):
             sockets_by_worker[index].append(sock)
-        logs.log(logging.INFO, "Listening on", address=address)
+        # The bound address, so `:0` (an ephemeral port) shows the port it got.
+        logs.log(logging.INFO, "Listening on", address=_socket_address(bound[0]))
 
     def serve_worker(index: int) -> None:
         for other, sockets in enumerate(sockets_by_worker):
@@ -187,6 +213,10 @@ def _serve(settings: Settings, config: Config) -> int:
         exporter = Exporter(settings, config)
         exporter.metrics.set_worker(index)
         app = create_app(exporter)
+        if settings.config_enable_auto_reload:
+            from probe_exporter import autoreload
+
+            autoreload.install(app, exporter, settings.config_auto_reload_interval)
         if workers > 1:
             app.state.after_reload = notify_parent_of_reload
         if index == 0:
@@ -248,6 +278,8 @@ def _probe_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = from_args(args)
     logs.setup_logging(settings.log_level, settings.log_format)
+    if settings.log_prober:
+        logs.setup_prober_logging(settings.log_prober, settings.log_format)
     try:
         config = load_settings_config(settings)
     except ConfigError as err:

@@ -12,6 +12,7 @@ from probe_exporter.config import Config, ConfigError, default_config_patterns, 
 from probe_exporter.history import ProbeHistory
 from probe_exporter.limits import ProbeLimiter, default_max_concurrency
 from probe_exporter.openfiles import open_files_limit
+from probe_exporter.probers import resolver
 from probe_exporter.selfmetrics import SelfMetrics
 from probe_exporter.settings import Settings
 
@@ -67,8 +68,23 @@ def load_settings_config(settings: Settings) -> Config:
                        expand_environment_variables=settings.expand_environment_variables)
 
 
-def _load_config_and_probers(settings: Settings) -> Config:
-    """Off the event loop: a reload may bring the first module of a prober kind (see registry.load)."""
-    config = load_settings_config(settings)
+def load_probers(config: Config) -> None:
+    """Import what the config's modules need now (at startup, and on reload off the event loop), not
+    inside a first probe: the probers and their libraries (registry.load), and dnspython for a
+    module with its own resolver (dns_server)."""
+    for name, module in config.modules.items():
+        missing = module.missing_extras()
+        if missing:
+            logs.log(logging.WARNING, "Module needs an optional extra that is not installed; its probes will fail",
+                     module=name, prober=module.prober, install=f"probe-exporter[{','.join(missing)}]")
     registry.load(config.modules)
+    blocks = (module.prober_config() for module in config.modules.values())
+    if any(getattr(block, "dns_server", None) for block in blocks):
+        resolver.preload()
+
+
+def _load_config_and_probers(settings: Settings) -> Config:
+    """Off the event loop: a reload may bring the first module of a prober kind (see load_probers)."""
+    config = load_settings_config(settings)
+    load_probers(config)
     return config

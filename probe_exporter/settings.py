@@ -54,6 +54,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+def auto_reload_interval(text: str) -> float:
+    """blackbox takes whole seconds (`30`); a Go duration (`30s`, `1m`) is accepted too."""
+    from probe_exporter.config.types import parse_go_duration  # imported for this flag only
+
+    try:
+        seconds = float(int(text))
+    except ValueError:
+        try:
+            seconds = parse_go_duration(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return seconds
+
+
 BOTH = (SERVE, PROBE)
 
 
@@ -66,6 +82,10 @@ class Settings:
                                                          "severity or above.", commands=BOTH, choices=sorted(LEVELS)))
     log_format: str = field(default="logfmt", metadata=flag(
         "--log.format", "Output format of log messages.", commands=BOTH, choices=("logfmt", "json")))
+    log_prober: str = field(default="", metadata=flag(
+        "--log.prober", "Log level for probe logs: probe log lines at this level or above go to stderr, "
+        "independently of --log.level (default: none, except at --log.level=debug).", commands=BOTH,
+        choices=sorted(LEVELS)))
     snmp_wrap_large_counters: bool = field(default=True, metadata=flag(
         "--snmp.wrap-large-counters", "Wrap 64-bit SNMP counters at 2^53 so float64 keeps them exact, "
         "as snmp_exporter does.", commands=BOTH, negatable=True))
@@ -77,6 +97,12 @@ class Settings:
         metavar="ADDR", repeatable=True))
     timeout_offset: float = field(default=0.5, metadata=flag(
         "--timeout-offset", "Offset to subtract from the Prometheus scrape timeout, in seconds.", parse=float))
+    config_enable_auto_reload: bool = field(default=False, metadata=flag(
+        "--config.enable-auto-reload", "Reload the config files every --config.auto-reload-interval when "
+        "they changed (an unchanged file is not reloaded)."))
+    config_auto_reload_interval: float = field(default=30.0, metadata=flag(
+        "--config.auto-reload-interval", "Seconds between auto-reload checks (default 30; a Go duration "
+        "such as 1m works too).", metavar="SECONDS", parse=auto_reload_interval))
     config_check: bool = field(default=False, metadata=flag(
         "--config.check", "Validate the config files (and --web.config.file) and exit (0 valid, 1 invalid)."))
     web_external_url: str = field(default="", metadata=flag(
@@ -104,6 +130,13 @@ class Settings:
         "/metrics, history (/logs, landing page) and concurrency limits: --probes.max-concurrency and "
         "max_concurrency apply per worker. SIGHUP, /-/reload and SIGTERM reach all of them.",
         metavar="N", parse=positive_int))
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or `:port` (every address) of --web.listen-address."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
 
 
 def add_flags(parser: argparse.ArgumentParser, command: str) -> None:

@@ -17,16 +17,18 @@ import pytest
 PACKAGE = "probe_exporter"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
-# (layer, module prefixes); a module belongs to the first entry one of whose prefixes it starts with.
+# (layer, module prefixes); a module belongs to the layer of the longest prefix it starts with.
+# probers.net.hostport imports nothing but the standard library: the one host:port parser and
+# IP-literal check, which config validation needs too.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
-    (7, ("cli", "__main__")),
+    (7, ("cli", "__main__", "healthcheck")),
     (6, ("web",)),
-    (5, ("exporter",)),
+    (5, ("exporter", "autoreload")),
     (4, ("pipeline", "testkit")),
     (3, ("probers",)),
-    (2, ("config",)),
-    (1, ("registry", "logs", "exposition", "selfmetrics", "probe_metrics", "gotext", "history", "limits",
-         "openfiles", "settings", "__init__")),
+    (2, ("config", "settings")),
+    (1, ("registry", "extras", "logs", "exposition", "selfmetrics", "probe_metrics", "gotext", "history", "limits",
+         "openfiles", "probers.net.hostport", "__init__")),
 ]
 
 
@@ -46,10 +48,11 @@ MODULES = _modules()
 
 def _layer(module: str) -> int:
     inside = module.removeprefix(PACKAGE).removeprefix(".") or "__init__"
-    for layer, prefixes in LAYERS:
-        if any(inside == prefix or inside.startswith(prefix + ".") for prefix in prefixes):
-            return layer
-    raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+    matches = [(len(prefix), layer) for layer, prefixes in LAYERS for prefix in prefixes
+               if inside == prefix or inside.startswith(prefix + ".")]
+    if not matches:
+        raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+    return max(matches)[1]
 
 
 def _resolve(name: str) -> str | None:

@@ -7,6 +7,7 @@ prometheus/common's HTTPClientConfig, which the `http:` block inlines.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import (
@@ -22,6 +23,7 @@ from pydantic_core import PydanticCustomError
 from probe_exporter.config.cel import CELProgram
 from probe_exporter.config.tls import TLSConfig
 from probe_exporter.config.types import Base2Bytes, GoDuration, RawBytes, Regex, Secret, StrictModel, format_go_duration
+from probe_exporter.probers.net.hostport import ip_literal, split_host_port
 
 # --- our opt-in additions to blackbox's blocks -----------------------------------------------------
 
@@ -39,11 +41,34 @@ class OptInFields(StrictModel):
         return data
 
 
-def _check_server(server: str) -> str:
-    from probe_exporter.probers import resolver
+DNS_PORT = 53
 
-    resolver.parse_server(server)  # raises ValueError naming the bad entry
-    resolver.preload()
+
+@dataclass(frozen=True)
+class Nameserver:
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+
+
+def parse_server(text: str) -> Nameserver:
+    """`10.0.0.53`, `10.0.0.53:53`, `fd00::53` or `[fd00::53]:53`; a ValueError names a bad entry."""
+    try:
+        host, port = split_host_port(text, default_port=str(DNS_PORT))
+        literal = ip_literal(host)
+        address, number = ("", 0) if literal is None else (str(literal), int(port))
+    except ValueError:  # HostPortError too
+        address, number = "", 0
+    if not address or not 0 < number <= 65535:
+        raise ValueError(f"dns_server {text!r} is not an IP address with an optional port "
+                         "(10.0.0.53, 10.0.0.53:53, [fd00::53]:53)")
+    return Nameserver(address, number)
+
+
+def _check_server(server: str) -> str:
+    parse_server(server)  # raises ValueError naming the bad entry
     return server
 
 
@@ -234,19 +259,19 @@ class HTTPProbe(HTTPClientConfig, ResolverSettings):
             self.follow_redirects = not self.no_follow_redirects
         if self.body and self.body_file:
             raise ValueError("setting body and body_file both are not allowed")
-        if self.enable_http3:
-            if self.enable_http2:
-                raise ValueError("when enable_http3 is true, enable_http2 must be set to false")
-            if any(v != "HTTP/3.0" for v in self.valid_http_versions):
-                raise ValueError("HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed "
-                                 "when enable_http3 is true")
-        elif "HTTP/3.0" in self.valid_http_versions:
-            raise ValueError("HTTP/3 is only allowed when enable_http3 is true")
         if self.compression:
             for name, value in self.headers.items():
                 if name.lower() == "accept-encoding" and not accepts_encoding(value, self.compression):
-                    raise ValueError(f'invalid configuration "Accept-Encoding: {value}", '
-                                     f'"compression: {self.compression}"')
+                    raise ValueError(f'invalid configuration "{name}: {value}", "compression: {self.compression}"')
+        # blackbox's order: the versions first, then HTTP/2.
+        if not self.enable_http3 and "HTTP/3.0" in self.valid_http_versions:
+            raise ValueError("HTTP/3 cannot be used as a valid HTTP version when enable_http3 is false")
+        if self.enable_http3:
+            if any(v in ("HTTP/2.0", "HTTP/1.1") for v in self.valid_http_versions):
+                raise ValueError("HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed "
+                                 "when enable_http3 is true")
+            if self.enable_http2:
+                raise ValueError("when enable_http3 is true, enable_http2 must be set to false")
         return self
 
 

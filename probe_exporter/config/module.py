@@ -20,6 +20,7 @@ from probe_exporter.config.blackbox import (
 from probe_exporter.config.snmp import SnmpModule
 from probe_exporter.config.sql import SQLModule
 from probe_exporter.config.types import GoDuration, StrictModel, one_of
+from probe_exporter.extras import SQL_DRIVER_EXTRAS, installed
 
 
 class Module(StrictModel):
@@ -81,6 +82,22 @@ class Module(StrictModel):
         except KeyError:
             value = self._cache[key] = build()
             return value
+
+    def extras_needed(self) -> list[str]:
+        """The pip extras this module needs: its prober's, its SQL driver's, HTTP/3's, CEL's."""
+        needed = [registry.entry(self.prober).extra] if registry.entry(self.prober).extra else []
+        if self.prober == "sql" and self.sql is not None and self.sql.driver in SQL_DRIVER_EXTRAS:
+            needed.append(SQL_DRIVER_EXTRAS[self.sql.driver])
+        if self.prober == "http":
+            if self.http.enable_http3:
+                needed.append("http3")
+            if self.http.fail_if_body_json_matches_cel is not None or self.http.fail_if_body_json_not_matches_cel:
+                needed.append("cel")
+        return needed
+
+    def missing_extras(self) -> list[str]:
+        """The extras this module needs that are not installed (its probes fail, saying which)."""
+        return [extra for extra in self.extras_needed() if not installed(extra)]
 
     def prober_config(self) -> BaseModel | None:
         """The block named after the module's prober (`http:`, `snmp:`, a plugin's own)."""

@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import Field, PlainSerializer, PrivateAttr, field_validator, model_validator
 
 from probe_exporter.config.errors import ConfigError, validate_model
-from probe_exporter.config.types import SECRET_MARK, GoDuration, Secret, StrictModel
+from probe_exporter.config.types import SECRET_MARK, ModelDuration, Secret, StrictModel
 from probe_exporter.config.yamlfile import LineMap, load_yaml_file
 from probe_exporter.limits import TargetPolicy
 
@@ -110,7 +110,7 @@ class CollectorMetric(StrictModel):
 
 class Collector(StrictModel):
     collector_name: str
-    min_interval: GoDuration = 0.0
+    min_interval: ModelDuration = 0.0
     metrics: list[CollectorMetric] = Field(min_length=1)
     queries: list[CollectorQuery] = Field(default_factory=list)
 
@@ -311,8 +311,8 @@ class SQLModule(StrictModel):
     options: MaskedOptions = Field(default_factory=dict)
     # Session settings (PG GUCs, MySQL session variables) applied at connect.
     session: dict[str, str] = Field(default_factory=dict)
-    query_timeout: GoDuration = 0.0
-    connect_timeout: GoDuration = 0.0
+    query_timeout: ModelDuration = 0.0
+    connect_timeout: ModelDuration = 0.0
     max_rows_per_query: int = Field(default=10_000, ge=1)
     max_connections_per_probe: int = Field(default=1, ge=1, le=16)
     max_concurrency_per_target: int = Field(default=2, ge=1)

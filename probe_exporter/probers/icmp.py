@@ -30,7 +30,7 @@ from probe_exporter.exposition import go_float
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers.base import ProbeContext, Prober
-from probe_exporter.probers.hostport import resolve_host
+from probe_exporter.probers.net.addr import resolve_host
 
 PAYLOAD = b"Prometheus Blackbox Exporter"
 ECHO_REQUEST_V4, ECHO_REPLY_V4 = 8, 0
@@ -316,11 +316,9 @@ async def probe_icmp(ctx: ProbeContext) -> bool:
     durations = metrics.gauge_vec("probe_icmp_duration_seconds", "Duration of icmp request by phase", ["phase"])
     for phase in ("resolve", "setup", "rtt"):
         durations.labels(phase)
-    resolved = await resolve_host(ctx.target, cfg, metrics, log)
-    if resolved is None:
+    ip = await resolve_host(ctx.target, cfg, metrics, log, durations)
+    if ip is None:
         return False
-    ip, lookup_time = resolved
-    durations.labels("resolve").add(lookup_time)
     v6 = ":" in ip
     if cfg.source_ip_address:
         log.debug("Using source address", srcIP=cfg.source_ip_address)

@@ -5,7 +5,7 @@ rather than through the system resolver. This lets one exporter check a split-ho
 its internal and its public view. Lookups go out as plain DNS queries (UDP, then TCP when the answer
 is truncated) with dnspython.
 
-The probe runner binds the module's resolver to the probe's context (`bound_to`). The address
+The probe pipeline binds the module's resolver to the probe's context (`bound_to`). The address
 selection shared by the probers (addr.resolve_addresses) asks `current()` for it, so every lookup of
 the probe uses it, redirects included, without each prober having to pass it down. Nothing changes
 for a module without `dns_server`.
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 import time
 from collections.abc import Iterator
@@ -23,10 +22,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from probe_exporter.config.blackbox import Nameserver, parse_server
+
 if TYPE_CHECKING:
     from probe_exporter.config import Module
 
-DEFAULT_PORT = 53
 # A lookup attempt uses at most this share of what is left of the probe, so that a resolver that is
 # down fails the probe with its own reason, not with the probe's timeout.
 SHARE_OF_REMAINING_TIME = 0.9
@@ -34,37 +34,6 @@ SHARE_OF_REMAINING_TIME = 0.9
 
 class LookupFailed(Exception):
     """The name could not be resolved at the module's servers; the message says why, in Go's words."""
-
-
-@dataclass(frozen=True)
-class Nameserver:
-    address: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
-
-
-def parse_server(text: str) -> Nameserver:
-    """`10.0.0.53`, `10.0.0.53:53`, `fd00::53` or `[fd00::53]:53`; a ValueError names a bad entry."""
-    host, port = text, str(DEFAULT_PORT)
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        if rest:
-            if not rest.startswith(":"):
-                host = ""
-            port = rest[1:]
-    elif text.count(":") == 1:
-        host, _, port = text.partition(":")
-    try:
-        address = str(ipaddress.ip_address(host))
-        number = int(port)
-    except ValueError:
-        address, number = "", 0
-    if not address or not 0 < number <= 65535:
-        raise ValueError(f"dns_server {text!r} is not an IP address with an optional port "
-                         "(10.0.0.53, 10.0.0.53:53, [fd00::53]:53)")
-    return Nameserver(address, number)
 
 
 def preload() -> None:

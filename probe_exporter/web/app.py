@@ -14,6 +14,7 @@ from probe_exporter import __version__, logs, registry
 from probe_exporter.config import ConfigError
 from probe_exporter.exporter import Exporter
 from probe_exporter.web import routes, snmp
+from probe_exporter.web.head import HeadAsGetMiddleware
 from probe_exporter.web.prefix import RoutePrefixMiddleware, external_url, route_prefix
 from probe_exporter.web.security import WebConfigSource, WebSecurityMiddleware
 
@@ -41,6 +42,8 @@ def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) ->
     app = FastAPI(title="probe_exporter", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.exporter = exporter
     app.state.web_config = web_config
+    # Innermost, so the security middleware below sees the request's own method.
+    app.add_middleware(HeadAsGetMiddleware)
     if web_config is not None:
         app.add_middleware(WebSecurityMiddleware, source=web_config)
     # /probe is the hot path: a plain Starlette route, first in the table, skips FastAPI's per-request

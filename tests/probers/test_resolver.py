@@ -23,9 +23,10 @@ import pytest
 from pydantic import ValidationError
 
 from probe_exporter.config import ConfigError, Module, load_config
+from probe_exporter.config.blackbox import parse_server
 from probe_exporter.config.render import module_as_yaml
 from probe_exporter.probers import resolver
-from probe_exporter.probers.addr import ip_hash
+from probe_exporter.probers.net.addr import ip_hash
 
 from ._network_helpers import ADDRESS_METRICS, ALWAYS, LOOPBACK_V4_HASH, log_text, names, probe, value
 from ._servers_dns import DNSServer, _rrset, dns_server
@@ -277,7 +278,7 @@ def test_one_server_or_a_list() -> None:
                                                            "dns_timeout": "1s"}})
     assert one.http.dns_server == ["10.0.0.53:53"]
     assert one.http.dns_timeout == 3.0  # upstream PR #1542's default
-    assert [str(resolver.parse_server(s)) for s in many.tcp.dns_server] == ["10.0.0.53:53", "[fd00::53]:5353"]
+    assert [str(parse_server(s)) for s in many.tcp.dns_server] == ["10.0.0.53:53", "[fd00::53]:5353"]
     assert many.tcp.dns_timeout == 1.0
     for block in ("icmp", "grpc", "websocket"):  # websocket: the block only, until its prober is registered
         module = Module.model_validate({"prober": "tcp", block: {"dns_server": "10.0.0.53"}})

@@ -16,6 +16,7 @@ from prometheus_client.samples import Sample
 
 from probe_exporter.config.module import Module
 from probe_exporter.config.sql import Collector, SQLModule
+from probe_exporter.extras import MissingExtra
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers.base import BadRequest, ProbeContext, Prober
@@ -66,6 +67,9 @@ async def probe_sql(ctx: ProbeContext) -> bool:
     spec.cached = ctx.module.cached
     try:
         return await _probe_endpoint(ctx.module_name, sql, endpoint, spec, deadline, gauges, metrics, log)
+    except MissingExtra as err:  # the driver's library is not installed
+        log.error(str(err))
+        return False
     except Exception as err:
         # Driver errors may quote connection strings: scrubbed here, never passed on to the runner's log.
         log.error("SQL probe failed", err=describe(err, spec))

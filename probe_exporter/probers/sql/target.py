@@ -14,8 +14,8 @@ import os
 from dataclasses import dataclass, replace
 
 from probe_exporter.config.sql import SQLModule, TargetAlias
-from probe_exporter.probers.addr import ResolveError, resolve_addresses
 from probe_exporter.probers.base import BadRequest
+from probe_exporter.probers.net.addr import ResolveError, resolve_addresses
 
 # Characters that could smuggle credentials, options or extra hosts into a DSN or conninfo
 # (libpq takes comma-separated host lists; `@`, `?`, `#` restructure a URL).

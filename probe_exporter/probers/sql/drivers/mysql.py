@@ -13,11 +13,13 @@ import math
 import ssl
 from typing import Any
 
-import aiomysql
-import pymysql
-
+from probe_exporter.extras import required
 from probe_exporter.probers.sql.drivers.base import QueryResult, QueryTimeout
 from probe_exporter.probers.sql.spec import ConnectSpec
+
+with required("mysql"):
+    import aiomysql
+    import pymysql
 
 _SSL_KEYS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_verify")
 _KILL_CONNECT_TIMEOUT = 1.0
