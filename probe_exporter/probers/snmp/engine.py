@@ -9,7 +9,8 @@ We talk to pysnmp's message dispatcher directly instead of through hlapi's `bulk
 - no per-varbind MIB resolution or ObjectType wrapping: responses come back as raw pyasn1 pairs.
 
 Since v1/v2c (community.py) and SNMPv3 (v3.py, usm.py) run on our own BER codec, pysnmp serves only
-what those do not cover, and the switches below (tests compare both paths value for value).
+what those do not cover, or everything when the switches below are off (tests compare both paths
+value for value).
 """
 
 from __future__ import annotations
@@ -241,7 +242,8 @@ class Session:
         data = ber.encode_request(self.security.mp_model, self.security.community, pdu_type, request_id, oids,
                                   max_repetitions)
         parsed = await self._exchange(data, request_id)
-        assert not isinstance(parsed, bytes)
+        if isinstance(parsed, bytes):  # an SNMPv3 message whose msgID is our request-id
+            raise SnmpError("answer to a community request is an SNMPv3 message")
         return Response(parsed[3], parsed[4], parsed[5])
 
     async def _exchange(self, data: bytes, request_id: int) -> Any:
@@ -290,7 +292,10 @@ class Session:
                 message = v3.encode_message(msg_id, user, state, scoped, self.engine.loop.time())
             except usm.UsmError as err:
                 raise SnmpError(str(err)) from None
-            incoming, opened = self._open(await self._exchange(message, msg_id), user, state)
+            answer = await self._exchange(message, msg_id)
+            if not isinstance(answer, bytes):  # a v1/v2c response whose request-id is our msgID
+                raise SnmpError("answer to an SNMPv3 request is not an SNMPv3 message")
+            incoming, opened = self._open(answer, user, state)
             tag, response_id, error_status, error_index, varbinds = opened
             if tag == ber.REPORT:
                 kind, reason = v3.report_kind(varbinds)
@@ -337,6 +342,8 @@ class Session:
         message = v3.encode_message(msg_id, None, None, v3.scoped_pdu(b"", b"", ber.encode_pdu(ber.GET, request_id,
                                                                                                   [])), 0.0)
         data = await self._exchange(message, msg_id)
+        if not isinstance(data, bytes):
+            raise SnmpError("engine discovery: the answer is not an SNMPv3 message")
         try:
             incoming = v3.decode_message(data)
         except (ber.BerError, IndexError, ValueError) as err:

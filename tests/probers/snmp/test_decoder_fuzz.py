@@ -177,3 +177,42 @@ async def test_mutated_authentic_answers_never_crash(config: Config, seed: int, 
         assert 'sysName{sysName="hostile"} 1' in render_text(collect_sorted([outcome.metrics])).decode()
     else:
         assert "Error scraping target" in log or "Timeout reached" in log, log
+
+
+class _CrossVersionAgent(asyncio.DatagramProtocol):
+    """Answers a v3 request with a v2c Response carrying its msgID as request-id, and a v2c request
+    with a v3 message carrying its request-id as msgID: the transport routes both to the waiter."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.DatagramTransport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        msg_id = v3.peek_msg_id(data)
+        if msg_id is not None:
+            pdu = ber.encode_tlv(ber.RESPONSE, ber.encode_int(msg_id) + ber.encode_int(0) + ber.encode_int(0)
+                                 + ber.encode_tlv(0x30, b""))
+            answer = ber.encode_tlv(0x30, ber.encode_int(1) + ber.encode_tlv(0x04, b"public") + pdu)
+        else:
+            _, pos, _ = ber.tlv(data, 0)
+            _, _, pos = ber.tlv(data, pos)  # version
+            _, _, pos = ber.tlv(data, pos)  # community
+            _, pos, _ = ber.tlv(data, pos)  # the PDU
+            _, start, stop = ber.tlv(data, pos)
+            request_id = ber.signed(data[start:stop])
+            answer = v3.encode_message(request_id, None, None, v3.scoped_pdu(b"", b"", PDU), 0.0)
+        self.transport.sendto(answer, addr)
+
+
+@pytest.mark.parametrize("auth", ["v3sha_aes", "v3noauth", "snmpd_public"])
+async def test_an_answer_of_the_other_version_fails_cleanly(config: Config, auth: str) -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(_CrossVersionAgent, local_addr=("127.0.0.1", 0))
+    try:
+        target = f"127.0.0.1:{transport.get_extra_info('sockname')[1]}"
+        outcome = await run_probe("system", config.modules["system"], target, 1.0, {"auth": auth}, config)
+    finally:
+        transport.close()
+    log = outcome.log.text()
+    assert not outcome.success
+    assert "internal error" not in log, log
+    assert "is not an SNMPv3 message" in log or "is an SNMPv3 message" in log, log
