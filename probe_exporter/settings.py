@@ -97,6 +97,10 @@ class Settings:
     snmp_wrap_large_counters: bool = field(default=True, metadata=flag(
         "--snmp.wrap-large-counters", "Wrap 64-bit SNMP counters at 2^53 so float64 keeps them exact, "
         "as snmp_exporter does.", commands=BOTH, negatable=True))
+    snmp_module_concurrency: int = field(default=1, metadata=flag(
+        "--snmp.module-concurrency", "SNMP modules of one request walked at once, as snmp_exporter (default 1); "
+        "each has its own session and request IDs, and results merge in module order.", commands=BOTH,
+        parse=positive_int))
     expand_environment_variables: bool = field(default=False, metadata=flag(
         "--config.expand-environment-variables", "Expand ${VAR} in SNMP auth username, password and "
         "priv_password.", commands=BOTH))

@@ -1,7 +1,7 @@
 """Scraping one target with one or more SNMP modules; shared by /probe and /snmp.
 
 Modules run one after another on the same resolved address (snmp_exporter's default module
-concurrency of 1; MODULE_CONCURRENCY walks several at once). Each module renders into its own
+concurrency of 1; --snmp.module-concurrency walks several at once). Each module renders into its own
 families first and is merged only if it succeeded, so /probe can keep the modules that worked.
 """
 
@@ -29,10 +29,6 @@ from probe_exporter.probers.snmp.target import parse_target, resolve
 
 # Varbinds one module may return before the scrape is stopped (memory bound for a hostile agent).
 MAX_VARBINDS = 200_000
-# --snmp.module-concurrency: modules of one request walked at once (upstream's default 1). Each
-# module has its own session and request IDs; results merge in module order whatever the timing.
-MODULE_CONCURRENCY = 1
-
 _SELF_METRICS = (
     ("snmp_scrape_walk_duration_seconds", "Time SNMP walk/bulkwalk took."),
     ("snmp_scrape_packets_sent", "Packets sent for get, bulkget, and walk; including retries."),
@@ -120,9 +116,10 @@ def engine_id_of(params: Mapping[str, str]) -> bytes | None:
 
 async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Config | None,
                  params: Mapping[str, str], deadline: float, log: ProbeLog, stop_on_error: bool = False,
-                 wrap_counters: bool = True, module_concurrency: int | None = None) -> ScrapeResult:
+                 wrap_counters: bool = True, module_concurrency: int = 1) -> ScrapeResult:
     """Scrape `target_text` with each module in order; raises BadRequest before any traffic.
-    `module_concurrency` is --snmp.module-concurrency (None: MODULE_CONCURRENCY)."""
+    `module_concurrency` is --snmp.module-concurrency: modules walked at once, each with its own
+    session and request IDs; results merge in module order whatever the timing."""
     wrap = wrap_counters  # --snmp.wrap-large-counters
     plans = [(name, module, snmp_module(module), plan_of(module)) for name, module in modules]
     auths = [pick_auth(config, params, snmp) for _, _, snmp, _ in plans]
@@ -143,7 +140,7 @@ async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Co
         log.error("Error connecting to target", err=reason)
         return outcome
     engine = get_engine()
-    concurrency = max(1, MODULE_CONCURRENCY if module_concurrency is None else module_concurrency)
+    concurrency = max(1, module_concurrency)
     slots = asyncio.Semaphore(concurrency)  # FIFO: modules start in the order they were asked for
 
     async def walk_and_render(name: str, plan: ModulePlan, auth: SnmpAuth, result: ModuleResult) -> Families | None:

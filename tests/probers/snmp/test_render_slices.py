@@ -15,10 +15,11 @@ from probe_exporter.config import Config, load_config
 from probe_exporter.config.snmp import SnmpModule
 from probe_exporter.exposition import collect_sorted, render_text
 from probe_exporter.pipeline import run_probe
-from probe_exporter.probers.snmp import render, scrape
+from probe_exporter.probers.snmp import render
 from probe_exporter.probers.snmp.community import CommunityTransport
 from probe_exporter.probers.snmp.plan import compile_module
 from probe_exporter.probers.snmp.values import OCTETS, UNSIGNED
+from probe_exporter.settings import Settings
 
 ROWS = 10_000
 IF_TABLE = (1, 3, 6, 1, 2, 1, 2, 2, 1)
@@ -107,10 +108,10 @@ async def test_module_concurrency_walks_at_once_with_the_same_samples(
     monkeypatch.setattr(CommunityTransport, "exchange", counting)
     texts = []
     for concurrency in (1, 3):
-        monkeypatch.setattr(scrape, "MODULE_CONCURRENCY", concurrency)
         most_pending = 0
         outcome = await run_probe("system", config.modules["system"], snmpd_agent, 10,
-                                  {"auth": auth, "module": ",".join(MODULES)}, config)
+                                  {"auth": auth, "module": ",".join(MODULES)}, config,
+                                  Settings(snmp_module_concurrency=concurrency))
         assert outcome.success, outcome.log.text()
         texts.append(render_text(collect_sorted([outcome.metrics])).decode())
         # One request in flight at a time, or several modules' at once.
