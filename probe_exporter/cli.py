@@ -122,10 +122,12 @@ def _serve(settings: Settings, config: Config) -> int:
     from probe_exporter import registry
     from probe_exporter.exporter import Exporter
     from probe_exporter.web.app import create_app
-    from probe_exporter.web.serve import make_server, notify_parent_of_reload, run_workers
+    from probe_exporter.web.serve import make_server
+    from probe_exporter.workers import worker_count
+    from probe_exporter.workers.supervisor import notify_parent_of_reload, run_workers
 
     registry.load(config.modules)
-    workers = settings.web_workers
+    workers = worker_count(settings.web_workers)
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
     for address in settings.listen_addresses:

@@ -91,11 +91,12 @@ class Settings:
     max_concurrent_probes: int = field(default=DEFAULT_MAX_CONCURRENT_PROBES, metadata=flag(
         "--probes.max-concurrency", "Probes running at once over all modules; more wait, within their deadline "
         f"(default {DEFAULT_MAX_CONCURRENT_PROBES}, 0 unlimited).", parse=non_negative_int))
-    web_workers: int = field(default=1, metadata=flag(
-        "--web.workers", "Worker processes serving the listen addresses (default 1). Each worker has its own "
-        "/metrics, history (/logs, landing page) and concurrency limits: --probes.max-concurrency and "
-        "max_concurrency apply per worker. SIGHUP, /-/reload and SIGTERM reach all of them.",
-        metavar="N", parse=positive_int))
+    web_workers: int = field(default=0, metadata=flag(
+        "--web.workers", "Worker processes serving the listen addresses (default 0: one per CPU this process "
+        "may use). They fork from one process that loaded the config, and act as one exporter: /metrics, "
+        "history (/logs, landing page), /config and the concurrency limits cover all of them; SIGHUP, "
+        "/-/reload and SIGTERM reach all of them, and a worker that dies is replaced.",
+        metavar="N", parse=non_negative_int))
 
 
 def add_flags(parser: argparse.ArgumentParser, command: str) -> None:
