@@ -124,6 +124,7 @@ def _serve(settings: Settings, config: Config) -> int:
     from probe_exporter.web.app import create_app
     from probe_exporter.web.serve import make_server
     from probe_exporter.workers import worker_count
+    from probe_exporter.workers.cluster import Cluster
     from probe_exporter.workers.supervisor import notify_parent_of_reload, run_workers
 
     registry.load(config.modules)
@@ -139,16 +140,19 @@ def _serve(settings: Settings, config: Config) -> int:
         for index, sock in enumerate(bound):
             sockets_by_worker[index].append(sock)
         logs.log(logging.INFO, "Listening on", address=address)
+    cluster = Cluster.create(workers) if workers > 1 else None
 
     def serve_worker(index: int) -> None:
         for other, sockets in enumerate(sockets_by_worker):
             if other != index:  # the kernel must not queue connections for a socket nobody accepts on
                 for sock in sockets:
                     sock.close()
-        if workers > 1:
-            logs.process_fields["worker"] = index
+        if cluster is not None:
+            cluster.enter_worker(index)
         exporter = Exporter(settings, config)
         exporter.metrics.set_worker(index)
+        if cluster is not None:
+            cluster.attach(exporter)
         app = create_app(exporter)
         if workers > 1:
             app.state.after_reload = notify_parent_of_reload
@@ -165,13 +169,11 @@ def _serve(settings: Settings, config: Config) -> int:
     # Workers fork from a parent that has imported the app and loaded the config, and has frozen that
     # heap: they share those pages until they write to them.
     freeze_startup_heap()
-
-    def close_listeners() -> None:  # the parent accepts nothing; each worker holds its own
-        for sockets in sockets_by_worker:
-            for sock in sockets:
-                sock.close()
-
-    return run_workers(workers, serve_worker, after_fork=close_listeners)
+    assert cluster is not None
+    try:  # the parent accepts nothing, but keeps the sockets for the workers that replace dead ones
+        return run_workers(workers, serve_worker, cluster)
+    finally:
+        cluster.close()
 
 
 def freeze_startup_heap() -> None:

@@ -12,19 +12,22 @@ from collections.abc import Callable
 
 from probe_exporter import logs
 
-# --- `--web.workers N`: pre-forked worker processes ------------------------------------------------
-#
-# The parent loads the config, binds one SO_REUSEPORT listening socket per worker and address, and
-# forks N workers that each run the whole exporter (own event loop, config, /metrics, history,
-# concurrency limits) on their own sockets: the kernel spreads new connections over them by address
-# hash (a scraper's keep-alive connection stays with one worker). The parent only relays signals:
+# The parent binds one SO_REUSEPORT listening socket per worker and address and forks the workers;
+# the kernel spreads new connections over the sockets by address hash (a scraper's keep-alive
+# connection stays with one worker). The parent keeps every socket open, so the connections the kernel
+# queues on a dead worker's socket wait there for its replacement instead of being refused. It relays
 # SIGHUP to every worker, SIGTERM/SIGINT as SIGTERM to every worker, and a worker's successful
-# `/-/reload` (which it reports with SIGUSR1) as SIGHUP to the others. When a worker dies on its own,
-# the parent stops the rest and exits 1, so that the service manager restarts the whole set.
+# `/-/reload` (reported with SIGUSR1) as SIGHUP to the others. A worker that dies on its own is
+# replaced by a new one with the same index (after a pause if it keeps dying at startup).
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 RELAYED_SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCHLD}
 WORKER_STOP_SECONDS = 30.0
+# A worker that dies sooner than this after its start is replaced only after a pause, doubled each
+# time up to the maximum, so a worker that cannot start does not make the parent fork in a loop.
+STABLE_SECONDS = 5.0
+FIRST_PAUSE_SECONDS = 0.5
+MAX_PAUSE_SECONDS = 30.0
 
 
 def notify_parent_of_reload() -> None:
@@ -32,49 +35,103 @@ def notify_parent_of_reload() -> None:
     os.kill(os.getppid(), signal.SIGUSR1)
 
 
-def run_workers(count: int, serve_worker: Callable[[int], None],
-                after_fork: Callable[[], object] = lambda: None) -> int:
-    """Fork `count` workers running `serve_worker(index)`, call `after_fork` in the parent (to close
-    the listening sockets it handed over) and relay signals until the workers are gone."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, RELAYED_SIGNALS)  # taken synchronously with sigwaitinfo
-    workers: dict[int, int] = {}  # pid -> index
-    parent = os.getpid()
-    for index in range(count):
+class WorkerHooks:
+    """What the parent does around a worker's life (the shared state's bookkeeping)."""
+
+    def started(self, index: int, pid: int) -> None:
+        pass
+
+    def exited(self, index: int, pid: int, replaced: bool) -> None:
+        pass
+
+
+class _Supervisor:
+    def __init__(self, serve_worker: Callable[[int], None], hooks: WorkerHooks) -> None:
+        self.serve_worker = serve_worker
+        self.hooks = hooks
+        self.parent = os.getpid()
+        self.workers: dict[int, int] = {}  # pid -> index
+        self.started_at: dict[int, float] = {}  # index -> monotonic start
+        self.pause: dict[int, float] = {}  # index -> the pause before its next replacement
+        self.due: dict[int, float] = {}  # index -> when to start its replacement
+        self.stopping_since: float | None = None
+
+    def start(self, index: int) -> int:
         pid = os.fork()
         if pid == 0:
-            _worker_main(index, parent, serve_worker)  # never returns
-        workers[pid] = index
-    after_fork()
-    logs.log(logging.INFO, "Started workers", workers=count, pids=",".join(map(str, workers)))
-    exit_code = 0
-    stopping_since: float | None = None
-    while workers:
-        timeout = 1.0 if stopping_since is None else max(0.0, stopping_since + WORKER_STOP_SECONDS - time.monotonic())
-        info = signal.sigtimedwait(RELAYED_SIGNALS, timeout)
-        if info is None:
-            if stopping_since is not None and time.monotonic() >= stopping_since + WORKER_STOP_SECONDS:
-                _send(workers, signal.SIGKILL)
-            _reap(workers)  # a SIGCHLD can merge with another; look anyway
-            continue
-        number = info.si_signo
-        if number == signal.SIGCHLD:
-            for pid, index, status in _reap(workers):
-                if stopping_since is None:
-                    logs.log(logging.ERROR, "Worker exited, stopping the others", worker=index, pid=pid,
-                             status=status)
-                    exit_code = 1
-                    stopping_since = time.monotonic()
-                    _send(workers, signal.SIGTERM)
-        elif number in (signal.SIGTERM, signal.SIGINT):
-            if stopping_since is None:
-                logs.log(logging.INFO, "Received signal, stopping workers", signal=signal.Signals(number).name)
-                stopping_since = time.monotonic()
-            _send(workers, signal.SIGTERM)
+            _worker_main(index, self.parent, self.serve_worker)  # never returns
+        self.workers[pid] = index
+        self.started_at[index] = time.monotonic()
+        self.hooks.started(index, pid)
+        return pid
+
+    def send(self, number: signal.Signals, but: int = 0) -> None:
+        _send([pid for pid in self.workers if pid != but], number)
+
+    def stop(self, reason: str) -> None:
+        if self.stopping_since is None:
+            logs.log(logging.INFO, reason)
+            self.stopping_since = time.monotonic()
+            self.due.clear()
+        self.send(signal.SIGTERM)
+
+    def reaped(self, pid: int, index: int, status: int) -> None:
+        replace = self.stopping_since is None
+        self.hooks.exited(index, pid, replace)
+        if not replace:
+            return
+        now = time.monotonic()
+        if now - self.started_at[index] >= STABLE_SECONDS:
+            self.pause.pop(index, None)
+            self.due[index] = now
+        else:
+            pause = self.pause[index] = min(self.pause.get(index, FIRST_PAUSE_SECONDS / 2) * 2, MAX_PAUSE_SECONDS)
+            self.due[index] = now + pause
+        logs.log(logging.ERROR, "Worker exited, replacing it", worker=index, pid=pid, status=status,
+                 after_seconds=round(self.due[index] - now, 3))
+
+    def start_due(self) -> None:
+        now = time.monotonic()
+        for index, when in sorted(self.due.items()):
+            if when <= now:
+                del self.due[index]
+                pid = self.start(index)
+                logs.log(logging.INFO, "Started a replacement worker", worker=index, pid=pid)
+
+    def timeout(self) -> float:
+        if self.stopping_since is not None:
+            return max(0.0, self.stopping_since + WORKER_STOP_SECONDS - time.monotonic())
+        if self.due:
+            return max(0.0, min(self.due.values()) - time.monotonic())
+        return 1.0
+
+
+def run_workers(count: int, serve_worker: Callable[[int], None], hooks: WorkerHooks | None = None) -> int:
+    """Fork `count` workers running `serve_worker(index)`, replace those that die and relay signals
+    until SIGTERM/SIGINT and the workers are gone."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, RELAYED_SIGNALS)  # taken synchronously with sigtimedwait
+    supervisor = _Supervisor(serve_worker, hooks or WorkerHooks())
+    for index in range(count):
+        supervisor.start(index)
+    logs.log(logging.INFO, "Started workers", workers=count, pids=",".join(map(str, supervisor.workers)))
+    while supervisor.workers or supervisor.due:
+        info = signal.sigtimedwait(RELAYED_SIGNALS, supervisor.timeout())
+        number = info.si_signo if info is not None else None
+        if number in (signal.SIGTERM, signal.SIGINT):
+            supervisor.stop(f"Received signal {signal.Signals(number).name}, stopping workers")
         elif number == signal.SIGHUP:
-            _send(workers, signal.SIGHUP)
-        elif number == signal.SIGUSR1 and stopping_since is None:
-            _send({pid: index for pid, index in workers.items() if pid != info.si_pid}, signal.SIGHUP)
-    return exit_code
+            supervisor.send(signal.SIGHUP)
+        elif number == signal.SIGUSR1 and info is not None and supervisor.stopping_since is None:
+            supervisor.send(signal.SIGHUP, but=info.si_pid)
+        # A SIGCHLD can merge with another, and a stop can time out: look every time.
+        for pid, index, status in _reap(supervisor.workers):
+            supervisor.reaped(pid, index, status)
+        stopping = supervisor.stopping_since
+        if stopping is not None and time.monotonic() >= stopping + WORKER_STOP_SECONDS:
+            supervisor.send(signal.SIGKILL)
+        if stopping is None:
+            supervisor.start_due()
+    return 0
 
 
 def _worker_main(index: int, parent: int, serve_worker: Callable[[int], None]) -> None:
@@ -103,8 +160,8 @@ def _stop_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _send(workers: dict[int, int], number: signal.Signals) -> None:
-    for pid in workers:
+def _send(pids: list[int], number: signal.Signals) -> None:
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, number)
 

@@ -1,0 +1,63 @@
+"""/metrics of several workers is one exporter's: counters sum over the workers, dead ones included,
+and never go backwards between two scrapes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from tests.workers.cluster import MODULES, get, sample, start_exporter, until
+
+SUCCESSES = 'probe_exporter_probes_total{module="http_2xx",prober="http",result="success"}'
+DURATIONS = 'probe_exporter_probe_duration_seconds_count{module="http_2xx",prober="http"}'
+COUNTERS = (SUCCESSES, DURATIONS, "process_cpu_seconds_total")
+
+
+def test_counters_are_monotonic_and_sum_over_workers_while_probes_run_and_a_worker_dies(tmp_path: Path) -> None:
+    config = tmp_path / "modules.yml"
+    config.write_text(MODULES)
+    with start_exporter(config) as exporter:
+        succeeded = 0
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def probe_until_stopped() -> None:
+            nonlocal succeeded
+            while not stop.is_set():
+                try:
+                    body = get(exporter.probe_url())
+                except OSError:  # a connection the killed worker had accepted
+                    continue
+                if "\nprobe_success 1\n" in body:
+                    with lock:
+                        succeeded += 1
+
+        scrapes: list[dict[str, float]] = []
+
+        def scrape(times: int) -> None:
+            for _ in range(times):
+                text = get(exporter.base + "/metrics")
+                scrapes.append({name: sample(text, name) for name in COUNTERS})
+
+        with ThreadPoolExecutor(4) as pool:
+            probers = [pool.submit(probe_until_stopped) for _ in range(3)]
+            scrape(40)
+            victim = min(exporter.workers())
+            os.kill(victim, signal.SIGKILL)
+            until(lambda: len(exporter.workers()) == 2 and victim not in exporter.workers())
+            scrape(40)
+            stop.set()
+            for future in probers:
+                future.result()
+        for name in COUNTERS:
+            series = [values[name] for values in scrapes]
+            assert series == sorted(series), f"{name} went backwards: {series}"
+        assert scrapes[40][SUCCESSES] > 0
+        # After the probes: every probe that answered is counted once, whichever worker ran it.
+        final = get(exporter.base + "/metrics")
+        assert sample(final, SUCCESSES) >= succeeded  # a probe cut off by the kill may have been counted
+        assert sample(final, SUCCESSES) <= succeeded + 3
+        assert sample(final, DURATIONS) == sample(final, SUCCESSES)
