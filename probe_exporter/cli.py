@@ -161,7 +161,10 @@ def _serve(settings: Settings, config: Config) -> int:
             logs.log(logging.INFO, "TLS is " + ("enabled" if tls else "disabled"),
                      basic_auth=bool(app.state.web_config and app.state.web_config.config.basic_auth_users))
         freeze_startup_heap()
-        make_server(app).run(sockets=sockets_by_worker[index])
+        if cluster is not None:
+            cluster.run(make_server(app), sockets_by_worker[index])
+        else:
+            make_server(app).run(sockets=sockets_by_worker[index])
 
     if workers == 1:
         serve_worker(0)

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter as Tally
+from typing import TYPE_CHECKING
 
 from probe_exporter import logs, registry
 from probe_exporter.config import Config, ConfigError, default_config_patterns, load_config
@@ -13,6 +14,9 @@ from probe_exporter.history import ProbeHistory
 from probe_exporter.limits import ProbeLimiter
 from probe_exporter.selfmetrics import SelfMetrics
 from probe_exporter.settings import Settings
+
+if TYPE_CHECKING:
+    from probe_exporter.workers.peers import Peers
 
 
 class Exporter:
@@ -23,6 +27,8 @@ class Exporter:
         self.limiter = ProbeLimiter(settings.max_concurrent_probes, self.metrics)
         self.metrics.max_concurrent.set(settings.max_concurrent_probes)
         self._reload_lock = asyncio.Lock()
+        # The sibling workers (--web.workers), for the history of all of them; None in one process.
+        self.peers: Peers | None = None
         self.config: Config = config if config is not None else load_settings_config(settings)
         self._loaded(self.config)
 

@@ -24,6 +24,7 @@ from probe_exporter.probers.base import BadRequest
 from probe_exporter.runner import ProbeOutcome, compute_timeout, debug_output, run_probe
 from probe_exporter.web import openapi_docs, pages
 from probe_exporter.web.responses import first_params, metrics_response, plain_error
+from probe_exporter.workers.history import history_records, log_by_id, log_by_target
 
 DEFAULT_MODULE = "http_2xx"
 
@@ -163,7 +164,7 @@ async def landing(request: Request) -> Response:
     result = None
     if "target" in params or "module" in params:
         result = await _run_from_form(exporter, params)
-    return HTMLResponse(pages.landing_page(exporter, result))
+    return HTMLResponse(pages.landing_page(exporter, result, await history_records(exporter)))
 
 
 async def _run_from_form(exporter: Exporter, form: dict[str, str]) -> pages.FormResult:
@@ -207,7 +208,7 @@ async def stylesheet() -> Response:
 @router.get("/logs", openapi_extra=openapi_docs.LOGS)
 async def probe_logs(request: Request) -> Response:
     """A probe's debug text from the history, by id or by target (blackbox_exporter's /logs)."""
-    history = _exporter(request).history
+    exporter = _exporter(request)
     params = first_params(request)
     probe_id, target, module_name = params.get("id", ""), params.get("target", ""), params.get("module", "")
     if probe_id and target:
@@ -219,11 +220,11 @@ async def probe_logs(request: Request) -> Response:
     if probe_id:
         if not probe_id.isdigit():
             return plain_error(400, "Invalid probe id")
-        record = history.by_id(int(probe_id))
-        if record is None:
+        text = await log_by_id(exporter, int(probe_id))
+        if text is None:
             return plain_error(404, "Probe id not found")
     else:
-        record = history.by_target(target, module_name or None)
-        if record is None:
+        text = await log_by_target(exporter, target, module_name or None)
+        if text is None:
             return plain_error(404, "Probe target not found")
-    return PlainTextResponse(record.debug_text())
+    return PlainTextResponse(text)

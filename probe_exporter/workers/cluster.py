@@ -9,16 +9,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
 import os
 import shutil
+import socket
 import tempfile
+
+import uvicorn
 
 from probe_exporter import logs
 from probe_exporter.exporter import Exporter
 from probe_exporter.workers import metrics
+from probe_exporter.workers.history import serve_history
+from probe_exporter.workers.peers import Peers
 from probe_exporter.workers.shared import SharedBlock
 from probe_exporter.workers.supervisor import WorkerHooks
 
@@ -29,6 +35,7 @@ class Cluster(WorkerHooks):
         self.directory = directory  # private (0700): metric files, sockets, the slot lock
         self.block = SharedBlock(workers, os.path.join(directory, "slots.lock"))
         self.index = -1  # this worker's index; -1 in the parent
+        self.peers: Peers | None = None
         self._owner = os.getpid()
 
     @classmethod
@@ -71,7 +78,22 @@ class Cluster(WorkerHooks):
     def attach(self, exporter: Exporter) -> None:
         exporter.metrics.registry = metrics.ExporterWideRegistry(exporter.metrics.registry, self.directory,
                                                                  self.block)
+        exporter.peers = self.peers = Peers(self.index, self.socket_path, self.block.pids)
+        serve_history(self.peers, exporter)
         logs.log(logging.DEBUG, "Worker joined the cluster", directory=self.directory)
+
+    def run(self, server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        """uvicorn's Server.run, with this worker's peer socket served on the same event loop."""
+        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+            runner.run(self._serve(server, sockets))
+
+    async def _serve(self, server: uvicorn.Server, sockets: list[socket.socket]) -> None:
+        assert self.peers is not None, "attach() first"
+        await self.peers.start()
+        try:
+            await server.serve(sockets=sockets)
+        finally:
+            await self.peers.stop()
 
 
 def _seed_probe_ids(index: int, workers: int) -> None:
