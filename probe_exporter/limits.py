@@ -28,6 +28,7 @@ from probe_exporter.gotext import go_quote
 
 if TYPE_CHECKING:
     from probe_exporter.selfmetrics import SelfMetrics
+    from probe_exporter.workers.slots import Acquirable, SharedSlots
 
 # --- concurrency -------------------------------------------------------------------------------------
 
@@ -43,6 +44,8 @@ class ProbeLimiter:
         self._modules: dict[str, tuple[int, asyncio.Semaphore]] = {}
         self._metrics = metrics
         self.queued: dict[str, int] = {}
+        # --web.workers: slots counted over every worker (set by workers/cluster.py); None in one process.
+        self.shared: SharedSlots | None = None
 
     def _module_semaphore(self, module_name: str, limit: int) -> asyncio.Semaphore | None:
         if limit <= 0:
@@ -64,12 +67,15 @@ class ProbeLimiter:
 
         Cancellation (the deadline) while waiting releases whatever was already acquired.
         """
-        semaphores = [s for s in (self._module_semaphore(module_name, module_limit), self._global) if s is not None]
+        semaphores: list[Acquirable] = [
+            s for s in (self._module_semaphore(module_name, module_limit), self._global) if s is not None]
+        if self.shared is not None:
+            semaphores = self.shared.across_workers(semaphores, module_name, module_limit, self.max_concurrent)
         if not semaphores:
             yield 0.0
             return
         start = time.monotonic()
-        acquired: list[asyncio.Semaphore] = []
+        acquired: list[Acquirable] = []
         self._queue_change(module_name, +1)
         try:
             for semaphore in semaphores:

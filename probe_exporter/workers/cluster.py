@@ -26,6 +26,7 @@ from probe_exporter.workers import metrics
 from probe_exporter.workers.history import serve_history
 from probe_exporter.workers.peers import Peers
 from probe_exporter.workers.shared import SharedBlock
+from probe_exporter.workers.slots import SharedSlots
 from probe_exporter.workers.supervisor import WorkerHooks
 
 
@@ -80,6 +81,7 @@ class Cluster(WorkerHooks):
                                                                  self.block)
         exporter.peers = self.peers = Peers(self.index, self.socket_path, self.block.pids)
         serve_history(self.peers, exporter)
+        exporter.limiter.shared = SharedSlots(self.block, self.index)
         logs.log(logging.DEBUG, "Worker joined the cluster", directory=self.directory)
 
     def run(self, server: uvicorn.Server, sockets: list[socket.socket]) -> None:
