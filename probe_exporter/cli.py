@@ -125,7 +125,7 @@ def _serve(settings: Settings, config: Config) -> int:
     from probe_exporter.web.serve import make_server
     from probe_exporter.workers import worker_count
     from probe_exporter.workers.cluster import Cluster
-    from probe_exporter.workers.supervisor import notify_parent_of_reload, run_workers
+    from probe_exporter.workers.supervisor import run_workers
 
     registry.load(config.modules)
     workers = worker_count(settings.web_workers)
@@ -154,8 +154,6 @@ def _serve(settings: Settings, config: Config) -> int:
         if cluster is not None:
             cluster.attach(exporter)
         app = create_app(exporter)
-        if workers > 1:
-            app.state.after_reload = notify_parent_of_reload
         if index == 0:
             tls = app.state.web_config is not None and app.state.web_config.ssl_context() is not None
             logs.log(logging.INFO, "TLS is " + ("enabled" if tls else "disabled"),

@@ -140,9 +140,6 @@ async def reload(request: Request) -> Response:
         await _exporter(request).reload()
     except ConfigError as err:
         return plain_error(500, f"failed to reload config: {err}")
-    after_reload = getattr(request.app.state, "after_reload", None)
-    if after_reload is not None:  # with --web.workers: the other workers reload too
-        after_reload()
     return Response(b"", status_code=200)
 
 

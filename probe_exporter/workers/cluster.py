@@ -15,6 +15,7 @@ import itertools
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
 
@@ -25,6 +26,7 @@ from probe_exporter.exporter import Exporter
 from probe_exporter.workers import metrics
 from probe_exporter.workers.history import serve_history
 from probe_exporter.workers.peers import Peers
+from probe_exporter.workers.reload import Reloads
 from probe_exporter.workers.shared import SharedBlock
 from probe_exporter.workers.slots import SharedSlots
 from probe_exporter.workers.supervisor import WorkerHooks
@@ -37,6 +39,7 @@ class Cluster(WorkerHooks):
         self.block = SharedBlock(workers, os.path.join(directory, "slots.lock"))
         self.index = -1  # this worker's index; -1 in the parent
         self.peers: Peers | None = None
+        self.reloads: Reloads | None = None
         self._owner = os.getpid()
 
     @classmethod
@@ -69,6 +72,8 @@ class Cluster(WorkerHooks):
         """Right after the fork, before the worker creates any metric."""
         self.index = index
         logs.process_fields["worker"] = index
+        # SIGHUP would end the worker until the app's handler is in place (the parent sends it one to reload).
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
         metrics.enable_multiprocess(self.directory)
         _seed_probe_ids(index, self.workers)
         # Metrics created at import (before the fork) must write to this worker's files too.
@@ -82,6 +87,8 @@ class Cluster(WorkerHooks):
         exporter.peers = self.peers = Peers(self.index, self.socket_path, self.block.pids)
         serve_history(self.peers, exporter)
         exporter.limiter.shared = SharedSlots(self.block, self.index)
+        self.reloads = Reloads(exporter, self.peers, self.block, os.path.join(self.directory, "reload.lock"))
+        self.reloads.catch_up()
         logs.log(logging.DEBUG, "Worker joined the cluster", directory=self.directory)
 
     def run(self, server: uvicorn.Server, sockets: list[socket.socket]) -> None:
@@ -90,11 +97,13 @@ class Cluster(WorkerHooks):
             runner.run(self._serve(server, sockets))
 
     async def _serve(self, server: uvicorn.Server, sockets: list[socket.socket]) -> None:
-        assert self.peers is not None, "attach() first"
+        assert self.peers is not None and self.reloads is not None, "attach() first"
         await self.peers.start()
+        following = asyncio.create_task(self.reloads.follow())
         try:
             await server.serve(sockets=sockets)
         finally:
+            following.cancel()
             await self.peers.stop()
 
 

@@ -20,6 +20,7 @@ from probe_exporter import logs
 # A probe's debug text (an SNMP walk) can be large; the history keeps at most MAX_SAMPLES_KEPT samples.
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 ASK_TIMEOUT_SECONDS = 5.0
+CONNECT_RETRY_SECONDS = 0.05
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -73,7 +74,7 @@ class Peers:
     async def ask(self, index: int, request: dict[str, Any], timeout: float = ASK_TIMEOUT_SECONDS) -> Any:
         """Worker `index`'s answer; raises OSError (or TimeoutError) when it cannot answer."""
         async with asyncio.timeout(timeout):
-            reader, writer = await asyncio.open_unix_connection(self._socket_path(index), limit=MAX_MESSAGE_BYTES)
+            reader, writer = await self._connect(index)
             try:
                 writer.write(json.dumps(request).encode() + b"\n")
                 await writer.drain()
@@ -83,6 +84,17 @@ class Peers:
         if not line:
             raise ConnectionError(f"worker {index} closed the connection")
         return json.loads(line)
+
+    async def _connect(self, index: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to worker `index`; while it is starting (its socket not there yet) and still in
+        the parent's table, try again: a reload must not leave a worker behind for starting late."""
+        while True:
+            try:
+                return await asyncio.open_unix_connection(self._socket_path(index), limit=MAX_MESSAGE_BYTES)
+            except (FileNotFoundError, ConnectionRefusedError):
+                if index not in self._pids():
+                    raise
+                await asyncio.sleep(CONNECT_RETRY_SECONDS)
 
     async def ask_all(self, request: dict[str, Any], timeout: float = ASK_TIMEOUT_SECONDS) -> dict[int, Any]:
         """Every running worker's answer, this one's included; a sibling that does not answer (it is

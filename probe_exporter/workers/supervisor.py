@@ -15,24 +15,22 @@ from probe_exporter import logs
 # The parent binds one SO_REUSEPORT listening socket per worker and address and forks the workers;
 # the kernel spreads new connections over the sockets by address hash (a scraper's keep-alive
 # connection stays with one worker). The parent keeps every socket open, so the connections the kernel
-# queues on a dead worker's socket wait there for its replacement instead of being refused. It relays
-# SIGHUP to every worker, SIGTERM/SIGINT as SIGTERM to every worker, and a worker's successful
-# `/-/reload` (reported with SIGUSR1) as SIGHUP to the others. A worker that dies on its own is
-# replaced by a new one with the same index (after a pause if it keeps dying at startup).
+# queues on a dead worker's socket wait there for its replacement instead of being refused. It hands
+# SIGHUP to its oldest worker, which reloads every worker (workers/reload.py), and SIGTERM/SIGINT as
+# SIGTERM to every worker, which finish their requests in flight (each within its probe's deadline)
+# and exit. A worker that dies on its own is replaced by a new one with the same index (after a pause
+# if it keeps dying at startup).
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-RELAYED_SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGUSR1, signal.SIGCHLD}
-WORKER_STOP_SECONDS = 30.0
+RELAYED_SIGNALS = {signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+# Longer than any probe's deadline (at most the 120 s blackbox_exporter assumes without a scrape
+# timeout header), so that a graceful stop lets every probe in flight finish.
+WORKER_STOP_SECONDS = 125.0
 # A worker that dies sooner than this after its start is replaced only after a pause, doubled each
 # time up to the maximum, so a worker that cannot start does not make the parent fork in a loop.
 STABLE_SECONDS = 5.0
 FIRST_PAUSE_SECONDS = 0.5
 MAX_PAUSE_SECONDS = 30.0
-
-
-def notify_parent_of_reload() -> None:
-    """Called in a worker after `/-/reload` succeeded: the parent reloads the other workers."""
-    os.kill(os.getppid(), signal.SIGUSR1)
 
 
 class WorkerHooks:
@@ -65,8 +63,12 @@ class _Supervisor:
         self.hooks.started(index, pid)
         return pid
 
-    def send(self, number: signal.Signals, but: int = 0) -> None:
-        _send([pid for pid in self.workers if pid != but], number)
+    def send(self, number: signal.Signals) -> None:
+        _send(list(self.workers), number)
+
+    def oldest(self) -> int:
+        """The pid of the worker running longest: surely past its startup, so it has its handlers."""
+        return min(self.workers, key=lambda pid: self.started_at[self.workers[pid]])
 
     def stop(self, reason: str) -> None:
         if self.stopping_since is None:
@@ -119,10 +121,8 @@ def run_workers(count: int, serve_worker: Callable[[int], None], hooks: WorkerHo
         number = info.si_signo if info is not None else None
         if number in (signal.SIGTERM, signal.SIGINT):
             supervisor.stop(f"Received signal {signal.Signals(number).name}, stopping workers")
-        elif number == signal.SIGHUP:
-            supervisor.send(signal.SIGHUP)
-        elif number == signal.SIGUSR1 and info is not None and supervisor.stopping_since is None:
-            supervisor.send(signal.SIGHUP, but=info.si_pid)
+        elif number == signal.SIGHUP and supervisor.workers and supervisor.stopping_since is None:
+            _send([supervisor.oldest()], signal.SIGHUP)
         # A SIGCHLD can merge with another, and a stop can time out: look every time.
         for pid, index, status in _reap(supervisor.workers):
             supervisor.reaped(pid, index, status)

@@ -6,11 +6,13 @@ import contextlib
 import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tests.conftest import REPO, free_port
@@ -20,6 +22,7 @@ MODULES = """modules:
     prober: http
     timeout: 5s
 """
+LOG_LINK = re.compile(r'href="logs\?id=(\d+)"')
 WORKER_INFO = re.compile(r'^probe_exporter_worker_info\{pid="(\d+)",worker="(\d+)"\} 1$', re.M)
 
 
@@ -73,6 +76,11 @@ def sample(text: str, name_and_labels: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
+def history_ids(base: str) -> list[int]:
+    """The probe ids the landing page's history links to, newest first."""
+    return [int(found) for found in LOG_LINK.findall(get(base + "/"))]
+
+
 @dataclass
 class Exporter:
     process: subprocess.Popen[bytes]
@@ -106,3 +114,46 @@ def start_exporter(config: Path, workers: int = 2, extra: tuple[str, ...] = ()) 
                 process.kill()
                 process.wait()
         process.stderr.close()  # type: ignore[union-attr]
+
+
+class HeldTarget:
+    """An HTTP target that holds every request `hold` seconds and records how many it served at once."""
+
+    def __init__(self, hold: float = 0.2) -> None:
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.peak = 0
+        self.arrived = 0
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with target.lock:
+                    target.in_flight += 1
+                    target.arrived += 1
+                    target.peak = max(target.peak, target.in_flight)
+                time.sleep(hold)
+                with target.lock:
+                    target.in_flight -= 1
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+
+@contextlib.contextmanager
+def held_target(hold: float = 0.2) -> Iterator[HeldTarget]:
+    held = HeldTarget(hold)
+    thread = threading.Thread(target=held.server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield held
+    finally:
+        held.server.shutdown()
+        held.server.server_close()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import html
-import re
 from pathlib import Path
 
-from tests.workers.cluster import MODULES, get, sample, start_exporter, status
+from tests.workers.cluster import MODULES, get, history_ids, sample, start_exporter, status
 
-LOG_LINK = re.compile(r'href="logs\?id=(\d+)"')
 SUCCESSES = 'probe_exporter_probes_total{module="http_2xx",prober="http",result="success"}'
 
 
@@ -20,7 +18,7 @@ def test_history_and_logs_show_the_probes_of_every_worker(tmp_path: Path) -> Non
         for _ in range(probes):
             assert "\nprobe_success 1\n" in get(exporter.probe_url())
         for _ in range(6):  # whichever worker answers the page
-            ids = [int(found) for found in LOG_LINK.findall(get(exporter.base + "/"))]
+            ids = history_ids(exporter.base)
             assert len(ids) == len(set(ids)) == probes
             # Worker i hands out the ids i, i+2, i+4...: both workers ran probes, and they are all listed.
             assert {probe_id % 2 for probe_id in ids} == {0, 1}
