@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import itertools
 import logging
 import os
@@ -107,8 +108,16 @@ class Cluster(WorkerHooks):
             await self.peers.stop()
 
 
+# Where the probe id sequence lives (module-level `_probe_ids`, an itertools.count).
+PROBE_ID_MODULES = ("probe_exporter.pipeline", "probe_exporter.runner")
+
+
 def _seed_probe_ids(index: int, workers: int) -> None:
     """Probe ids unique over the workers (worker i: i, i+N, i+2N, ...), so /logs?id= names one probe."""
-    from probe_exporter import runner
-
-    runner._probe_ids = itertools.count(index, workers)
+    for name in PROBE_ID_MODULES:
+        with contextlib.suppress(ImportError):
+            module = importlib.import_module(name)
+            if hasattr(module, "_probe_ids"):
+                setattr(module, "_probe_ids", itertools.count(index, workers))  # noqa: B010
+                return
+    raise RuntimeError(f"no probe id sequence in {', '.join(PROBE_ID_MODULES)}")

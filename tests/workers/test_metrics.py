@@ -10,7 +10,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from tests.workers.cluster import MODULES, get, sample, start_exporter, until
+from tests.workers.cluster import MODULES, get, sample, start_exporter, status, until
 
 SUCCESSES = 'probe_exporter_probes_total{module="http_2xx",prober="http",result="success"}'
 # A probe whose target (the exporter's own /-/healthy) was on the killed worker fails: counted too.
@@ -64,3 +64,18 @@ def test_counters_are_monotonic_and_sum_over_workers_while_probes_run_and_a_work
         assert sample(final, SUCCESSES) >= succeeded  # a probe cut off by the kill may have been counted
         assert sample(final, SUCCESSES) <= succeeded + 3
         assert sample(final, DURATIONS) == sample(final, SUCCESSES) + sample(final, FAILURES)
+
+
+def test_snmp_exporter_stats_count_over_workers(tmp_path: Path) -> None:
+    """snmp_exporter's own metrics (created at import, before the fork) are the whole exporter's too."""
+    config = tmp_path / "modules.yml"
+    config.write_text(MODULES + "  if_mib:\n    prober: snmp\n    snmp:\n      walk: [1.3.6.1.2.1.2]\n"
+                      "      auth: {community: public}\n")
+    with start_exporter(config) as exporter:
+        for _ in range(20):
+            assert status(exporter.base + "/snmp") == 400  # no target: counted in snmp_request_errors_total
+        for _ in range(6):
+            text = get(exporter.base + "/metrics")
+            assert sample(text, "snmp_request_errors_total") == 20
+            # Every SNMP module's duration series exists from the start, once.
+            assert text.count('snmp_collection_duration_seconds_count{module="if_mib"}') == 1
