@@ -59,8 +59,10 @@ class Peers:
             reply = await self.answer(request)
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
-        except (OSError, ValueError, asyncio.IncompleteReadError) as err:
+        except (OSError, ValueError, asyncio.IncompleteReadError) as err:  # the asking worker went away
             logs.log(logging.DEBUG, "Peer request failed", err=str(err))
+        except Exception:  # a bug in a handler: the asking worker sees no answer, as from a dead worker
+            logs.logger.exception("Peer request failed")
         finally:
             writer.close()
 

@@ -121,8 +121,11 @@ def run_workers(count: int, serve_worker: Callable[[int], None], hooks: WorkerHo
         number = info.si_signo if info is not None else None
         if number in (signal.SIGTERM, signal.SIGINT):
             supervisor.stop(f"Received signal {signal.Signals(number).name}, stopping workers")
-        elif number == signal.SIGHUP and supervisor.workers and supervisor.stopping_since is None:
-            _send([supervisor.oldest()], signal.SIGHUP)
+        elif number == signal.SIGHUP and supervisor.stopping_since is None:
+            if supervisor.workers:
+                _send([supervisor.oldest()], signal.SIGHUP)
+            else:
+                logs.log(logging.WARNING, "Received SIGHUP with no worker running, not reloading")
         # A SIGCHLD can merge with another, and a stop can time out: look every time.
         for pid, index, status in _reap(supervisor.workers):
             supervisor.reaped(pid, index, status)
