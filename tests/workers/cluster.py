@@ -70,6 +70,14 @@ def answers(url: str) -> bool:
     return True
 
 
+def listening_sockets(port: int) -> int:
+    """Sockets in LISTEN state on 127.0.0.1:`port`: one per worker once each has started serving (the
+    kernel spreads connections only over sockets that listen)."""
+    local = f"0100007F:{port:04X}"
+    return sum(1 for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+               if line.split()[1] == local and line.split()[3] == "0A")
+
+
 def sample(text: str, name_and_labels: str) -> float:
     """The value of one sample in a /metrics text (0 when absent)."""
     match = re.search(rf"^{re.escape(name_and_labels)} (\S+)$", text, re.M)
@@ -104,6 +112,7 @@ def start_exporter(config: Path, workers: int = 2, extra: tuple[str, ...] = ()) 
     try:
         until(lambda: process.poll() is None and len(children(process.pid)) == workers)
         until(lambda: answers(exporter.base + "/-/healthy"))
+        until(lambda: listening_sockets(port) == max(workers, 1))
         yield exporter
     finally:
         if process.poll() is None:
