@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 # probe_exporter container image.
 #
-#   docker build -t probe-exporter .
-#   docker run -d -p 10115:10115 probe-exporter
-#   docker run -d -p 10115:10115 -v $PWD/my-modules:/etc/probe_exporter:ro probe-exporter
+#   docker build -t probe-exporter:0.1.0 .
+#   docker run -d -p 10115:10115 probe-exporter:0.1.0
+#   docker run -d -p 10115:10115 -v $PWD/my-modules:/etc/probe_exporter:ro probe-exporter:0.1.0
+# (docs/deployment.md has the whole guide: TLS, basic auth and the health check, Kubernetes.)
 #
 # ICMP: the exporter uses unprivileged ICMP datagram sockets, which work for any user whose group is
 # in the kernel's net.ipv4.ping_group_range. Docker (20.10+) sets that range to all groups inside a
@@ -11,13 +12,13 @@
 # Only if you need raw ICMP sockets (e.g. the range cannot be set on your host), add
 # `--cap-add=NET_RAW`; nothing else in the exporter needs a capability.
 
-# --- build: wheels of the exporter and its runtime dependencies (no test extras) ---------------
+# --- build: wheels of the exporter and its runtime dependencies, every prober's extra (no test tools) ---
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY probe_exporter/ probe_exporter/
 COPY modules/ modules/
-RUN pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels .
+RUN pip wheel --no-cache-dir --disable-pip-version-check --wheel-dir /wheels '.[all]'
 
 # --- runtime: only the installed wheels, the shipped modules and an unprivileged user -----------
 FROM python:3.11-slim
@@ -32,7 +33,7 @@ RUN groupadd --system --gid 10115 probe_exporter \
 
 # The wheels are bind-mounted from the build stage, so they never become a layer of this image.
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
-    pip install --no-cache-dir --disable-pip-version-check --no-index --find-links=/wheels probe-exporter
+    pip install --no-cache-dir --disable-pip-version-check --no-index --find-links=/wheels 'probe-exporter[all]'
 
 # Modules baked in, owned by root and read-only for the exporter; mount your own over this directory.
 COPY modules/ /etc/probe_exporter/
@@ -47,9 +48,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 USER 10115:10115
 EXPOSE 10115
-# No curl in the slim image: Python does the request. Adjust the port if you change --web.listen-address.
+# The exporter's own check: it reads the flags the container was started with (PID 1's), so it follows
+# --web.listen-address and --web.config.file (TLS, basic auth). With basic auth, pass the credentials as
+# PROBE_EXPORTER_HEALTHCHECK_USERNAME and PROBE_EXPORTER_HEALTHCHECK_PASSWORD_FILE (else a 401 counts as alive).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:10115/-/healthy', timeout=4)"]
+    CMD ["probe-exporter", "healthcheck"]
 ENTRYPOINT ["probe-exporter"]
 # The exporter expands the glob itself (exec form: no shell involved).
 CMD ["--config.file=/etc/probe_exporter/*.yml"]

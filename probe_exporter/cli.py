@@ -1,18 +1,22 @@
-"""Command line: `probe-exporter [flags]` serves; `probe-exporter probe ...` runs one probe and exits."""
+"""Command line: `probe-exporter [flags]` serves; `probe-exporter probe ...` runs one probe and exits;
+`probe-exporter healthcheck [flags]` checks a running exporter (probe_exporter.healthcheck)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import gc
 import logging
+import os
+import platform
 import socket
 import sys
 from collections.abc import Sequence
 
 from probe_exporter import __version__, logs
 from probe_exporter.config import Config, ConfigError, default_config_patterns
-from probe_exporter.settings import PROBE, SERVE, Settings, add_flags, from_args
+from probe_exporter.settings import PROBE, SERVE, Settings, add_flags, from_args, parse_listen_address
 
 # Python's default is 700 container allocations; one probe makes thousands, so gen0 ran several times per probe.
 GC_GEN0_THRESHOLD = 10_000
@@ -48,12 +52,6 @@ def build_probe_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def parse_listen_address(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    host = host.strip("[]") or "0.0.0.0"
-    return host, int(port)
-
-
 def bind_listener(address: str, reuse_port: bool = False) -> socket.socket:
     """A bound TCP socket for uvicorn. The explicit IPPROTO_TCP matters: accepted connections inherit
     the listener's proto, and asyncio only sets TCP_NODELAY when it is IPPROTO_TCP. Without it every
@@ -74,14 +72,32 @@ def bind_listener(address: str, reuse_port: bool = False) -> socket.socket:
     return sock
 
 
+SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): the first socket systemd passes
+
+
+def systemd_sockets() -> list[socket.socket]:
+    """The listening sockets of systemd socket activation (LISTEN_PID, LISTEN_FDS); ValueError if none."""
+    if os.environ.get("LISTEN_PID") != str(os.getpid()):
+        raise ValueError("no sockets passed by systemd (LISTEN_PID is not this process)")
+    count = int(os.environ.get("LISTEN_FDS", "0") or 0)
+    if count < 1:
+        raise ValueError("no sockets passed by systemd (LISTEN_FDS is 0)")
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):  # not for our children
+        os.environ.pop(name, None)
+    return [socket.socket(fileno=SD_LISTEN_FDS_START + index) for index in range(count)]
+
+
+def _socket_address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def bind_worker_listeners(address: str, workers: int) -> list[socket.socket]:
     """One SO_REUSEPORT socket per worker on `address` (port 0: the port the first one got)."""
     first = bind_listener(address, reuse_port=True)
     sockets = [first]
     try:
-        host = parse_listen_address(address)[0]
-        bound = f"[{host}]:{first.getsockname()[1]}" if ":" in host else f"{host}:{first.getsockname()[1]}"
-        sockets += [bind_listener(bound, reuse_port=True) for _ in range(workers - 1)]
+        sockets += [bind_listener(_socket_address(first), reuse_port=True) for _ in range(workers - 1)]
     except OSError:
         for sock in sockets:
             sock.close()
@@ -93,53 +109,102 @@ def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     if args_list[:1] == ["probe"]:
         return _probe_command(args_list[1:])
+    if args_list[:1] == ["healthcheck"]:
+        from probe_exporter import healthcheck
+
+        return healthcheck.main(args_list[1:])
     from probe_exporter.exporter import load_settings_config
 
     settings = from_args(build_parser().parse_args(args_list))
     logs.setup_logging(settings.log_level, settings.log_format)
+    if settings.log_prober:
+        logs.setup_prober_logging(settings.log_prober, settings.log_format)
     settings.config_files = settings.config_files or default_config_patterns()
     try:
         config = load_settings_config(settings)
     except ConfigError as err:
-        print(err, file=sys.stderr)
-        return 1
+        return _startup_error(settings, str(err))
     if settings.web_config_file:
         from probe_exporter.config.web import load_web_config
 
         try:
             load_web_config(settings.web_config_file)
         except ConfigError as err:
-            print(str(err).replace("error parsing config file", "error parsing web config file", 1), file=sys.stderr)
-            return 1
+            message = str(err).replace("error parsing config file", "error parsing web config file", 1)
+            return _startup_error(settings, message)
+    from probe_exporter.web.prefix import external_url
+
+    try:
+        external_url(settings.web_external_url, settings.listen_addresses[0])
+    except ValueError as err:
+        return _startup_error(settings, f"failed to determine external URL: {err}")
     if settings.config_check:
+        _warn_missing_extras(config)
         print(f"Config file{'s' if len(config.files) > 1 else ''} {', '.join(config.files)} OK: "
               f"{len(config.modules)} modules")
         return 0
     return _serve(settings, config)
 
 
+def _startup_error(settings: Settings, message: str) -> int:
+    """Why the server cannot start, exit status 1: a JSON line with --log.format=json (log pipelines read
+    every stderr line as JSON), the bare message otherwise (and for --config.check, which is read by people)."""
+    if settings.log_format == "json" and not settings.config_check:
+        logs.log(logging.ERROR, "Cannot start", err=message)
+    else:
+        print(message, file=sys.stderr)
+    return 1
+
+
+def _warn_missing_extras(config: Config) -> None:
+    """A module whose optional library is missing loads, and fails every probe: --config.check says so."""
+    for name, module in config.modules.items():
+        missing = module.missing_extras()
+        if missing:
+            print(f"warning: module {name!r} ({module.prober}) needs an extra that is not installed, its probes "
+                  f"will fail: install probe-exporter[{','.join(missing)}]", file=sys.stderr)
+
+
+def log_startup(config: Config) -> None:
+    """What blackbox_exporter logs at start: the version, then each config file with its module count."""
+    logs.log(logging.INFO, "Starting probe_exporter", version=__version__, python=platform.python_version())
+    counts = collections.Counter(config.module_files.values())
+    for path in config.files:
+        logs.log(logging.INFO, "Loaded config file", file=path, modules=counts[path])
+
+
 def _serve(settings: Settings, config: Config) -> int:
-    from probe_exporter import registry
-    from probe_exporter.exporter import Exporter
+    from probe_exporter.exporter import Exporter, load_probers
     from probe_exporter.web.app import create_app
     from probe_exporter.web.serve import make_server
     from probe_exporter.workers import worker_count
     from probe_exporter.workers.cluster import Cluster
     from probe_exporter.workers.supervisor import run_workers
 
-    registry.load(config.modules)
+    _raise_open_files_limit()
+    log_startup(config)
+    load_probers(config)
     workers = worker_count(settings.web_workers)
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
-    for address in settings.listen_addresses:
+    if settings.web_systemd_socket:
+        try:
+            activated = systemd_sockets()
+        except ValueError as err:
+            return _startup_error(settings, f"--web.systemd-socket: {err}")
+        for sock in activated:  # one listening socket shared by every worker, each holding its own copy
+            for index, sockets in enumerate(sockets_by_worker):
+                sockets.append(sock if index == 0 else sock.dup())
+            logs.log(logging.INFO, "Listening on systemd socket", address=_socket_address(sock))
+    for address in ([] if settings.web_systemd_socket else settings.listen_addresses):
         try:
             bound = bind_worker_listeners(address, workers) if workers > 1 else [bind_listener(address)]
         except OSError as err:
-            print(f"cannot listen on {address}: {err.strerror}", file=sys.stderr)
-            return 1
+            return _startup_error(settings, f"cannot listen on {address}: {err.strerror}")
         for index, sock in enumerate(bound):
             sockets_by_worker[index].append(sock)
-        logs.log(logging.INFO, "Listening on", address=address)
+        # The bound address, so `:0` (an ephemeral port) shows the port it got.
+        logs.log(logging.INFO, "Listening on", address=_socket_address(bound[0]))
     cluster = Cluster.create(workers) if workers > 1 else None
 
     def serve_worker(index: int) -> None:
@@ -154,6 +219,10 @@ def _serve(settings: Settings, config: Config) -> int:
         if cluster is not None:
             cluster.attach(exporter)
         app = create_app(exporter)
+        if settings.config_enable_auto_reload and index == 0:  # one watcher: its reload reaches every worker
+            from probe_exporter import autoreload
+
+            autoreload.install(app, exporter, settings.config_auto_reload_interval)
         if index == 0:
             tls = app.state.web_config is not None and app.state.web_config.ssl_context() is not None
             logs.log(logging.INFO, "TLS is " + ("enabled" if tls else "disabled"),
@@ -177,6 +246,21 @@ def _serve(settings: Settings, config: Config) -> int:
         cluster.close()
 
 
+def _raise_open_files_limit() -> None:
+    """As Go does at startup: a soft limit of 1024 (what systemd gives) would fail probes for lack of
+    file descriptors long before the machine is busy."""
+    from probe_exporter.limits import default_max_concurrency
+    from probe_exporter.openfiles import raise_open_files_limit
+
+    try:
+        before, after = raise_open_files_limit()
+    except (OSError, ValueError) as err:
+        logs.log(logging.WARNING, "Could not read the open-files limit", err=str(err))
+        return
+    logs.log(logging.INFO, "Open-files limit", soft_limit=after, raised_from=before,
+             default_max_concurrency=default_max_concurrency(after))
+
+
 def freeze_startup_heap() -> None:
     """Move what startup built (imports, config models, routes: some 60 000 objects that live
     as long as the process) out of the cyclic GC's reach, and collect the young generation less often.
@@ -191,8 +275,7 @@ def freeze_startup_heap() -> None:
 
 def _probe_command(argv: list[str]) -> int:
     from probe_exporter.exposition import collect_sorted, render_text
-    from probe_exporter.probers.base import BadRequest
-    from probe_exporter.runner import debug_output, run_probe
+    from probe_exporter.pipeline import ProbeRequest, StandaloneState, Verdict, run
 
     parser = build_probe_parser()
     from probe_exporter.exporter import load_settings_config
@@ -200,25 +283,22 @@ def _probe_command(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     settings = from_args(args)
     logs.setup_logging(settings.log_level, settings.log_format)
+    if settings.log_prober:
+        logs.setup_prober_logging(settings.log_prober, settings.log_format)
     try:
         config = load_settings_config(settings)
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2
-    module = config.modules.get(args.module)
-    if module is None:
-        print(f'Unknown module "{args.module}"', file=sys.stderr)
-        return 2
     params = dict(item.partition("=")[::2] for item in args.param)
     params.update(module=args.module, target=args.target)
-    timeout = module.timeout if 0 < module.timeout < args.timeout else args.timeout
-    try:
-        outcome = asyncio.run(run_probe(args.module, module, args.target, timeout, params, config, settings=settings))
-    except BadRequest as err:
-        print(err, file=sys.stderr)
+    request = ProbeRequest([args.module], args.target, params, endpoint="cli", timeout=args.timeout)
+    outcome = asyncio.run(run(StandaloneState(config, settings), request))
+    if outcome.verdict is not Verdict.PROBED:
+        print(outcome.reason, file=sys.stderr)
         return 2
     if args.debug:
-        sys.stdout.write(debug_output(outcome, module))
+        sys.stdout.write(outcome.debug_text())
     else:
         sys.stdout.write(render_text(collect_sorted([outcome.metrics])).decode())
     return 0 if outcome.success else 1

@@ -12,17 +12,30 @@ the history stays small whatever the modules return.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any, Protocol, Self
 
 from probe_exporter.logs import mask_target
+from probe_exporter.probe_metrics import ProbeMetrics
 
-if TYPE_CHECKING:
-    from probe_exporter.config import Module
-    from probe_exporter.runner import ProbeOutcome
+
+class ProbeOutcome(Protocol):
+    """What the history keeps of a probe (probe_exporter.pipeline.ProbeOutcome): declared here so the
+    history stays below the pipeline that fills it."""
+
+    probe_id: int
+    module_name: str
+    target: str
+    success: bool
+    duration: float
+    reason: str
+    metrics: ProbeMetrics
+
+    def debug_text(self) -> str: ...
+
+    def with_metrics(self, metrics: ProbeMetrics) -> Self: ...
 
 
 # Samples a record may keep; beyond this only the probe's own two metrics are kept.
@@ -33,7 +46,8 @@ _ALWAYS_KEPT = ("probe_success", "probe_duration_seconds")
 @dataclass(frozen=True)
 class ProbeRecord:
     outcome: ProbeOutcome
-    module: Module
+    # The module's config as it was when the probe ran (kept for the landing page).
+    module: Any
     finished_at: float = field(default_factory=time.time)
     samples_dropped: int = 0
 
@@ -54,9 +68,7 @@ class ProbeRecord:
         return self.outcome.success
 
     def debug_text(self) -> str:
-        from probe_exporter.runner import debug_output
-
-        text = debug_output(self.outcome, self.module)
+        text = self.outcome.debug_text()
         if self.samples_dropped:
             text = text.replace("Metrics that would have been returned:\n",
                                 "Metrics that would have been returned:\n"
@@ -67,8 +79,6 @@ class ProbeRecord:
 
 def _trimmed(outcome: ProbeOutcome) -> tuple[ProbeOutcome, int]:
     """The outcome as the history keeps it, and how many samples were left out."""
-    from probe_exporter.probe_metrics import ProbeMetrics
-
     total = outcome.metrics.sample_count()
     if total <= MAX_SAMPLES_KEPT:  # the common case: keep as is, nothing built
         return outcome, 0
@@ -77,7 +87,7 @@ def _trimmed(outcome: ProbeOutcome) -> tuple[ProbeOutcome, int]:
     for family in families:
         if family.name in _ALWAYS_KEPT:
             kept.add_family(family)
-    return dataclasses.replace(outcome, metrics=kept), total - sum(
+    return outcome.with_metrics(kept), total - sum(
         len(f.samples) for f in families if f.name in _ALWAYS_KEPT)
 
 
@@ -87,7 +97,7 @@ class ProbeHistory:
         self._recent: deque[ProbeRecord] = deque()
         self._preserved_failures: deque[ProbeRecord] = deque()
 
-    def add(self, outcome: ProbeOutcome, module: Module) -> ProbeRecord | None:
+    def add(self, outcome: ProbeOutcome, module: Any) -> ProbeRecord | None:
         if self.limit == 0:
             return None
         kept, samples_dropped = _trimmed(outcome)

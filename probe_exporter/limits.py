@@ -1,9 +1,12 @@
-"""Limits on what /probe may do: how many probes run at once, and which targets a module may probe.
+"""Limits on what a probe may do: how many probes run at once, and which targets a module may probe.
 
-Concurrency: a global limit (`--probes.max-concurrency`) and a per-module `max_concurrency`. A probe
-waits for a module slot first, then a global one, so a saturated module queues without holding global
-slots that other modules could use. The wait happens inside the probe's deadline (the runner's
-asyncio.timeout), so a probe that cannot start in time fails with probe_success 0 and says why.
+Concurrency: a global limit (`--probes.max-concurrency`, by default derived from the open-files
+limit) and a per-module `max_concurrency`. A probe waits for a module slot first, then a global one,
+so a saturated module queues without holding global slots that other modules could use. Global slots
+are handed out per module: when one frees up, it goes to the waiting module with the fewest probes
+running, so a slow module's queue never holds a fast module's probes behind it. The wait happens
+inside the probe's deadline (the pipeline's asyncio.timeout); a probe that cannot start in time is
+the exporter's failure, not the target's (HTTP 503, see probe_exporter.pipeline).
 
 Targets: a module's opt-in `allowed_targets` list, checked before anything touches the target. The
 guard against using the exporter as an open proxy (blackbox_exporter refuses per-target overrides for
@@ -19,29 +22,115 @@ import ipaddress
 import os
 import re
 import time
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, urlsplit
 
 from probe_exporter.gotext import go_quote
+from probe_exporter.modulecache import CacheKey
 
 if TYPE_CHECKING:
     from probe_exporter.selfmetrics import SelfMetrics
-    from probe_exporter.workers.slots import Acquirable, SharedSlots
+    from probe_exporter.workers.slots import SharedSlots
 
 # --- concurrency -------------------------------------------------------------------------------------
 
+# File descriptors kept out of the derived global limit: the listeners, logs, config files, the
+# resolver's sockets and the SNMP engine.
+RESERVED_FILE_DESCRIPTORS = 64
+# Every probe holds at least two descriptors: the scrape's connection and its own to the target.
+FILE_DESCRIPTORS_PER_PROBE = 2
+
+MODULE_LIMIT = "module_limit"
+GLOBAL_LIMIT = "global_limit"
+TARGET_LIMIT = "target_limit"
+# Per-target semaphores kept at most (targets come from URLs): only idle ones are dropped.
+MAX_TARGET_KEYS = 4096
+
+
+def default_max_concurrency(open_files_limit: int) -> int:
+    """The global limit when no flag sets one: as many probes as the open-files limit can hold. A
+    probe past it would fail for lack of a descriptor in blackbox_exporter too, so this never refuses
+    or queues a probe that blackbox_exporter would run."""
+    return max((open_files_limit - RESERVED_FILE_DESCRIPTORS) // FILE_DESCRIPTORS_PER_PROBE, 1)
+
+
+@dataclass
+class SlotWait:
+    """Where a probe waits for its slot; read by the pipeline when the deadline ends the wait."""
+
+    stage: str = ""            # TARGET_, MODULE_ or GLOBAL_LIMIT while waiting, "" once it holds its slot
+    waited: float = 0.0
+
+
+class _FairSlots:
+    """A semaphore with one queue per module: a freed slot goes to the module with the fewest probes
+    running (oldest waiter first within a module), so no module's backlog delays another module."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self.running: dict[str, int] = {}
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
+
+    async def acquire(self, module_name: str) -> None:
+        if self.total < self.limit and not self._waiting:
+            self._take(module_name)
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(module_name, deque()).append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release(module_name)  # granted just as the deadline hit: pass it on
+            else:
+                queue = self._waiting.get(module_name)
+                if queue is not None:
+                    with contextlib.suppress(ValueError):
+                        queue.remove(waiter)
+                    if not queue:
+                        del self._waiting[module_name]
+            raise
+
+    def release(self, module_name: str) -> None:
+        self.total -= 1
+        count = self.running[module_name] - 1
+        if count:
+            self.running[module_name] = count
+        else:
+            del self.running[module_name]
+        self._grant()
+
+    def _take(self, module_name: str) -> None:
+        self.total += 1
+        self.running[module_name] = self.running.get(module_name, 0) + 1
+
+    def _grant(self) -> None:
+        while self.total < self.limit and self._waiting:
+            module_name = min(self._waiting, key=lambda name: self.running.get(name, 0))
+            queue = self._waiting[module_name]
+            waiter = queue.popleft()
+            if not queue:
+                del self._waiting[module_name]
+            if not waiter.done():
+                self._take(module_name)
+                waiter.set_result(None)
+
 
 class ProbeLimiter:
-    """Concurrency slots: one global semaphore and one per module (created on first use)."""
+    """Concurrency slots: global ones shared fairly between modules, one semaphore per module and,
+    where a module sets max_concurrency_per_target, one per (module, target); created on first use."""
 
     def __init__(self, max_concurrent: int = 0, metrics: SelfMetrics | None = None) -> None:
         self.max_concurrent = max_concurrent
-        self._global = asyncio.Semaphore(max_concurrent) if max_concurrent > 0 else None
+        self._global = _FairSlots(max_concurrent) if max_concurrent > 0 else None
         # module name -> (limit, semaphore); a reload that changes the limit gets a fresh semaphore,
         # and probes holding the old one release it as they finish.
         self._modules: dict[str, tuple[int, asyncio.Semaphore]] = {}
+        self._targets: OrderedDict[tuple[str, str], tuple[int, asyncio.Semaphore]] = OrderedDict()
         self._metrics = metrics
         self.queued: dict[str, int] = {}
         # --web.workers: slots counted over every worker (set by workers/cluster.py); None in one process.
@@ -56,47 +145,102 @@ class ProbeLimiter:
             current = self._modules[module_name] = (limit, asyncio.Semaphore(limit))
         return current[1]
 
+    def _target_semaphore(self, module_name: str, target: str, limit: int) -> asyncio.Semaphore | None:
+        if limit <= 0:
+            return None
+        key = (module_name, target)
+        current = self._targets.get(key)
+        if current is None or current[0] != limit:
+            current = self._targets[key] = (limit, asyncio.Semaphore(limit))
+            self._drop_idle_targets()
+        self._targets.move_to_end(key)
+        return current[1]
+
+    def _drop_idle_targets(self) -> None:
+        while len(self._targets) > MAX_TARGET_KEYS:
+            for key, (limit, semaphore) in self._targets.items():
+                if semaphore._value == limit:  # nobody holds or waits for it
+                    del self._targets[key]
+                    break
+            else:
+                return
+
+    def target_keys(self) -> int:
+        return len(self._targets)
+
     def queue_length(self, module_name: str | None = None) -> int:
         if module_name is None:
             return sum(self.queued.values())
         return self.queued.get(module_name, 0)
 
     @contextlib.asynccontextmanager
-    async def slot(self, module_name: str, module_limit: int = 0) -> AsyncIterator[float]:
-        """Hold a slot for one probe; yields the seconds spent waiting for it.
+    async def slot(self, module_name: str, module_limit: int = 0, wait: SlotWait | None = None,
+                   target: str = "", target_limit: int = 0) -> AsyncIterator[float]:
+        """Hold a slot for one probe; yields the seconds spent waiting for it. `wait` tells, if the
+        deadline cancels the wait, which limit the probe was waiting for. Narrowest first: a probe
+        queued behind its own target or module holds no wider slot meanwhile.
 
         Cancellation (the deadline) while waiting releases whatever was already acquired.
         """
-        semaphores: list[Acquirable] = [
-            s for s in (self._module_semaphore(module_name, module_limit), self._global) if s is not None]
-        if self.shared is not None:
-            semaphores = self.shared.across_workers(semaphores, module_name, module_limit, self.max_concurrent)
-        if not semaphores:
+        wait = wait if wait is not None else SlotWait()
+        target_semaphore = self._target_semaphore(module_name, target, target_limit)
+        module_semaphore = self._module_semaphore(module_name, module_limit)
+        if target_semaphore is None and module_semaphore is None and self._global is None:
             yield 0.0
             return
         start = time.monotonic()
-        acquired: list[Acquirable] = []
+        held_target = held_module = held_global = False
+        shared_held: list[str] = []  # --web.workers: slots counted over every worker (workers/slots.py)
         self._queue_change(module_name, +1)
         try:
-            for semaphore in semaphores:
-                await semaphore.acquire()
-                acquired.append(semaphore)
+            if target_semaphore is not None:
+                wait.stage = TARGET_LIMIT
+                await target_semaphore.acquire()
+                held_target = True
+            if module_semaphore is not None:
+                wait.stage = MODULE_LIMIT
+                await module_semaphore.acquire()
+                held_module = True
+                if self.shared is not None:
+                    await self.shared.acquire(module_name, module_limit)
+                    shared_held.append(module_name)
+            if self._global is not None:
+                wait.stage = GLOBAL_LIMIT
+                await self._global.acquire(module_name)
+                held_global = True
+                if self.shared is not None:
+                    await self.shared.acquire(self.shared.GLOBAL, self.max_concurrent)
+                    shared_held.append(self.shared.GLOBAL)
+            wait.stage = ""
         except BaseException:
-            for semaphore in acquired:
-                semaphore.release()
-            if self._metrics is not None:
-                self._metrics.probes_not_started.labels(module_name).inc()
+            self._release_shared(shared_held)
+            if held_global and self._global is not None:
+                self._global.release(module_name)
+            if held_module and module_semaphore is not None:
+                module_semaphore.release()
+            if held_target and target_semaphore is not None:
+                target_semaphore.release()
             raise
         finally:
             self._queue_change(module_name, -1)
-        waited = time.monotonic() - start
+            wait.waited = time.monotonic() - start
         if self._metrics is not None:
-            self._metrics.queue_wait.labels(module_name).observe(waited)
+            self._metrics.queue_wait.labels(module_name).observe(wait.waited)
         try:
-            yield waited
+            yield wait.waited
         finally:
-            for semaphore in acquired:
-                semaphore.release()
+            self._release_shared(shared_held)
+            if held_global and self._global is not None:
+                self._global.release(module_name)
+            if held_module and module_semaphore is not None:
+                module_semaphore.release()
+            if held_target and target_semaphore is not None:
+                target_semaphore.release()
+
+    def _release_shared(self, names: list[str]) -> None:
+        if self.shared is not None:
+            for name in names:
+                self.shared.release(name)
 
     def _queue_change(self, module_name: str, delta: int) -> None:
         count = self.queued.get(module_name, 0) + delta
@@ -119,7 +263,7 @@ _HOST_CHARS = re.compile(r"^[A-Za-z0-9_.-]+$")
 _GLOB_WITH_PORT = re.compile(r"^([^:/\[\]]+):(\d+|\*)$")
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443, "grpc": 80, "grpcs": 443}
 # Probers whose targets blackbox_exporter reads as URLs with `http://` assumed when no scheme is given.
-_URL_PROBERS = ("http",)
+_URL_TARGET_KINDS = ("http",)
 
 
 @dataclass(frozen=True)
@@ -131,7 +275,7 @@ class _TargetParts:
 
 
 def _split_target(target: str, prober: str) -> _TargetParts:
-    if prober in _URL_PROBERS and "://" not in target:
+    if prober in _URL_TARGET_KINDS and "://" not in target:
         target = "http://" + target
     if "://" in target:
         try:
@@ -266,10 +410,28 @@ class TargetPolicy:
         parts = _split_target(target, prober)
         return any(rule.matches(parts) for rule in self._rules)
 
+    def allows_host(self, host: str, port: int | None = None) -> bool:
+        """An already split host (a name or an IP literal, an IPv6 zone ignored) and port: for
+        probers that parse targets their own way (SQL's target_allow)."""
+        parts = _TargetParts(host=_clean_host(host.partition("%")[0] if ":" in host else host), port=port)
+        return any(rule.matches(parts) for rule in self._rules)
+
+    @property
+    def has_networks(self) -> bool:
+        return any(isinstance(rule, _NetworkRule) for rule in self._rules)
+
+    def allows_address(self, address: str) -> bool:
+        """An IP address (of a resolved name) inside one of the CIDRs or addresses."""
+        parts = _TargetParts(host=_clean_host(address.partition("%")[0]))
+        return any(isinstance(rule, _NetworkRule) and rule.matches(parts) for rule in self._rules)
+
     def check(self, target: str, module_name: str, prober: str) -> None:
         if not self.allows(target, prober):
             raise TargetNotAllowed(f"Target {go_quote(target)} is not allowed for module {go_quote(module_name)} "
                                    "(not in its allowed_targets)")
+
+
+ALLOWED_TARGETS = CacheKey["TargetPolicy"]("allowed_targets")
 
 
 def check_target(module_name: str, module: object, target: str) -> None:
@@ -278,5 +440,5 @@ def check_target(module_name: str, module: object, target: str) -> None:
     if not entries:
         return
     prober: str = getattr(module, "prober", "")
-    policy: TargetPolicy = module.cached("allowed_targets", lambda: TargetPolicy(entries))  # type: ignore[attr-defined]
+    policy = module.cached(ALLOWED_TARGETS, lambda: TargetPolicy(entries))  # type: ignore[attr-defined]
     policy.check(target, module_name, prober)

@@ -6,7 +6,9 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
+from types import TracebackType
 from typing import Any
 
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
@@ -37,35 +39,106 @@ def _level_name(record: logging.LogRecord) -> str:
     return {"WARNING": "warn", "CRITICAL": "error"}.get(record.levelname, record.levelname.lower())
 
 
+def _record_fields(formatter: logging.Formatter, record: logging.LogRecord) -> dict[str, Any]:
+    """One line's fields. A record from a library (uvicorn, asyncio, warnings) names its logger; a
+    traceback, a stack and a message of several lines (asyncio's) stay inside their field."""
+    fields: dict[str, Any] = {"time": _timestamp(record.created), "level": _level_name(record),
+                              "msg": record.getMessage(), **process_fields}
+    if record.name != "probe_exporter" and not record.name.startswith("probe_exporter."):
+        fields["logger"] = record.name
+    fields.update(getattr(record, "fields", {}))
+    if record.exc_info:
+        fields["err"] = formatter.formatException(record.exc_info)
+    elif record.exc_text:
+        fields["err"] = record.exc_text
+    if record.stack_info:
+        fields["stack"] = formatter.formatStack(record.stack_info)
+    return fields
+
+
 class LogfmtFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] = {"time": _timestamp(record.created), "level": _level_name(record),
-                                  "msg": record.getMessage(), **process_fields}
-        fields.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            fields["err"] = self.formatException(record.exc_info).replace("\n", " | ")
+        fields = _record_fields(self, record)
+        for key in ("err", "stack"):
+            if key in fields:
+                fields[key] = fields[key].replace("\n", " | ")
         return " ".join(f"{key}={_logfmt_value(value)}" for key, value in fields.items())
 
 
 class JSONFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        fields: dict[str, Any] = {"time": _timestamp(record.created), "level": _level_name(record),
-                                  "msg": record.getMessage(), **process_fields}
-        fields.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            fields["err"] = self.formatException(record.exc_info)
-        return json.dumps(fields, default=str, ensure_ascii=False)
+        return json.dumps(_record_fields(self, record), default=str, ensure_ascii=False)
+
+
+class _LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stream handler whose own failures (a record whose message does not format) are one line in
+    the same format too, not logging's multi-line "--- Logging error ---" dump."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        try:
+            failure = logging.LogRecord(record.name, logging.ERROR, record.pathname, record.lineno,
+                                        "Could not format a log record", None, sys.exc_info())
+            failure.fields = {"record_msg": str(record.msg), "record_args": repr(record.args)}
+            self.stream.write(self.format(failure) + self.terminator)
+            self.flush()
+        except Exception:  # the stream itself is gone: nothing left to tell
+            pass
 
 
 def setup_logging(level: str = "info", fmt: str = "logfmt") -> None:
+    """Every line on stderr in the chosen format: ours, the libraries' (uvicorn's error and access
+    loggers, asyncio's "Task exception was never retrieved", warnings) and uncaught exceptions."""
+    handler = _LineHandler(sys.stderr)
+    handler.setFormatter(JSONFormatter() if fmt == "json" else LogfmtFormatter())
+    ours = logging.getLogger("probe_exporter")
+    ours.handlers[:] = [handler]
+    ours.setLevel(LEVELS[level])
+    ours.propagate = False
+    # Libraries log through the root logger, at warn and above: their debug and info lines (httpcore's
+    # per-request trace, uvicorn's start banner) would drown ours.
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(LEVELS[level], logging.WARNING))
+    logging.captureWarnings(True)
+    # uvicorn's access log would add a line per scrape (uvicorn is also started with access_log=False).
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "asyncio"):
+        library = logging.getLogger(name)
+        library.handlers[:] = []  # uvicorn's default config, where something installed it, writes plain text
+        library.propagate = True
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, traceback)
+        return
+    logger.error("Uncaught exception", exc_info=(kind, value, traceback))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit or args.exc_value is None:
+        return
+    thread = args.thread.name if args.thread is not None else ""
+    logger.error("Uncaught exception in thread", exc_info=args.exc_value, extra={"fields": {"thread": thread}})
+
+
+# `--log.prober` (blackbox 0.28's independent scrape logger): probe log lines at or above this level
+# go to stderr at their own level, whatever --log.level says. None (no flag): they go to the process
+# log at debug level, so --log.level=debug shows them.
+prober_level: int | None = None
+prober_logger = logging.getLogger("probe_exporter.prober")
+
+
+def setup_prober_logging(level: str, fmt: str = "logfmt") -> None:
+    global prober_level
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JSONFormatter() if fmt == "json" else LogfmtFormatter())
-    root = logging.getLogger("probe_exporter")
-    root.handlers[:] = [handler]
-    root.setLevel(LEVELS[level])
-    root.propagate = False
-    # uvicorn's access log would add a line per scrape; its errors still go to stderr.
-    logging.getLogger("uvicorn.access").disabled = True
+    prober_logger.handlers[:] = [handler]
+    prober_logger.setLevel(LEVELS[level])
+    prober_logger.propagate = False
+    prober_level = LEVELS[level]
 
 
 def log(level: int, msg: str, **fields: Any) -> None:
@@ -115,7 +188,10 @@ class ProbeLog:
         if self.secrets and "err" in fields:
             fields["err"] = scrub(str(fields["err"]), self.secrets)
         self.entries.append((time.time(), level, msg, fields))
-        if logger.isEnabledFor(logging.DEBUG):
+        if prober_level is not None:
+            if level >= prober_level:
+                prober_logger.log(level, msg, extra={"fields": {**self.context, **self.forward_context, **fields}})
+        elif logger.isEnabledFor(logging.DEBUG):
             logger.log(logging.DEBUG, msg, extra={"fields": {**self.context, **self.forward_context, **fields}})
 
     def debug(self, msg: str, **fields: Any) -> None:

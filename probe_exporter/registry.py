@@ -17,15 +17,14 @@ import importlib
 import importlib.metadata
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from probe_exporter.extras import MissingExtra
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
-
-    from probe_exporter.config import Module
-    from probe_exporter.probers.base import Prober
 
 ENTRY_POINT_GROUP = "probe_exporter.probers"
 
@@ -50,9 +49,50 @@ _BUILTIN = (
     ProberEntry("dns", "probe_exporter.probers.dns:PROBER"),
     ProberEntry("grpc", "probe_exporter.probers.grpc:PROBER", extra="grpc"),
     ProberEntry("unix", "probe_exporter.probers.unix:PROBER"),
+    ProberEntry("websocket", "probe_exporter.probers.websocket:PROBER"),
     ProberEntry("snmp", "probe_exporter.probers.snmp:PROBER"),
     ProberEntry("sql", "probe_exporter.probers.sql:PROBER"),
 )
+
+
+class Module(Protocol):
+    """What the registry reads of a config module (probe_exporter.config.Module): declared here, as
+    the registry sits below config."""
+
+    @property
+    def prober(self) -> str: ...
+
+
+class Prober(Protocol):
+    """probe_exporter.probers.base.Prober as the registry stores it (the registry sits below the
+    probers and reaches them by name only)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def probe(self) -> Callable[[Any], Awaitable[bool]]: ...
+    @property
+    def config_model(self) -> type[BaseModel] | None: ...
+    @property
+    def preload(self) -> Callable[[Any], None] | None: ...
+    @property
+    def shutdown(self) -> Callable[[], Awaitable[None]] | None: ...
+
+
+@dataclass(frozen=True)
+class _Unavailable:
+    """Stands in for a prober whose library is not installed: its modules load, and every probe fails
+    with the reason ("install probe-exporter[grpc]")."""
+
+    name: str
+    reason: str
+    config_model: type[BaseModel] | None = None
+    preload: Callable[[Any], None] | None = None
+    shutdown: Callable[[], Awaitable[None]] | None = None
+
+    async def probe(self, ctx: Any) -> bool:
+        ctx.log.error(self.reason)
+        return False
 
 
 class UnknownProber(LookupError):
@@ -114,6 +154,8 @@ def get(name: str) -> Prober:
     module_name, _, attribute = found.location.partition(":")
     try:
         value: Any = getattr(importlib.import_module(module_name), attribute or "PROBER")
+    except MissingExtra as err:  # its modules still load; each probe fails with "install probe-exporter[extra]"
+        value = _Unavailable(name, str(err))
     except ImportError as err:
         hint = f": install probe-exporter[{found.extra}]" if found.extra else ""
         raise ProberUnavailable(f"prober {name!r} cannot be loaded ({err}){hint}") from err
@@ -141,6 +183,8 @@ def load(modules: Mapping[str, Module]) -> None:
             prober = get(module.prober)
             if prober.preload is not None:
                 prober.preload(module)
+        except MissingExtra:
+            pass  # warned above
         except Exception as err:
             logs.log(logging.WARNING, "Could not load a module's libraries; its probes will fail",
                      module=module_name, prober=module.prober, err=f"{type(err).__name__}: {err}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import platform
 from typing import Any, NamedTuple
@@ -20,6 +21,9 @@ from prometheus_client.platform_collector import PlatformCollector
 from probe_exporter import __version__
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
+
+# One timer every 0.1s costs nothing measurable and still catches a loop stalled for a few ms.
+LAG_SAMPLE_INTERVAL = 0.1
 
 
 class _ProbeChildren(NamedTuple):
@@ -71,8 +75,12 @@ class SelfMetrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
         self.probes_not_started = Counter(
             "probe_exporter_probes_not_started_total",
-            "Probes that failed because no concurrency slot freed up before their deadline, by module.",
-            ["module"], registry=self.registry)
+            "Probes answered with HTTP 503 because no concurrency slot freed up before their deadline, by module "
+            "and the limit that was full (module_limit, global_limit).", ["module", "reason"], registry=self.registry)
+        self.event_loop_lag = Histogram(
+            "probe_exporter_event_loop_lag_seconds",
+            "How late the event loop ran a timer, sampled every 0.1s: time a ready probe waits for the loop.",
+            registry=self.registry, buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
         self.targets_denied = Counter("probe_exporter_targets_denied_total",
                                       "Probe requests refused with 403 by a module's allowed_targets, by module.",
                                       ["module"], registry=self.registry)
@@ -84,6 +92,14 @@ class SelfMetrics:
         # Keyed by module names from the config (or SNMP's joined ones), so bounded like the label sets.
         self._probe_children: dict[tuple[str, str], _ProbeChildren] = {}
         self._in_flight_children: dict[str, Any] = {}
+
+    async def sample_event_loop_lag(self, interval: float = LAG_SAMPLE_INTERVAL) -> None:
+        """Run until cancelled: how much later than asked each sleep wakes up is the loop's lag."""
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time() + interval
+            await asyncio.sleep(interval)
+            self.event_loop_lag.observe(max(loop.time() - asked, 0.0))
 
     def set_worker(self, index: int) -> None:
         self.worker.clear()

@@ -16,9 +16,6 @@ from typing import Any
 from probe_exporter.logs import LEVELS
 
 DEFAULT_LISTEN_ADDRESS = ":10115"
-# A Python process usually starts with a soft limit of 1024 file descriptors, and every probe holds
-# at least two (the scrape and the probe's own connection): 500 keeps a margin for the listener and logs.
-DEFAULT_MAX_CONCURRENT_PROBES = 500
 
 # Which command lines take a flag: the server, and the one-shot `probe` command.
 SERVE = "serve"
@@ -57,6 +54,22 @@ def positive_int(text: str) -> int:
     return value
 
 
+def auto_reload_interval(text: str) -> float:
+    """blackbox takes whole seconds (`30`); a Go duration (`30s`, `1m`) is accepted too."""
+    from probe_exporter.config.types import parse_go_duration  # imported for this flag only
+
+    try:
+        seconds = float(int(text))
+    except ValueError:
+        try:
+            seconds = parse_go_duration(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return seconds
+
+
 BOTH = (SERVE, PROBE)
 
 
@@ -69,6 +82,10 @@ class Settings:
                                                          "severity or above.", commands=BOTH, choices=sorted(LEVELS)))
     log_format: str = field(default="logfmt", metadata=flag(
         "--log.format", "Output format of log messages.", commands=BOTH, choices=("logfmt", "json")))
+    log_prober: str = field(default="", metadata=flag(
+        "--log.prober", "Log level for probe logs: probe log lines at this level or above go to stderr, "
+        "independently of --log.level (default: none, except at --log.level=debug).", commands=BOTH,
+        choices=sorted(LEVELS)))
     snmp_wrap_large_counters: bool = field(default=True, metadata=flag(
         "--snmp.wrap-large-counters", "Wrap 64-bit SNMP counters at 2^53 so float64 keeps them exact, "
         "as snmp_exporter does.", commands=BOTH, negatable=True))
@@ -80,23 +97,47 @@ class Settings:
         metavar="ADDR", repeatable=True))
     timeout_offset: float = field(default=0.5, metadata=flag(
         "--timeout-offset", "Offset to subtract from the Prometheus scrape timeout, in seconds.", parse=float))
+    config_enable_auto_reload: bool = field(default=False, metadata=flag(
+        "--config.enable-auto-reload", "Reload the config files every --config.auto-reload-interval when "
+        "they changed (an unchanged file is not reloaded)."))
+    config_auto_reload_interval: float = field(default=30.0, metadata=flag(
+        "--config.auto-reload-interval", "Seconds between auto-reload checks (default 30; a Go duration "
+        "such as 1m works too).", metavar="SECONDS", parse=auto_reload_interval))
     config_check: bool = field(default=False, metadata=flag(
         "--config.check", "Validate the config files (and --web.config.file) and exit (0 valid, 1 invalid)."))
+    web_external_url: str = field(default="", metadata=flag(
+        "--web.external-url", "The URL under which the exporter is reached from outside (a reverse proxy); "
+        "its path is the default route prefix. Default: http://<hostname>:<port>/.", metavar="URL"))
+    web_route_prefix: str = field(default="", metadata=flag(
+        "--web.route-prefix", "Prefix for the internal routes. Defaults to the path of --web.external-url.",
+        metavar="PATH"))
+    web_systemd_socket: bool = field(default=False, metadata=flag(
+        "--web.systemd-socket", "Use systemd socket activation listeners (LISTEN_FDS) instead of "
+        "--web.listen-address (Linux only)."))
     web_config_file: str = field(default="", metadata=flag(
         "--web.config.file", "exporter-toolkit web config: TLS, basic_auth_users, response headers, rate_limit. "
         "Applies to every endpoint.", metavar="FILE"))
     history_limit: int = field(default=100, metadata=flag(
         "--history.limit", "Probes kept for the landing page and /logs; failures pushed out are kept as many "
         "again (default 100, 0 disables).", parse=non_negative_int))
-    max_concurrent_probes: int = field(default=DEFAULT_MAX_CONCURRENT_PROBES, metadata=flag(
-        "--probes.max-concurrency", "Probes running at once over all modules; more wait, within their deadline "
-        f"(default {DEFAULT_MAX_CONCURRENT_PROBES}, 0 unlimited).", parse=non_negative_int))
+    # None: as many as the open-files limit holds (limits.default_max_concurrency).
+    max_concurrent_probes: int | None = field(default=None, metadata=flag(
+        "--probes.max-concurrency", "Probes running at once over all modules; more wait within their deadline, "
+        "and one that cannot start in time gets HTTP 503 (default: as many as the open-files limit holds, "
+        "(limit - 64) / 2; 0 unlimited).", parse=non_negative_int))
     web_workers: int = field(default=0, metadata=flag(
         "--web.workers", "Worker processes serving the listen addresses (default 0: one per CPU this process "
         "may use). They fork from one process that loaded the config, and act as one exporter: /metrics, "
         "history (/logs, landing page), /config and the concurrency limits cover all of them; SIGHUP, "
         "/-/reload and SIGTERM reach all of them, and a worker that dies is replaced.",
         metavar="N", parse=non_negative_int))
+
+
+def parse_listen_address(address: str) -> tuple[str, int]:
+    """`host:port`, `[v6]:port` or `:port` (every address) of --web.listen-address."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)
 
 
 def add_flags(parser: argparse.ArgumentParser, command: str) -> None:

@@ -43,6 +43,18 @@ def test_probe_command_exit_codes(plain_http_target: str) -> None:
     assert debug.stdout.startswith("Logs for the probe:")
 
 
+def test_probe_command_goes_through_the_same_pipeline(tmp_path: Path, plain_http_target: str) -> None:
+    """The module's allowed_targets and timeout apply on the command line as on /probe."""
+    config = tmp_path / "m.yml"
+    config.write_text("modules:\n  guarded:\n    prober: http\n    timeout: 3s\n"
+                      "    allowed_targets: ['10.0.0.0/8']\n  open:\n    prober: http\n    timeout: 3s\n")
+    refused = run("probe", "--config.file", str(config), "--module", "guarded", "--target", plain_http_target)
+    assert refused.returncode == 2 and refused.stdout == ""
+    assert refused.stderr.strip().endswith('is not allowed for module "guarded" (not in its allowed_targets)')
+    allowed = run("probe", "--config.file", str(config), "--module", "open", "--target", plain_http_target)
+    assert allowed.returncode == 0 and "probe_timeout_seconds 3" in allowed.stdout.splitlines()
+
+
 async def test_listener_connections_get_tcp_nodelay() -> None:
     """Keep-alive scrapes stall ~40 ms per response (Nagle + delayed ACK) unless accepted sockets have
     TCP_NODELAY, which asyncio sets only when the listener was created with IPPROTO_TCP."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 
 import pytest
 
@@ -57,3 +58,15 @@ def test_worker_field_follows_msg_on_every_process_line() -> None:
         assert '"msg": "Listening on", "worker": 1, "address"' in logs.JSONFormatter().format(record)
     finally:
         logs.process_fields.clear()
+
+
+@pytest.mark.parametrize("formatter", [logs.LogfmtFormatter(), logs.JSONFormatter()])
+def test_a_library_record_with_a_traceback_is_one_line(formatter: logging.Formatter) -> None:
+    try:
+        raise RuntimeError("first\nsecond")
+    except RuntimeError:
+        record = logging.LogRecord("asyncio", logging.ERROR, __file__, 1, "Task exception was never retrieved\n%s",
+                                   ("future: <Task>",), sys.exc_info())
+    line = formatter.format(record)
+    assert "\n" not in line
+    assert "asyncio" in line and "Traceback" in line and "future: <Task>" in line

@@ -24,13 +24,22 @@ VENV_BIN = REPO / ".venv" / "bin"
 BLACKBOX_BINARY = Path("/usr/bin/prometheus-blackbox-exporter")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-# The module both exporters run: a blackbox.yml module, so blackbox_exporter reads the same file.
+# The modules both exporters run: a blackbox.yml file, so blackbox_exporter reads the same file.
 HTTP_MODULE = """modules:
   http_2xx:
     prober: http
     timeout: 10s
     http:
       preferred_ip_protocol: ip4
+"""
+# The https scenario's module: the same, trusting the CA that signed nginx's certificate.
+HTTPS_MODULE = """  https_2xx:
+    prober: http
+    timeout: 10s
+    http:
+      preferred_ip_protocol: ip4
+      tls_config:
+        ca_file: {ca_file}
 """
 
 NGINX_CONF = """daemon off;
@@ -52,8 +61,21 @@ http {{
             default_type text/plain;
             return 200 "hello from nginx\\n";
         }}
+        location /redirect {{
+            return 302 /;
+        }}
     }}
-}}
+{tls_server}}}
+"""
+NGINX_TLS_SERVER = """    server {{
+        listen 127.0.0.1:{port} ssl backlog=4096;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{
+            default_type text/plain;
+            return 200 "hello from nginx\\n";
+        }}
+    }}
 """
 
 
@@ -81,6 +103,7 @@ class Proc:
     name: str
     process: subprocess.Popen[bytes]
     url: str  # base URL
+    tls_url: str = ""  # nginx's https base URL, when it has one
 
     @property
     def pid(self) -> int:
@@ -155,16 +178,31 @@ def find_nginx() -> str | None:
 
 
 @contextlib.contextmanager
-def nginx_target(workdir: Path) -> Iterator[Proc]:
+def nginx_target(workdir: Path, tls: bool = False) -> Iterator[Proc]:
+    """nginx answering 200 on `/` and 302 to `/` on `/redirect`; with `tls`, also https on `proc.tls_url`
+    with a certificate from a CA written to workdir/ca.pem."""
     binary = find_nginx()
     if binary is None:
         sys.exit("nginx not found: apt-get install nginx-light")
     port = free_port()
+    tls_server, tls_url = "", ""
+    if tls:
+        import trustme  # a test dependency: only the https scenario needs it
+
+        ca = trustme.CA()
+        ca.cert_pem.write_to_path(str(workdir / "ca.pem"))
+        leaf = ca.issue_cert("127.0.0.1", "localhost")
+        leaf.cert_chain_pems[0].write_to_path(str(workdir / "cert.pem"))
+        leaf.private_key_pem.write_to_path(str(workdir / "key.pem"))
+        tls_port = free_port()
+        tls_server = NGINX_TLS_SERVER.format(port=tls_port, cert=workdir / "cert.pem", key=workdir / "key.pem")
+        tls_url = f"https://127.0.0.1:{tls_port}"
     conf = workdir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=workdir, port=port))
+    conf.write_text(NGINX_CONF.format(dir=workdir, port=port, tls_server=tls_server))
     url = f"http://127.0.0.1:{port}"
     with running("nginx", [binary, "-p", str(workdir), "-c", str(conf)], url + "/", url,
                  workdir / "nginx.out") as proc:
+        proc.tls_url = tls_url
         yield proc
 
 

@@ -4,7 +4,7 @@
 
 VARIANT: `asyncio-h11` (uvicorn on the stock asyncio loop and the h11 parser: what runs when uvloop and
 httptools are not installed), `no-gc-freeze` (the interpreter's default cyclic GC settings), or
-`anyio-backend` (httpcore's AnyIOBackend instead of probers/http_stream.py's asyncio backend).
+`httpcore-path` (every HTTP module on httpcore instead of the lean HTTP/1.1 exchange).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, when n
 
 from probe_exporter import cli
 
-VARIANTS = ("asyncio-h11", "no-gc-freeze", "anyio-backend")
+VARIANTS = ("asyncio-h11", "no-gc-freeze", "httpcore-path")
 
 
 def _stock_asyncio_config(config_class: Any) -> Any:
@@ -32,12 +32,10 @@ def _stock_asyncio_config(config_class: Any) -> Any:
     return build
 
 
-def _use_anyio_backend() -> None:
-    import httpcore
+def _use_httpcore_path() -> None:
+    from probe_exporter.probers.http import client as http_client
 
-    from probe_exporter.probers import http_client
-
-    http_client.AsyncioBackend = httpcore.AnyIOBackend  # type: ignore[misc,assignment]
+    http_client.FORCED_PATH = "httpcore"
 
 
 if __name__ == "__main__":
@@ -46,8 +44,8 @@ if __name__ == "__main__":
         uvicorn.Config = _stock_asyncio_config(uvicorn.Config)  # type: ignore[misc]
     elif variant == "no-gc-freeze":
         cli.freeze_startup_heap = lambda: None
-    elif variant == "anyio-backend":
-        _use_anyio_backend()
+    elif variant == "httpcore-path":
+        _use_httpcore_path()
     else:
         sys.exit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
     sys.exit(cli.main())

@@ -1,14 +1,16 @@
-"""Client CPU of one HTTP/1.1 exchange: the HTTP prober's httpcore path against asyncio + httptools.
+"""Client CPU of one HTTP/1.1 exchange: the HTTP prober's lean exchange, its httpcore path, and the floor.
 
     .venv/bin/python bench/http/client_cost.py [--requests 4000] [--rounds 2]
 
 Starts nginx as bench/http/run.py does and, in this process on uvloop, makes `--requests` sequential
 GET requests on fresh connections (as probes do), timing this process's CPU (time.process_time):
-- `httpcore`: the prober's connection (probers.http_client.HopConnection on probers.http_stream's
-  asyncio backend, with a trace callback as the prober passes for its phase timings);
-- `asyncio + httptools`: asyncio streams and httptools' response parser (the parser uvicorn uses),
-  the floor for the same exchange in Python.
-The difference is what the HTTP/1.1 exchange through httpcore and h11 costs per probe (docs/performance.md).
+- `lean`: probers.http.lean.lean_exchange, with the Trace the prober passes for its phase timings and
+  the body read through the response, as the prober reads it;
+- `httpcore`: the prober's httpcore path (httpcore.AsyncHTTPConnection on probers.http.stream's asyncio
+  backend, with the trace callback), which proxied modules take;
+- `asyncio + httptools`: asyncio streams and httptools' response parser, no timings, no checks: the
+  floor for the same exchange in Python.
+The target for `lean` is 0.15 ms per exchange (docs/probers/http.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import httpcore
 import httptools
@@ -31,14 +32,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from _procs import nginx_target  # the helpers sit beside this script, not in a package
 
-from probe_exporter.probers.http_client import HopConnection
-from probe_exporter.probers.http_stream import AsyncioBackend
+from probe_exporter.probers.http.exchange import HopRequest
+from probe_exporter.probers.http.lean import lean_exchange
+from probe_exporter.probers.http.stream import AsyncioBackend
+from probe_exporter.probers.http.timings import Trace
 
 HEADERS = [(b"Host", b"127.0.0.1"), (b"User-Agent", b"Blackbox-Exporter/0.28.0"), (b"Connection", b"close")]
 
 
-async def _trace(event: str, info: dict[str, Any]) -> None:
-    return None
+async def via_lean(port: int, requests: int) -> None:
+    for _ in range(requests):
+        hop = HopRequest("GET", "http", "127.0.0.1", port, "/", list(HEADERS), None, False, "127.0.0.1",
+                         Trace(tls=False))
+        response = await lean_exchange(hop, None)
+        async for _chunk in response.body():
+            pass
+        await response.aclose()
 
 
 async def via_httpcore(port: int, requests: int) -> None:
@@ -46,10 +55,10 @@ async def via_httpcore(port: int, requests: int) -> None:
     origin = httpcore.Origin(b"http", b"127.0.0.1", port)
     url = httpcore.URL(scheme=b"http", host=b"127.0.0.1", port=port, target=b"/")
     for _ in range(requests):
-        connection = HopConnection(origin=origin, network_backend=backend)
+        connection = httpcore.AsyncHTTPConnection(origin=origin, network_backend=backend)
         response = await connection.handle_async_request(
-            httpcore.Request(b"GET", url, headers=HEADERS, extensions={"trace": _trace}))
-        async for _chunk in response.stream:  # type: ignore[union-attr]
+            httpcore.Request(b"GET", url, headers=HEADERS, extensions={"trace": Trace(tls=False)}))
+        async for _chunk in response.aiter_stream():
             pass
         await response.aclose()
         await connection.aclose()
@@ -88,7 +97,8 @@ async def via_httptools(port: int, requests: int) -> None:
 
 async def measure(port: int, requests: int, rounds: int) -> None:
     clients: list[tuple[str, Callable[[int, int], Awaitable[None]]]] = [
-        ("httpcore (the prober's path)", via_httpcore), ("asyncio + httptools", via_httptools)]
+        ("lean (the prober's HTTP/1.1 path)", via_lean), ("httpcore (the proxy path)", via_httpcore),
+        ("asyncio + httptools (floor)", via_httptools)]
     for _ in range(rounds):
         for name, client in clients:
             await client(port, 50)  # warm-up

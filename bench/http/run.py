@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _procs import (  # the helpers sit beside this script, not in a package
     BLACKBOX_BINARY,
     HTTP_MODULE,
+    HTTPS_MODULE,
     REPO,
     Proc,
     blackbox_exporter,
@@ -91,6 +93,10 @@ def run_wrk(url: str, concurrency: int, duration: float) -> tuple[dict[str, int]
     raise RuntimeError(f"wrk printed no summary:\n{result.stdout}\n{result.stderr}")
 
 
+# scenario -> (path on nginx, module): `https` probes nginx's TLS listener, `redirect` gets one 302 first.
+SCENARIOS = {"http": ("/", "http_2xx"), "https": ("/", "https_2xx"), "redirect": ("/redirect", "http_2xx")}
+
+
 def warm_up(url: str, probes: int = 20) -> None:
     """First probes import the prober and build its transport; keep them out of the numbers."""
     for _ in range(probes):
@@ -100,11 +106,11 @@ def warm_up(url: str, probes: int = 20) -> None:
             raise RuntimeError(f"warm-up probe failed:\n{body}")
 
 
-def measure(exporters: list[Proc], target: str, levels: list[int], duration: float,
+def measure(exporters: list[Proc], target: str, module: str, levels: list[int], duration: float,
             repeat: int) -> list[ExporterResult]:
     """Runs are interleaved (repeat -> concurrency -> exporter) so that load from other work on a shared
     machine spreads over all exporters instead of skewing whichever ran at the wrong time."""
-    urls = {e.name: f"{e.url}/probe?target={target}/&module=http_2xx" for e in exporters}
+    urls = {e.name: f"{e.url}/probe?target={target}&module={module}" for e in exporters}
     results = {e.name: ExporterResult(e.name) for e in exporters}
     time.sleep(1.0)
     for exporter in exporters:
@@ -140,13 +146,28 @@ def spread(values: list[float], fmt: str) -> str:
     return f"{format(median, fmt)} [{format(min(values), fmt)}-{format(max(values), fmt)}]"
 
 
-def table(results: list[ExporterResult], levels: list[int], args: argparse.Namespace) -> str:
+def _ratios(results: list[ExporterResult], reference: ExporterResult, levels: list[int], what: str,
+            value: Callable[[LevelRun], float]) -> list[str]:
+    """A table of each exporter's median `value` over blackbox_exporter's, per concurrency."""
+    others = [r for r in results if r is not reference]
+    lines = ["", "| concurrency | " + " | ".join(f"{r.name} / blackbox {what}" for r in others) + " |",
+             "|---:|" + "---:|" * len(others)]
+    for concurrency in levels:
+        base = statistics.median(value(run) for run in reference.levels[concurrency])
+        cells = [f"{statistics.median(value(run) for run in r.levels[concurrency]) / base:.2f}" for r in others]
+        lines.append(f"| {concurrency} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def table(results: list[ExporterResult], levels: list[int], args: argparse.Namespace, scenario: str) -> str:
+    path, module = SCENARIOS[scenario]
     lines = [
-        f"HTTP probe benchmark — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"HTTP probe benchmark, scenario `{scenario}` — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{platform.node()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"wrk, {args.duration:g} s per run, {args.repeat} runs per cell (interleaved across exporters): "
         "median [min-max]. "
-        "Target: local nginx (return 200), module http_2xx (ip4). The machine may be shared.",
+        f"Target: local nginx{' over TLS' if scenario == 'https' else ''} `{path}`, module {module} (ip4). "
+        "CPU is the exporter's whole process tree. The machine may be shared.",
         "",
         "| exporter | concurrency | probes/s | p50 ms | p99 ms | CPU ms/probe | exporter cores | wrk cores | failed |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -165,14 +186,8 @@ def table(results: list[ExporterResult], levels: list[int], args: argparse.Names
     lines += [f"| {r.name} | {r.rss_idle_mib:.1f} | {r.pss_idle_mib:.1f} | {r.rss_after_mib:.1f} |" for r in results]
     reference = next((r for r in results if r.name == "blackbox_exporter"), None)
     if reference is not None:
-        lines += ["", "| concurrency | " + " | ".join(f"{r.name} / blackbox probes/s" for r in results
-                                                    if r is not reference) + " |",
-                  "|---:|" + "---:|" * (len(results) - 1)]
-        for concurrency in levels:
-            base = statistics.median(r.probes_per_second for r in reference.levels[concurrency])
-            cells = [f"{statistics.median(x.probes_per_second for x in r.levels[concurrency]) / base:.2f}"
-                     for r in results if r is not reference]
-            lines.append(f"| {concurrency} | " + " | ".join(cells) + " |")
+        lines += _ratios(results, reference, levels, "probes/s", lambda run: run.probes_per_second)
+        lines += _ratios(results, reference, levels, "CPU per probe", lambda run: run.cpu_ms_per_probe)
     return "\n".join(lines) + "\n"
 
 
@@ -184,14 +199,17 @@ def main() -> int:
     parser.add_argument("--no-blackbox", action="store_true", help="skip blackbox_exporter")
     parser.add_argument("--variants", default="",
                         help="also run these probe_exporter variants, comma-separated: asyncio-h11 (without "
-                             "uvloop/httptools), no-gc-freeze (default GC settings), anyio-backend (httpcore's "
-                             "AnyIOBackend)")
+                             "uvloop/httptools), no-gc-freeze (default GC settings), httpcore-path (HTTP "
+                             "modules on httpcore, not the lean exchange)")
     parser.add_argument("--workers", default="0",
                         help="probe_exporter rows with these --web.workers counts, comma-separated "
                              "(default 0: the exporter's default, one worker per CPU)")
     parser.add_argument("--baseline", type=Path, action="append", default=[], metavar="DIR",
                         help="also run probe_exporter from this source tree (A/B of a change; e.g. "
                              "`git archive HEAD probe_exporter modules | tar -x -C DIR`); repeatable")
+    parser.add_argument("--scenarios", default="http",
+                        help="comma-separated: http (nginx `/`), https (nginx over TLS), redirect (one 302, then "
+                             "`/`); default http")
     parser.add_argument("--output", type=Path, default=REPO / "bench" / "results" / "http.md")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -200,8 +218,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-http-") as tmp, contextlib.ExitStack() as stack:
         workdir = Path(tmp)
         module_file = workdir / "http.yml"
-        module_file.write_text(HTTP_MODULE)
-        nginx = stack.enter_context(nginx_target(workdir))
+        scenarios = args.scenarios.split(",")
+        if unknown := set(scenarios) - set(SCENARIOS):
+            sys.exit(f"unknown scenarios {sorted(unknown)}; known: {', '.join(SCENARIOS)}")
+        module_file.write_text(HTTP_MODULE + HTTPS_MODULE.format(ca_file=workdir / "ca.pem"))
+        nginx = stack.enter_context(nginx_target(workdir, tls="https" in scenarios))
         print(f"target: nginx at {nginx.url}", file=sys.stderr)
         exporters = [stack.enter_context(probe_exporter(workdir, module_file, workers=int(count)))
                      for count in args.workers.split(",")]
@@ -214,9 +235,14 @@ def main() -> int:
         else:
             print(f"{BLACKBOX_BINARY} not installed: no comparison", file=sys.stderr)
         load_before = os.getloadavg()[0]
-        results = measure(exporters, nginx.url, levels, args.duration, args.repeat)
+        tables = []
+        for scenario in scenarios:
+            path, module = SCENARIOS[scenario]
+            base = nginx.tls_url if scenario == "https" else nginx.url
+            results = measure(exporters, base + path, module, levels, args.duration, args.repeat)
+            tables.append(table(results, levels, args, scenario))
         load_after = os.getloadavg()[0]
-    text = table(results, levels, args) + (
+    text = "\n".join(tables) + (
         f"\nLoad average (1 min) before/after: {load_before:.1f} / {load_after:.1f} on {os.cpu_count()} cores.\n")
     print(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)

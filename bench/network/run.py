@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for probe_exporter and tests
 
 from probe_exporter.config import Module
-from probe_exporter.runner import run_probe
+from probe_exporter.pipeline import run_probe
 from tests.probers._servers_dns import dns_server
 from tests.probers._servers_grpc import grpc_health_server
 from tests.probers._servers_tcp import make_pki, serve, ssh_banner

@@ -6,13 +6,100 @@ prometheus/common's HTTPClientConfig, which the `http:` block inlines.
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from dataclasses import dataclass
+from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from probe_exporter.config.cel import CELProgram
 from probe_exporter.config.tls import TLSConfig
-from probe_exporter.config.types import Base2Bytes, RawBytes, Regex, Secret, StrictModel
+from probe_exporter.config.types import Base2Bytes, GoDuration, RawBytes, Regex, Secret, StrictModel, format_go_duration
+from probe_exporter.probers.net.hostport import ip_literal, split_host_port
+
+# --- our opt-in additions to blackbox's blocks -----------------------------------------------------
+
+
+class OptInFields(StrictModel):
+    """Keys blackbox_exporter does not have: left at their defaults they stay out of /config and debug
+    output, so a module that does not use them renders exactly as before."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unused_opt_ins(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for name in OPT_IN_DEFAULTS.keys() & data.keys():
+            if getattr(self, name) == OPT_IN_DEFAULTS[name]:
+                del data[name]
+        return data
+
+
+DNS_PORT = 53
+
+
+@dataclass(frozen=True)
+class Nameserver:
+    address: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.address}]:{self.port}" if ":" in self.address else f"{self.address}:{self.port}"
+
+
+def parse_server(text: str) -> Nameserver:
+    """`10.0.0.53`, `10.0.0.53:53`, `fd00::53` or `[fd00::53]:53`; a ValueError names a bad entry."""
+    try:
+        host, port = split_host_port(text, default_port=str(DNS_PORT))
+        literal = ip_literal(host)
+        address, number = ("", 0) if literal is None else (str(literal), int(port))
+    except ValueError:  # HostPortError too
+        address, number = "", 0
+    if not address or not 0 < number <= 65535:
+        raise ValueError(f"dns_server {text!r} is not an IP address with an optional port "
+                         "(10.0.0.53, 10.0.0.53:53, [fd00::53]:53)")
+    return Nameserver(address, number)
+
+
+def _check_server(server: str) -> str:
+    parse_server(server)  # raises ValueError naming the bad entry
+    return server
+
+
+class ResolverSettings(OptInFields):
+    """A resolver per module (the keys of blackbox_exporter's open PRs #1443/#1542): the target's name
+    is looked up at these DNS servers, in order, instead of through the system resolver."""
+
+    dns_server: list[Annotated[str, AfterValidator(_check_server)]] = Field(default_factory=list)
+    # Per server; upstream's PR defaults it to 3s. The probe deadline bounds the whole lookup anyway.
+    dns_timeout: GoDuration = 3.0
+
+    @field_validator("dns_server", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+    @field_validator("dns_timeout")
+    @classmethod
+    def _check_dns_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("dns_timeout must be greater than 0")
+        return value
+
+
+# smokeping_prober's default buckets (50us doubling to 26s), so its dashboards read our histogram too.
+DEFAULT_RTT_BUCKETS = [5e-05 * 2**i for i in range(20)]
+# Sequence numbers are 16 bits: a longer burst could not tell its replies apart.
+MAX_ICMP_PACKETS = 65535
+OPT_IN_DEFAULTS: dict[str, Any] = {"dns_server": [], "dns_timeout": 3.0, "packets": 1, "packet_interval": 0.1,
+                                   "rtt_buckets": DEFAULT_RTT_BUCKETS}
 
 # --- prometheus/common HTTPClientConfig ------------------------------------------------------------
 
@@ -136,7 +223,7 @@ class HeaderMatch(StrictModel):
         return self
 
 
-class HTTPProbe(HTTPClientConfig):
+class HTTPProbe(HTTPClientConfig, ResolverSettings):
     valid_status_codes: list[int] = Field(default_factory=list)
     valid_http_versions: list[str] = Field(default_factory=list)
     ip_protocol_fallback: bool = True
@@ -172,19 +259,19 @@ class HTTPProbe(HTTPClientConfig):
             self.follow_redirects = not self.no_follow_redirects
         if self.body and self.body_file:
             raise ValueError("setting body and body_file both are not allowed")
-        if self.enable_http3:
-            if self.enable_http2:
-                raise ValueError("when enable_http3 is true, enable_http2 must be set to false")
-            if any(v != "HTTP/3.0" for v in self.valid_http_versions):
-                raise ValueError("HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed "
-                                 "when enable_http3 is true")
-        elif "HTTP/3.0" in self.valid_http_versions:
-            raise ValueError("HTTP/3 is only allowed when enable_http3 is true")
         if self.compression:
             for name, value in self.headers.items():
                 if name.lower() == "accept-encoding" and not accepts_encoding(value, self.compression):
-                    raise ValueError(f'invalid configuration "Accept-Encoding: {value}", '
-                                     f'"compression: {self.compression}"')
+                    raise ValueError(f'invalid configuration "{name}: {value}", "compression: {self.compression}"')
+        # blackbox's order: the versions first, then HTTP/2.
+        if not self.enable_http3 and "HTTP/3.0" in self.valid_http_versions:
+            raise ValueError("HTTP/3 cannot be used as a valid HTTP version when enable_http3 is false")
+        if self.enable_http3:
+            if any(v in ("HTTP/2.0", "HTTP/1.1") for v in self.valid_http_versions):
+                raise ValueError("HTTP/3 and HTTP/2.0/1.1 cannot be used together - only HTTP/3.0 is allowed "
+                                 "when enable_http3 is true")
+            if self.enable_http2:
+                raise ValueError("when enable_http3 is true, enable_http2 must be set to false")
         return self
 
 
@@ -228,7 +315,7 @@ class QueryResponse(StrictModel):
         return self
 
 
-class TCPProbe(StrictModel):
+class TCPProbe(ResolverSettings):
     ip_protocol_fallback: bool = True
     preferred_ip_protocol: str = ""
     source_ip_address: str | None = None
@@ -248,13 +335,55 @@ class UnixProbe(StrictModel):
     tls_config: TLSConfig = Field(default_factory=TLSConfig)
 
 
-class ICMPProbe(StrictModel):
+class ICMPProbe(ResolverSettings):
     ip_protocol_fallback: bool = True
     preferred_ip_protocol: str = ""
     source_ip_address: str | None = None
     payload_size: int = 0
     dont_fragment: bool = False
     ttl: int = 64
+    # Burst mode (ours): `packets` echo requests `packet_interval` apart; 1 is blackbox's single echo.
+    packets: int = 1
+    packet_interval: GoDuration = 0.1
+    # Upper bounds of probe_icmp_rtt_seconds, the per-probe histogram of a burst's round-trip times.
+    rtt_buckets: list[float] = Field(default_factory=lambda: list(DEFAULT_RTT_BUCKETS))
+
+    @field_validator("packets")
+    @classmethod
+    def _check_packets(cls, value: int) -> int:
+        if not 1 <= value <= MAX_ICMP_PACKETS:
+            raise ValueError(f'"packets" must be between 1 and {MAX_ICMP_PACKETS}')
+        return value
+
+    @field_validator("packet_interval")
+    @classmethod
+    def _check_interval(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError('"packet_interval" must be greater than 0')
+        return value
+
+    @field_validator("rtt_buckets")
+    @classmethod
+    def _check_buckets(cls, buckets: list[float]) -> list[float]:
+        if not buckets or any(b <= a for a, b in itertools.pairwise(buckets)) or buckets[0] <= 0:
+            raise ValueError('"rtt_buckets" must be positive and strictly increasing')
+        return buckets
+
+    def burst_seconds(self) -> float:
+        """The time a burst needs: each packet, the last one included, gets one interval to be answered."""
+        return self.packets * self.packet_interval
+
+    def check_burst_fits(self, module_timeout: float) -> None:
+        """Refuse at load a burst the module timeout cannot hold (0: no module timeout to check against)."""
+        # The tolerance keeps float rounding (3 x 0.1s) from refusing a burst that fits exactly.
+        if self.packets > 1 and 0 < module_timeout < self.burst_seconds() - 1e-9:
+            raise PydanticCustomError(
+                "icmp_burst_too_long",
+                "{packets} packets every {interval} take {needed}, longer than the module timeout {timeout}; "
+                "lower packets or packet_interval, or raise timeout",
+                {"packets": self.packets, "interval": format_go_duration(self.packet_interval),
+                 "needed": format_go_duration(self.burst_seconds()),
+                 "timeout": format_go_duration(module_timeout), "within_key": "packets"})
 
     @field_validator("ttl")
     @classmethod
@@ -326,7 +455,7 @@ def _known_dns_type(name: str) -> bool:
     return True
 
 
-class GRPCProbe(StrictModel):
+class GRPCProbe(ResolverSettings):
     service: str = ""
     tls: bool = False
     tls_config: TLSConfig = Field(default_factory=TLSConfig)
@@ -335,7 +464,7 @@ class GRPCProbe(StrictModel):
     metadata: dict[str, list[str]] = Field(default_factory=dict)
 
 
-class WebsocketProbe(StrictModel):
+class WebsocketProbe(ResolverSettings):
     ip_protocol_fallback: bool = True
     preferred_ip_protocol: str = ""
     query_response: list[QueryResponse] = Field(default_factory=list)

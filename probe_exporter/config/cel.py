@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
+from probe_exporter.extras import MissingExtra, required
+
 # Names that are not variables: CEL's type identifiers (usable as values, e.g. `type(x) == int`).
 _TYPE_NAMES = {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type", "dyn"}
 # Macros whose first argument binds a loop variable: `body.items.all(x, x > 0)`.
@@ -24,14 +26,17 @@ class CELError(ValueError):
 class CELProgram:
     """A compiled CEL expression, kept with its source for /config."""
 
-    __slots__ = ("_program", "expression")
+    __slots__ = ("_missing", "_program", "expression")
 
     def __init__(self, expression: str) -> None:
         self.expression = expression
+        self._missing: MissingExtra | None = None
         try:
-            import celpy
-        except ImportError:  # pragma: no cover - cel-python is a dependency
-            raise CELError("CEL is not supported: the cel-python package is not installed") from None
+            with required("cel"):
+                import celpy
+        except MissingExtra as err:  # the module still loads; its probes fail with "install ...[cel]"
+            self._missing = err
+            return
         env = celpy.Environment()
         try:
             ast = env.compile(expression)
@@ -48,6 +53,8 @@ class CELProgram:
 
     def evaluate(self, body: Any) -> Any:
         """The result for a decoded JSON body; raises on an evaluation error (missing key, bad type)."""
+        if self._missing is not None:
+            raise self._missing
         from celpy.adapter import json_to_cel
 
         result = self._program.evaluate({"body": json_to_cel(body)})

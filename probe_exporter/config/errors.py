@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-if TYPE_CHECKING:
-    from probe_exporter.config.yamlfile import LineMap
+
+class LineMap(Protocol):
+    """Where each key of a YAML file is (probe_exporter.config.yamlfile.LineMap, which imports this
+    module: declared here so the two do not import each other)."""
+
+    def line_of(self, path: tuple[str | int, ...]) -> int | None: ...
 
 
 class ConfigError(Exception):
@@ -49,6 +53,8 @@ def config_error_from(err: ValidationError, lines: LineMap, path: str,
                       prefix: tuple[str | int, ...]) -> ConfigError:
     first = err.errors(include_url=False)[0]
     loc = (*prefix, *(part for part in first["loc"] if isinstance(part, (str, int))))
+    if "within_key" in first.get("ctx", {}):  # a check on a whole block that blames one key of it
+        loc = (*loc, first["ctx"]["within_key"])
     key = ".".join(str(part) for part in loc)
     if first["type"] == "extra_forbidden":
         message = f"field {loc[-1]} not found"

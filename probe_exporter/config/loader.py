@@ -50,11 +50,24 @@ def load_config(patterns: list[str], *, expand_environment_variables: bool = Fal
     digest = hashlib.sha256()
     for path in expand_patterns(patterns):
         raw = read_config_bytes(path)
-        digest.update(path.encode() + b"\0" + raw)
+        _add_to_checksum(digest, path, raw)
         _load_file(config, path, raw, expand_environment_variables)
         config.files.append(path)
     config.checksum = digest.hexdigest()
     return config
+
+
+def files_checksum(patterns: list[str]) -> str:
+    """The checksum load_config would give these files now, without parsing them (auto-reload's
+    cheap check for a change). ConfigError if a file cannot be read or a glob matches nothing."""
+    digest = hashlib.sha256()
+    for path in expand_patterns(patterns):
+        _add_to_checksum(digest, path, read_config_bytes(path))
+    return digest.hexdigest()
+
+
+def _add_to_checksum(digest: hashlib._Hash, path: str, raw: bytes) -> None:
+    digest.update(path.encode() + b"\0" + raw)
 
 
 def _load_file(config: Config, path: str, raw: bytes, expand_environment_variables: bool) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import glob
-import ipaddress
 import os
 import re
 from typing import Annotated, Any, Literal
@@ -19,8 +18,9 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import Field, PlainSerializer, PrivateAttr, field_validator, model_validator
 
 from probe_exporter.config.errors import ConfigError, validate_model
-from probe_exporter.config.types import SECRET_MARK, GoDuration, Secret, StrictModel
+from probe_exporter.config.types import SECRET_MARK, ModelDuration, Secret, StrictModel
 from probe_exporter.config.yamlfile import LineMap, load_yaml_file
+from probe_exporter.limits import TargetPolicy
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -28,7 +28,6 @@ LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 RESERVED_LABELS = ("job", "instance")
 
 DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306}
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 def _check_label_name(name: str, what: str) -> str:
@@ -111,7 +110,7 @@ class CollectorMetric(StrictModel):
 
 class Collector(StrictModel):
     collector_name: str
-    min_interval: GoDuration = 0.0
+    min_interval: ModelDuration = 0.0
     metrics: list[CollectorMetric] = Field(min_length=1)
     queries: list[CollectorQuery] = Field(default_factory=list)
 
@@ -300,7 +299,9 @@ class SQLModule(StrictModel):
     database: str | None = None
     default_port: int | None = Field(default=None, ge=1, le=65535)
     auth: SQLAuth | None = None
-    # CIDRs, IP addresses or host-name globs; the target must match one before anything connects.
+    # CIDRs, IP addresses or host-name globs (optionally :port): the target must match one before
+    # anything connects. The same entries as a module's allowed_targets (probe_exporter.limits), plus:
+    # a name is allowed when every address it resolves to is in an allowed network (then dialled).
     target_allow: list[str] = Field(default_factory=list)
     # SQLite: file globs a path target must match (after resolving symlinks).
     target_allow_paths: list[str] = Field(default_factory=list)
@@ -310,8 +311,8 @@ class SQLModule(StrictModel):
     options: MaskedOptions = Field(default_factory=dict)
     # Session settings (PG GUCs, MySQL session variables) applied at connect.
     session: dict[str, str] = Field(default_factory=dict)
-    query_timeout: GoDuration = 0.0
-    connect_timeout: GoDuration = 0.0
+    query_timeout: ModelDuration = 0.0
+    connect_timeout: ModelDuration = 0.0
     max_rows_per_query: int = Field(default=10_000, ge=1)
     max_connections_per_probe: int = Field(default=1, ge=1, le=16)
     max_concurrency_per_target: int = Field(default=2, ge=1)
@@ -323,17 +324,15 @@ class SQLModule(StrictModel):
     collector_names: list[str] = Field(default_factory=list)
 
     _collectors: list[Collector] = PrivateAttr(default_factory=list)
-    _allow: tuple[list[IPNetwork], list[str]] | None = PrivateAttr(default=None)
+    _allow: TargetPolicy | None = PrivateAttr(default=None)
 
     @field_validator("target_allow")
     @classmethod
     def _check_allow(cls, entries: list[str]) -> list[str]:
-        for entry in entries:
-            if "/" in entry:
-                try:
-                    ipaddress.ip_network(entry, strict=False)
-                except ValueError:
-                    raise ValueError(f"invalid CIDR {entry!r} in target_allow") from None
+        try:
+            TargetPolicy(entries)
+        except ValueError as err:  # say which key, in the words SQL users know
+            raise ValueError(str(err).replace("in allowed_targets", "in target_allow")) from None
         return entries
 
     @field_validator("session")
@@ -361,17 +360,10 @@ class SQLModule(StrictModel):
     def loaded_collectors(self) -> list[Collector]:
         return self._collectors
 
-    def target_allow_rules(self) -> tuple[list[IPNetwork], list[str]]:
-        """target_allow split once into (networks, lower-cased host-name globs)."""
+    def target_allow_policy(self) -> TargetPolicy:
+        """target_allow compiled once: the same allowlist model as a module's allowed_targets."""
         if self._allow is None:
-            networks: list[IPNetwork] = []
-            globs: list[str] = []
-            for entry in self.target_allow:
-                try:
-                    networks.append(ipaddress.ip_network(entry, strict=False))
-                except ValueError:
-                    globs.append(entry.lower())
-            self._allow = (networks, globs)
+            self._allow = TargetPolicy(self.target_allow)
         return self._allow
 
     def port(self) -> int | None:

@@ -8,14 +8,32 @@ from collections.abc import Callable, Collection
 from typing import Annotated, Any
 
 import re2
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, GetCoreSchemaHandler, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    PlainSerializer,
+    model_validator,
+)
 from pydantic_core import core_schema
+
+from probe_exporter.config import goyaml
+from probe_exporter.gotext import go_quote
 
 
 class StrictModel(BaseModel):
-    """Rejects unknown keys, like the Go exporters' yaml decoders with KnownFields(true)."""
+    """Rejects unknown keys, like the Go exporters' yaml decoders with KnownFields(true), and reads
+    YAML values as Go's yaml decodes them into a struct (empty blocks are their defaults, string
+    fields get the text as written: see probe_exporter.config.goyaml)."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _go_yaml_decoding(cls, data: Any) -> Any:
+        return goyaml.decode(cls, data)
 
 
 # --- Go time.ParseDuration ------------------------------------------------------------------------
@@ -76,6 +94,53 @@ def _trim(number: float) -> str:
 GoDuration = Annotated[float, BeforeValidator(parse_go_duration), PlainSerializer(format_go_duration)]
 
 
+# --- prometheus/common model.Duration (sql_exporter's durations) -------------------------------------
+
+_MODEL_DURATION = re.compile(r"(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?")
+_MODEL_DURATION_UNITS_MS = (("y", 365 * 86_400_000), ("w", 7 * 86_400_000), ("d", 86_400_000), ("h", 3_600_000),
+                            ("m", 60_000), ("s", 1000), ("ms", 1))
+_MAX_DURATION_NS = (1 << 63) - 1
+
+
+def parse_model_duration(value: Any) -> float:
+    """Seconds from a prometheus/common duration: whole numbers of y, w, d, h, m, s, ms in that order
+    (`1d`, `1h30m`, `500ms`); `0` alone needs no unit. Go's time units (`us`, `1.5h`) are refused."""
+    if isinstance(value, bool) or not isinstance(value, str):
+        value = str(value)  # common reads the scalar's text: `10` is refused, `0` is zero
+    if value == "0":
+        return 0.0
+    if value == "":
+        raise ValueError("empty duration string")
+    match = _MODEL_DURATION.fullmatch(value)
+    if match is None:
+        raise ValueError(f"not a valid duration string: {go_quote(value)}")
+    millis = 0
+    for number, (_, unit_ms) in zip(match.groups(), _MODEL_DURATION_UNITS_MS, strict=True):
+        if number:
+            millis += int(number) * unit_ms
+    if millis * 1_000_000 > _MAX_DURATION_NS:
+        raise ValueError("duration out of range")
+    return millis / 1000
+
+
+def format_model_duration(seconds: float) -> str:
+    """model.Duration.String(): `0s`, `1d`, `1h30m`, `90d` (years and weeks only when exact)."""
+    millis = round(seconds * 1000)
+    if millis == 0:
+        return "0s"
+    out = ""
+    for unit, size in _MODEL_DURATION_UNITS_MS:
+        if unit in ("y", "w") and millis % size:
+            continue
+        if millis >= size:
+            out += f"{millis // size}{unit}"
+            millis %= size
+    return out
+
+
+ModelDuration = Annotated[float, BeforeValidator(parse_model_duration), PlainSerializer(format_model_duration)]
+
+
 # --- alecthomas/units Base2Bytes -------------------------------------------------------------------
 
 _SIZE_UNITS = {"": 1, "b": 1, "kb": 1 << 10, "kib": 1 << 10, "mb": 1 << 20, "mib": 1 << 20, "gb": 1 << 30,
@@ -126,13 +191,17 @@ class Regex:
     """A pattern compiled with RE2 (Go semantics), kept with its source for /config."""
 
     __slots__ = ("compiled", "pattern")
+    go_yaml_text = True  # decoded from a YAML scalar's text, as a Go string
 
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         try:
             self.compiled = re2.compile(pattern, options=_RE2_OPTIONS)
         except re2.error as err:
-            raise ValueError(f'"Could not compile regular expression" regexp="{pattern}": {err}') from None
+            reason = err.args[0] if err.args else err
+            if isinstance(reason, bytes):  # google-re2 gives its reason as bytes
+                reason = reason.decode("utf-8", errors="replace")
+            raise ValueError(f'"Could not compile regular expression" regexp="{pattern}": {reason}') from None
 
     def search(self, text: str | bytes) -> bool:
         return self.compiled.search(text) is not None
@@ -169,6 +238,7 @@ class Secret:
     """A credential: never printed. `reveal()` is the one way to read it."""
 
     __slots__ = ("_value",)
+    go_yaml_text = True  # decoded from a YAML scalar's text, as a Go string
 
     def __init__(self, value: str) -> None:
         self._value = value

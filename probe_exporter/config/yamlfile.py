@@ -1,7 +1,12 @@
-"""YAML loading that remembers where every key came from.
+"""YAML loading that remembers where every key came from, and what every scalar said.
 
 Pydantic reports errors as a path of keys; the line map lets a ConfigError name the
 file and line of that path, the way Go's yaml.v3 decoder does.
+
+Go's yaml decodes a scalar into a string field as the text that was written, whatever YAML 1.1
+would resolve it to: `X-Flag: on` is the header value "on", not a boolean, and `version: 1.10` is
+"1.10". PyYAML resolves such plain scalars to bool, int, float or a date, so the loader keeps their
+source text beside the value (`ScalarTexts`), and StrictModel gives a string field that text.
 """
 
 from __future__ import annotations
@@ -78,6 +83,29 @@ def load_yaml(text: str | bytes, filename: str) -> tuple[Any, LineMap]:
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
+class YamlMapping(dict[Any, Any]):
+    """A mapping with the source text of its plain non-string scalar values (key -> text)."""
+
+    scalar_texts: dict[Any, str]
+
+
+class YamlSequence(list[Any]):
+    """A sequence with the source text of its plain non-string scalar items (index -> text)."""
+
+    scalar_texts: dict[Any, str]
+
+
+ScalarTexts = YamlMapping | YamlSequence
+
+
+def _plain_text(node: yaml.Node, value: Any) -> str | None:
+    """The written text of a plain (unquoted, untagged) scalar that YAML resolved to a non-string."""
+    if (isinstance(node, yaml.ScalarNode) and not node.style and value is not None
+            and not isinstance(value, (str, bytes))):
+        return str(node.value)
+    return None
+
+
 def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: Path, lines: LineMap, filename: str) -> Any:
     lines.add_if_new(path, node.start_mark.line + 1)  # a key's own line wins over its value's
     if isinstance(node, yaml.MappingNode):
@@ -95,12 +123,24 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: Path, lines: Line
         # `<<: *anchor` merge keys: merged pairs come first, so the mapping's own keys override them.
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
+        texts: dict[Any, str] = {}
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             child: Path = (*path, key)
             lines.add(child, key_node.start_mark.line + 1)
             result[key] = _construct(loader, value_node, child, lines, filename)
-        return result
+            text = _plain_text(value_node, result[key])
+            if text is not None:
+                texts[key] = text
+        return _with_texts(YamlMapping(result), texts) if texts else result
     if isinstance(node, yaml.SequenceNode):
-        return [_construct(loader, item, (*path, i), lines, filename) for i, item in enumerate(node.value)]
+        items = [_construct(loader, item, (*path, i), lines, filename) for i, item in enumerate(node.value)]
+        texts = {i: text for i, (item_node, item) in enumerate(zip(node.value, items, strict=True))
+                 if (text := _plain_text(item_node, item)) is not None}
+        return _with_texts(YamlSequence(items), texts) if texts else items
     return loader.construct_object(node, deep=True)
+
+
+def _with_texts(container: ScalarTexts, texts: dict[Any, str]) -> ScalarTexts:
+    container.scalar_texts = texts
+    return container

@@ -27,8 +27,14 @@ import re2
 from probe_exporter.config.blackbox import DNS_QUERY_CLASSES, MIEKG_ONLY_TYPES, DNSProbe, DNSRRValidator
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probers.base import ProbeContext, Prober
-from probe_exporter.probers.dns_text import additional_texts, record_count, rr_texts
-from probe_exporter.probers.hostport import HostPortError, join_host_port, port_number, resolve_host, split_host_port
+from probe_exporter.probers.net.addr import resolve_host
+from probe_exporter.probers.net.dns_text import additional_texts, record_count, rr_texts
+from probe_exporter.probers.net.hostport import (
+    HostPortError,
+    join_host_port,
+    port_number,
+    split_host_port,
+)
 from probe_exporter.probers.neterrors import describe_os_error
 from probe_exporter.probers.tcp import module_ssl_context
 
@@ -225,11 +231,9 @@ async def probe_dns(ctx: ProbeContext) -> bool:
     except HostPortError as err:
         log.error("Error parsing target port", err=str(err))
         return False
-    resolved = await resolve_host(host, cfg, metrics, log)
-    if resolved is None:
+    ip = await resolve_host(host, cfg, metrics, log, durations)
+    if ip is None:
         return False
-    ip, lookup_time = resolved
-    durations.labels("resolve").add(lookup_time)
     if cfg.dns_over_tls and transport != "tcp":
         log.error("Configuration error: Expected transport protocol tcp for DoT", protocol=transport)
         return False

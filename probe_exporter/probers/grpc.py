@@ -28,15 +28,25 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
-from grpc_health.v1 import health_pb2
 
 from probe_exporter import __version__
 from probe_exporter.config.blackbox import GRPCProbe
+from probe_exporter.extras import required
+from probe_exporter.modulecache import CacheKey
 from probe_exporter.probe_metrics import Gauge, GaugeVec
 from probe_exporter.probers.base import ProbeContext, Prober
-from probe_exporter.probers.hostport import HostPortError, join_host_port, port_number, resolve_host, split_host_port
+from probe_exporter.probers.net.addr import resolve_host
+from probe_exporter.probers.net.hostport import (
+    HostPortError,
+    join_host_port,
+    port_number,
+    split_host_port,
+)
+from probe_exporter.probers.net.tls_info import register_tls_metrics
 from probe_exporter.probers.neterrors import describe_os_error
-from probe_exporter.probers.tls_info import register_tls_metrics
+
+with required("grpc"):
+    from grpc_health.v1 import health_pb2
 
 HEALTH_CHECK_PATH = "/grpc.health.v1.Health/Check"
 USER_AGENT = f"probe_exporter/{__version__} grpc-h2"
@@ -190,6 +200,10 @@ def _response_status(call: _Call) -> tuple[int, str]:
     return response.status, health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
 
+GRPC_SSL = CacheKey[ssl.SSLContext]("grpc.ssl")
+GRPC_METADATA = CacheKey[list[tuple[str, str]]]("grpc.metadata")
+
+
 async def probe_grpc(ctx: ProbeContext) -> bool:
     metrics, log = ctx.metrics, ctx.log
     started = time.monotonic()
@@ -204,15 +218,13 @@ async def probe_grpc(ctx: ProbeContext) -> bool:
     context: ssl.SSLContext | None = None
     if cfg.tls:
         try:
-            context = ctx.module.cached("grpc.ssl", lambda: cfg.tls_config.ssl_context(alpn=["h2"]))
+            context = ctx.module.cached(GRPC_SSL, lambda: cfg.tls_config.ssl_context(alpn=["h2"]))
         except (OSError, ValueError) as err:
             log.error("Error creating TLS configuration", err=describe_os_error(err))
             return False
-    resolved = await resolve_host(host, cfg, metrics, log)
-    if resolved is None:
+    ip = await resolve_host(host, cfg, metrics, log, durations)
+    if ip is None:
         return False
-    ip, lookup_time = resolved
-    durations.labels("resolve").add(lookup_time)
     check_start = time.monotonic()
     port_text = port_text or ("443" if cfg.tls else "80")
     authority = join_host_port(host, port_text)
@@ -235,7 +247,7 @@ async def probe_grpc(ctx: ProbeContext) -> bool:
         remaining = ctx.timeout - (time.monotonic() - started)
         _, status_name = await _health_check(
             reader, writer, scheme="https" if cfg.tls else "http", authority=authority, service=cfg.service,
-            metadata=ctx.module.cached("grpc.metadata", lambda: _metadata_headers(cfg.metadata)),
+            metadata=ctx.module.cached(GRPC_METADATA, lambda: _metadata_headers(cfg.metadata)),
             timeout=remaining)
         code = OK
         # Upstream has the peer's TLS state only when the RPC returned; read it before closing.

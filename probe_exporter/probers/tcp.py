@@ -14,17 +14,25 @@ import ssl
 from probe_exporter.config.blackbox import TCPProbe, UnixProbe
 from probe_exporter.config.tls import TLSConfig
 from probe_exporter.logs import ProbeLog
+from probe_exporter.modulecache import CacheKey
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers.base import ProbeContext, Prober
-from probe_exporter.probers.hostport import HostPortError, join_host_port, port_number, resolve_host, split_host_port
+from probe_exporter.probers.net.addr import resolve_host
+from probe_exporter.probers.net.hostport import (
+    HostPortError,
+    join_host_port,
+    port_number,
+    split_host_port,
+)
+from probe_exporter.probers.net.tls_info import register_tls_metrics
 from probe_exporter.probers.neterrors import describe_os_error
 from probe_exporter.probers.query_response import MAX_LINE, run_query_response
-from probe_exporter.probers.tls_info import register_tls_metrics
 
 
 def module_ssl_context(ctx: ProbeContext, key: str, tls_config: TLSConfig) -> ssl.SSLContext:
-    """The module's client SSL context, built once (reading CA/cert files) and reused by every probe."""
-    return ctx.module.cached(key, tls_config.ssl_context)  # type: ignore[no-any-return]
+    """The module's client SSL context (`key` names the prober's block), built once (reading CA/cert
+    files) and reused by every probe."""
+    return ctx.module.cached(CacheKey[ssl.SSLContext](key), tls_config.ssl_context)
 
 
 def dialogue_ssl_context(ctx: ProbeContext, key: str, cfg: TCPProbe | UnixProbe) -> ssl.SSLContext | None:
@@ -73,10 +81,9 @@ async def probe_tcp(ctx: ProbeContext) -> bool:
     except HostPortError as err:
         log.error("Error splitting target address and port", err=str(err))
         return False
-    resolved = await resolve_host(host, cfg, metrics, log)
-    if resolved is None:
+    ip = await resolve_host(host, cfg, metrics, log)
+    if ip is None:
         return False
-    ip = resolved[0]
 
     # SNI and the verified name: tls_config.server_name, else ?hostname=, else the target host.
     server_name = cfg.tls_config.server_name or ctx.params.get("hostname") or host

@@ -14,6 +14,8 @@ from probe_exporter import __version__, logs, registry
 from probe_exporter.config import ConfigError
 from probe_exporter.exporter import Exporter
 from probe_exporter.web import routes, snmp
+from probe_exporter.web.head import HeadAsGetMiddleware
+from probe_exporter.web.prefix import RoutePrefixMiddleware, external_url, route_prefix
 from probe_exporter.web.security import WebConfigSource, WebSecurityMiddleware
 
 
@@ -28,9 +30,11 @@ def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) ->
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload_on_signal(exporter)))
+        lag_sampler = loop.create_task(exporter.metrics.sample_event_loop_lag())
         try:
             yield
         finally:
+            lag_sampler.cancel()
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.remove_signal_handler(signal.SIGHUP)
             await registry.shutdown()
@@ -38,6 +42,8 @@ def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) ->
     app = FastAPI(title="probe_exporter", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.exporter = exporter
     app.state.web_config = web_config
+    # Innermost, so the security middleware below sees the request's own method.
+    app.add_middleware(HeadAsGetMiddleware)
     if web_config is not None:
         app.add_middleware(WebSecurityMiddleware, source=web_config)
     # /probe is the hot path: a plain Starlette route, first in the table, skips FastAPI's per-request
@@ -46,6 +52,11 @@ def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) ->
     app.add_route("/probe", routes.probe, methods=routes.PROBE_METHODS, include_in_schema=False)
     app.include_router(routes.router)
     app.include_router(snmp.router)
+    settings = exporter.settings
+    external = external_url(settings.web_external_url, settings.listen_addresses[0])
+    prefix = route_prefix(settings.web_route_prefix, external)
+    if prefix != "/":  # no extra layer on the hot path for the usual setup
+        app.add_middleware(RoutePrefixMiddleware, prefix=prefix, external=external)
     return app
 
 

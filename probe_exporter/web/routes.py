@@ -1,29 +1,23 @@
-"""HTTP routes. No probing logic here: requests are validated and handed to the runner."""
+"""HTTP routes. No probing logic here: a request becomes a pipeline.ProbeRequest, the outcome a response."""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import importlib.resources
-import logging
-from collections.abc import Iterable
 from urllib.parse import parse_qsl, unquote
 
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-from probe_exporter import logs
-from probe_exporter.config import Config, ConfigError, Module
+from probe_exporter.config import ConfigError
 from probe_exporter.config.render import config_as_yaml
 from probe_exporter.exporter import Exporter
-from probe_exporter.gotext import go_quote
 from probe_exporter.history import ProbeRecord
-from probe_exporter.limits import TargetNotAllowed, check_target
-from probe_exporter.probers.base import BadRequest
-from probe_exporter.runner import ProbeOutcome, compute_timeout, debug_output, run_probe
+from probe_exporter.pipeline import ProbeRequest, Verdict
 from probe_exporter.web import openapi_docs, pages
-from probe_exporter.web.responses import first_params, metrics_response, plain_error
+from probe_exporter.web.responses import first_params, metrics_response, plain_error, probe_module_names
 from probe_exporter.workers.history import history_records, log_by_id, log_by_target
 
 DEFAULT_MODULE = "http_2xx"
@@ -43,78 +37,17 @@ async def probe(request: Request) -> Response:
     """/probe, mounted by create_app as a plain Starlette route (see there)."""
     exporter = _exporter(request)
     params = first_params(request)
-    module_name = params.get("module") or DEFAULT_MODULE
-    config = exporter.config
-    from probe_exporter.web import snmp as snmp_web
-
-    # Several SNMP modules in one probe (module=a,b or repeated): one probe named after all of them,
-    # with every module's allowed_targets checked.
-    combined = snmp_web.several_modules(request, config)
-    if isinstance(combined, list):
-        module_name = params["module"] = ",".join(name for name, _ in combined)
-        module: Module | None = combined[0][1]
-    else:
-        module = None if combined else config.modules.get(module_name)
-    if module is None:
-        exporter.metrics.unknown_module.inc()
-        exporter.metrics.bad_requests.labels("probe").inc()
-        return plain_error(400, combined if isinstance(combined, str) else f"Unknown module {go_quote(module_name)}")
-    try:
-        timeout = compute_timeout(request.headers.get("x-prometheus-scrape-timeout-seconds"),
-                                  exporter.settings.timeout_offset, module.timeout)
-    except ValueError as err:
-        return plain_error(500, f"Failed to parse timeout from Prometheus header: {err}")
-    target = params.get("target", "")
-    if not target:
-        exporter.metrics.bad_requests.labels("probe").inc()
-        return plain_error(400, "Target parameter is missing")
+    names = probe_module_names(request, exporter.config, DEFAULT_MODULE)
     # Decoded a second time, as blackbox_exporter does since #1525, for double-encoded targets.
-    target = unquote(target)
-    outcome = await probe_once(exporter, module_name, module, target, timeout, params, config,
-                               combined if isinstance(combined, list) else None)
-    if isinstance(outcome, Response):
-        return outcome
+    target = unquote(params.get("target", ""))
+    outcome = await exporter.probe(ProbeRequest(
+        names, target, params, endpoint="probe",
+        scrape_timeout_header=request.headers.get("x-prometheus-scrape-timeout-seconds")))
+    if outcome.verdict is not Verdict.PROBED:
+        return plain_error(int(outcome.verdict), outcome.reason)
     if params.get("debug") == "true":
-        return PlainTextResponse(debug_output(outcome, module))
+        return PlainTextResponse(outcome.debug_text())
     return metrics_response(request, outcome.metrics)
-
-
-async def probe_once(exporter: Exporter, module_name: str, module: Module, target: str, timeout: float,
-                     params: dict[str, str], config: Config,
-                     checked: list[tuple[str, Module]] | None = None) -> ProbeOutcome | Response:
-    """The checks and bookkeeping every probe request shares (/probe and the landing page form):
-    allowed_targets (403; of every module in `checked` when several are combined), the concurrency
-    limits, self-metrics and the history."""
-    refusal = refuse_target(exporter, checked or [(module_name, module)], target)
-    if refusal is not None:
-        return refusal
-    in_flight = exporter.metrics.in_flight_for(module_name)
-    in_flight.inc()
-    try:
-        outcome = await run_probe(module_name, module, target, timeout, params, config,
-                                  limiter=exporter.limiter, settings=exporter.settings)
-    except BadRequest as err:
-        exporter.metrics.bad_requests.labels("probe").inc()
-        return plain_error(400, str(err).replace("\n", "\\n"))  # user input must not split the line
-    finally:
-        in_flight.dec()
-    exporter.metrics.observe_probe(module_name, module.prober, outcome.success, outcome.duration)
-    exporter.history.add(outcome, module)
-    return outcome
-
-
-def refuse_target(exporter: Exporter, modules: Iterable[tuple[str, Module]], target: str) -> Response | None:
-    """The 403 when any of the modules' allowed_targets does not cover `target` (logged and counted),
-    else None. For every route that probes (/probe, the form, /snmp and multi-module requests)."""
-    for module_name, module in modules:
-        try:
-            check_target(module_name, module, target)
-        except TargetNotAllowed as err:
-            exporter.metrics.targets_denied.labels(module_name).inc()
-            logs.log(logging.INFO, "Target not allowed", module=module_name, target=logs.mask_target(target),
-                     result="denied", reason=str(err))
-            return plain_error(403, str(err))
-    return None
 
 
 @router.get("/metrics", openapi_extra=openapi_docs.METRICS)
@@ -149,7 +82,7 @@ async def show_config(request: Request) -> Response:
     return PlainTextResponse(await asyncio.to_thread(config_as_yaml, _exporter(request).config))
 
 
-# The landing page form's deadline when the module sets none (no Prometheus header to go by).
+# The landing page form's deadline when the module sets none or a longer one (no Prometheus header).
 FORM_DEFAULT_TIMEOUT = 10.0
 FORM_MAX_DEBUG_CHARS = 200_000
 
@@ -167,23 +100,15 @@ async def landing(request: Request) -> Response:
 async def _run_from_form(exporter: Exporter, form: dict[str, str]) -> pages.FormResult:
     module_name, target, extra = form.get("module", ""), form.get("target", "").strip(), form.get("params", "")
     result = pages.FormResult(module_name=module_name, target=target, extra_params=extra)
-    config = exporter.config
-    module = config.modules.get(module_name)
-    if module is None:
-        result.error = f"Unknown module {go_quote(module_name)}"
-        return result
-    if not target:
-        result.error = "Target parameter is missing"
-        return result
     params = {key: value for key, value in parse_qsl(extra, keep_blank_values=True)}
     params.update(module=module_name, target=target)
-    timeout = module.timeout or FORM_DEFAULT_TIMEOUT
-    outcome = await probe_once(exporter, module_name, module, target, timeout, params, config)
-    if isinstance(outcome, Response):
-        result.error = bytes(outcome.body).decode().strip()
+    outcome = await exporter.probe(ProbeRequest([module_name], target, params, endpoint="form",
+                                                timeout=FORM_DEFAULT_TIMEOUT))
+    if outcome.verdict is not Verdict.PROBED:
+        result.error = outcome.reason
         return result
-    result.record = ProbeRecord(outcome, module)
-    text = debug_output(outcome, module)
+    result.record = ProbeRecord(outcome, outcome.module)
+    text = outcome.debug_text()
     if len(text) > FORM_MAX_DEBUG_CHARS:  # a big walk would make a page no phone can show
         text = (text[:FORM_MAX_DEBUG_CHARS] + f"\n… {len(text) - FORM_MAX_DEBUG_CHARS} more characters: "
                 "use /probe?debug=true for the whole output\n")

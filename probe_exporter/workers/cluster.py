@@ -83,6 +83,8 @@ class Cluster(WorkerHooks):
         stats.STATS.__init__()  # type: ignore[misc]  # same object: modules hold references to it
 
     def attach(self, exporter: Exporter) -> None:
+        exporter.metrics.event_loop_lag = metrics.per_worker(exporter.metrics.registry, exporter.metrics.event_loop_lag,
+                                                             self.index)
         exporter.metrics.registry = metrics.ExporterWideRegistry(exporter.metrics.registry, self.directory,
                                                                  self.block)
         exporter.peers = self.peers = Peers(self.index, self.socket_path, self.block.pids)

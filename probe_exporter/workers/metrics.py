@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from prometheus_client import values
+from prometheus_client import Histogram, values
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector, CollectorRegistry
@@ -35,6 +35,8 @@ ANSWERING_WORKER_VIEW = frozenset({"probe_exporter_config_modules"})
 # Families of one process that this module replaces with the tree's, or drops.
 PER_PROCESS = ("process_", "python_gc_", "probe_exporter_worker_info")
 FILE_RACE_RETRIES = 3
+# Histograms each worker reports under its own `worker` label (see per_worker).
+PER_WORKER = frozenset({"probe_exporter_event_loop_lag_seconds"})
 
 _TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -47,6 +49,16 @@ def enable_multiprocess(directory: str) -> None:
     warnings.filterwarnings("ignore", "Clearing labels has not been implemented in multi-process mode",
                             UserWarning)
     values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
+
+
+def per_worker(registry: CollectorRegistry, histogram: Histogram, worker: int) -> Histogram:
+    """`histogram` again with a `worker` label, as this worker's child: the files would otherwise sum
+    every worker into one series, where one saturated worker (the event-loop lag) must show on its own.
+    A replacement adds to its index's series, so it never goes backwards either."""
+    registry.unregister(histogram)
+    labelled = Histogram(histogram._name, histogram._documentation, ["worker"], registry=registry,
+                         buckets=histogram._upper_bounds)
+    return labelled.labels(str(worker))
 
 
 def forget_process(directory: str, pid: int) -> None:
@@ -77,6 +89,9 @@ class ExporterWideRegistry(CollectorRegistry):
         merged = [family for family in self._merged_files()
                   if family.name not in ANSWERING_WORKER_VIEW and not family.name.startswith(PER_PROCESS)]
         names = {family.name for family in merged}
+        for family in merged:
+            if family.name in PER_WORKER:  # the series of the metric before per_worker() labelled it: all 0
+                family.samples = [sample for sample in family.samples if "worker" in sample.labels]
         yield from merged
         for family in own:
             if family.name in ANSWERING_WORKER_VIEW or (

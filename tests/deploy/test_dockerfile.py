@@ -1,22 +1,27 @@
 """Dockerfile and .dockerignore (no Docker engine here): parsed with dockerfile-parse and checked for
-the properties the image must have; the HEALTHCHECK command is run against a real exporter."""
+the properties the image must have; the HEALTHCHECK command is run against a real exporter, with TLS
+and basic auth enabled."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
+import trustme
 from dockerfile_parse import DockerfileParser
 
 from tests.conftest import free_port
 from tests.deploy._tools import REPO
+from tests.exporter_process import ExporterProcess
 
 DOCKERFILE = REPO / "Dockerfile"
 
@@ -40,7 +45,7 @@ def _values(stage: list[dict[str, Any]], name: str) -> list[str]:
 def test_two_stages_on_python_slim(stages: list[list[dict[str, Any]]]) -> None:
     assert DockerfileParser(path=str(DOCKERFILE)).parent_images == ["python:3.11-slim", "python:3.11-slim"]
     assert _values(stages[0], "FROM") == ["python:3.11-slim AS build"]
-    assert any("pip wheel" in run and "/wheels" in run for run in _values(stages[0], "RUN"))
+    assert any("pip wheel" in run and "/wheels" in run and "'.[all]'" in run for run in _values(stages[0], "RUN"))
 
 
 def test_runtime_stage_installs_only_the_wheels(stages: list[list[dict[str, Any]]]) -> None:
@@ -48,7 +53,8 @@ def test_runtime_stage_installs_only_the_wheels(stages: list[list[dict[str, Any]
     installs = [run for run in _values(runtime, "RUN") if "pip install" in run]
     assert len(installs) == 1
     assert "--no-index" in installs[0] and "--find-links=/wheels" in installs[0]
-    assert "[" not in installs[0].split("pip install", 1)[1], "no extras (test dependencies) in the image"
+    # Every prober's extra, and nothing else (no test dependencies in the image).
+    assert installs[0].split("pip install", 1)[1].split()[-1] == "'probe-exporter[all]'"
     # Nothing of the build context but the modules reaches the runtime image.
     assert _values(runtime, "COPY") == ["modules/ /etc/probe_exporter/"]
     assert not _values(runtime, "ADD")
@@ -84,46 +90,76 @@ def _healthcheck_argv(stages: list[list[dict[str, Any]]]) -> list[str]:
     return argv
 
 
-def test_healthcheck_needs_no_curl(stages: list[list[dict[str, Any]]]) -> None:
-    argv = _healthcheck_argv(stages)
-    assert argv[0] == "python"
-    assert "http://127.0.0.1:10115/-/healthy" in argv[-1]
-    assert not any(tool in " ".join(argv) for tool in ("curl", "wget"))
+def test_healthcheck_is_the_exporters_own_subcommand(stages: list[list[dict[str, Any]]]) -> None:
+    # No curl in the slim image, and no hard-wired address or credentials: the subcommand reads PID 1's flags.
+    assert _healthcheck_argv(stages) == ["probe-exporter", "healthcheck"]
+
+
+PASSWORD = "healthcheck-password"
+WEB_CONFIG = """\
+tls_server_config:
+  cert_file: server.pem
+  key_file: server.key
+basic_auth_users:
+  prometheus: {hash}
+"""
 
 
 @pytest.fixture()
-def exporter_on_free_port() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """The exporter as the image starts it (same modules), on a free port instead of 10115."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "probe_exporter", f"--config.file={REPO}/modules/*.yml",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        yield port, process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
+def secured_exporter(tmp_path: Path) -> Iterator[ExporterProcess]:
+    """The exporter as the image starts it (same modules), with TLS and basic auth from --web.config.file
+    (a relative path, as a container's working directory would resolve it), on a free port."""
+    ca = trustme.CA()
+    leaf = ca.issue_cert("probe-exporter.example")
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "server.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp_path / "server.key"))
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+    (tmp_path / "web.yml").write_text(WEB_CONFIG.format(hash=hashed))
+    (tmp_path / "password").write_text(PASSWORD + "\n")
+    (tmp_path / "wrong").write_text("not-the-password\n")
+    command = [sys.executable, "-m", "probe_exporter", f"--config.file={REPO}/modules/*.yml",
+               "--web.config.file=web.yml"]
+    with ExporterProcess(command, cwd=tmp_path, scheme="https", listen=f"127.0.0.1:{free_port()}") as process:
+        process.wait_listening()
+        yield process
 
 
-def test_healthcheck_command_reports_health(stages: list[list[dict[str, Any]]],
-                                            exporter_on_free_port: tuple[int, subprocess.Popen[bytes]]) -> None:
-    port, process = exporter_on_free_port
-    argv = [sys.executable if arg == "python" else arg.replace(":10115/", f":{port}/")
-            for arg in _healthcheck_argv(stages)]
-    deadline = time.monotonic() + 15
-    result = subprocess.run(argv, capture_output=True, timeout=10)
-    while result.returncode != 0 and time.monotonic() < deadline:
-        assert process.poll() is None, f"exporter exited: {process.stderr.read() if process.stderr else ''!r}"
-        time.sleep(0.2)
-        result = subprocess.run(argv, capture_output=True, timeout=10)
-    assert result.returncode == 0, result.stderr
-    process.terminate()
-    process.wait(timeout=10)
-    assert subprocess.run(argv, capture_output=True, timeout=10).returncode != 0, "healthy with no exporter"
+def _healthcheck(stages: list[list[dict[str, Any]]], cwd: Path, *extra: str, **env: str) -> int:
+    """The image's HEALTHCHECK command, as Docker runs it inside the container (same environment)."""
+    argv = _healthcheck_argv(stages)
+    executable = Path(sys.executable).parent / argv[0]
+    result = subprocess.run([str(executable), *argv[1:], *extra], cwd=cwd, capture_output=True, text=True,
+                            timeout=20, env={**os.environ, **env})
+    return result.returncode
+
+
+def test_healthcheck_passes_with_tls_and_basic_auth(stages: list[list[dict[str, Any]]], tmp_path: Path,
+                                                    secured_exporter: ExporterProcess) -> None:
+    pid = f"--pid={secured_exporter.process.pid}"  # PID 1 in the container
+    credentials = {"PROBE_EXPORTER_HEALTHCHECK_USERNAME": "prometheus",
+                   "PROBE_EXPORTER_HEALTHCHECK_PASSWORD_FILE": str(tmp_path / "password")}
+    assert _healthcheck(stages, Path("/"), pid, **credentials) == 0
+    # The server's flags given directly work the same.
+    assert _healthcheck(stages, tmp_path, f"--web.listen-address={secured_exporter.address}",
+                        "--web.config.file=web.yml", **credentials) == 0
+    # Wrong credentials are a failure, not a pass.
+    assert _healthcheck(stages, Path("/"), pid, **{**credentials,
+                        "PROBE_EXPORTER_HEALTHCHECK_PASSWORD_FILE": str(tmp_path / "wrong")}) == 1
+    # Without credentials, the exporter's own 401 still shows it alive.
+    assert _healthcheck(stages, Path("/"), pid) == 0
+    secured_exporter.stop()
+    assert _healthcheck(stages, tmp_path, f"--web.listen-address={secured_exporter.address}",
+                        "--web.config.file=web.yml", **credentials) == 1, "healthy with no exporter"
+
+
+def test_healthcheck_follows_the_listen_address_and_route_prefix(stages: list[list[dict[str, Any]]],
+                                                                 tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "probe_exporter", f"--config.file={REPO}/modules/http.yml",
+               "--web.route-prefix=/probe-exporter"]
+    with ExporterProcess(command, cwd=tmp_path, listen=f"127.0.0.1:{free_port()}") as process:
+        process.wait_listening()
+        assert _healthcheck(stages, Path("/"), f"--pid={process.process.pid}") == 0
+        assert _healthcheck(stages, Path("/"), f"--web.listen-address=127.0.0.1:{free_port()}") == 1
 
 
 # --- .dockerignore -------------------------------------------------------------------------------

@@ -117,10 +117,10 @@ def test_configmap_modules_load_and_match_the_shipped_ones(tmp_path: Path) -> No
     shipped: dict[str, Any] = {}
     for path in sorted((REPO / "modules").glob("*.yml")):
         shipped.update(yaml.safe_load(path.read_text()).get("modules") or {})
-    ours = yaml.safe_load(data["modules.yml"])["modules"]
-    for name, body in ours.items():
-        if name in shipped:
-            assert body == shipped[name], f"module {name} differs from modules/: keep them in step"
+    for key, text in data.items():
+        for name, body in yaml.safe_load(text)["modules"].items():
+            if name in shipped:
+                assert body == shipped[name], f"module {name} in {key} differs from modules/: keep them in step"
 
 
 def test_service_and_budget_select_the_pods() -> None:
@@ -217,11 +217,14 @@ def test_operator_objects_point_at_the_service() -> None:
             assert re.fullmatch(r"probe-.*", doc["spec"]["jobName"])
 
 
-def test_http_probe_module_exists_in_the_configmap(tmp_path: Path) -> None:
-    (tmp_path / "modules.yml").write_text(_one("configmap.yaml", "ConfigMap")["data"]["modules.yml"])
-    config = load_config([str(tmp_path / "*.yml")])
-    modules = {doc["spec"]["module"] for doc in _operator_docs() if doc["kind"] == "Probe"}
-    # if_mib comes from snmp.yml, which the ConfigMap's comment says to add; the rest must be there.
-    assert modules - {"if_mib"} <= set(config.modules)
-    shipped = load_config([str(REPO / "modules" / "*.yml")])
-    assert "if_mib" in shipped.modules and "public_v2" in shipped.snmp_auths
+def test_every_module_and_auth_the_probes_name_is_in_the_configmap(tmp_path: Path) -> None:
+    for key, text in _one("configmap.yaml", "ConfigMap")["data"].items():
+        (tmp_path / key).write_text(text)
+    config = load_config([str(tmp_path / "*.yml")])  # as the pods load the mounted ConfigMap
+    probes = [doc["spec"] for doc in _operator_docs() if doc["kind"] == "Probe"]
+    modules = {spec["module"] for spec in probes}
+    auths = {value for spec in probes for param in spec.get("params", []) if param["name"] == "auth"
+             for value in param["values"]}
+    assert {"http_2xx", "if_mib"} <= modules and auths == {"public_v2"}
+    assert sorted(modules - set(config.modules)) == []
+    assert sorted(auths - set(config.snmp_auths)) == []

@@ -7,7 +7,7 @@ from typing import Any
 
 from probe_exporter.config import Module
 from probe_exporter.exposition import collect_sorted, render_text
-from probe_exporter.runner import ProbeOutcome, run_probe
+from probe_exporter.pipeline import ProbeOutcome, run_probe
 
 # FNV-1a 32 of 127.0.0.1, as measured against blackbox_exporter.
 LOOPBACK_V4_HASH = 3668918509
@@ -53,4 +53,4 @@ def log_text(outcome: ProbeOutcome) -> str:
 
 
 ADDRESS_METRICS = {"probe_dns_lookup_time_seconds", "probe_ip_protocol", "probe_ip_addr_hash"}
-ALWAYS = {"probe_success", "probe_duration_seconds"}
+ALWAYS = {"probe_success", "probe_duration_seconds", "probe_timeout_seconds"}

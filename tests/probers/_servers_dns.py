@@ -132,11 +132,12 @@ def _stream_handler(server: DNSServer):
 
 
 @contextlib.asynccontextmanager
-async def dns_server(host: str = "127.0.0.1", tls_context: ssl.SSLContext | None = None
-                     ) -> AsyncIterator[DNSServer]:
-    """UDP and TCP on one port (and DoT on `tls_port` when a server context is given)."""
+async def dns_server(host: str = "127.0.0.1", tls_context: ssl.SSLContext | None = None,
+                     server: DNSServer | None = None) -> AsyncIterator[DNSServer]:
+    """UDP and TCP on one port (and DoT on `tls_port` when a server context is given); `server`
+    answers (a DNSServer subclass with its own `answer`), else the example.test zone."""
     loop = asyncio.get_running_loop()
-    server = DNSServer()
+    server = server or DNSServer()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for _ in range(20):
         udp, _protocol = await loop.create_datagram_endpoint(lambda: _UDPHandler(server), local_addr=(host, 0),

@@ -366,3 +366,20 @@ async def http3_server(tls_material: TLSMaterial, tmp_path_factory: pytest.TempP
     port = server._transport.get_extra_info("sockname")[1]
     yield f"https://127.0.0.1:{port}"
     server.close()
+
+
+# --- both HTTP exchange paths ----------------------------------------------------------------------
+
+
+@pytest.fixture(params=["lean", "httpcore"])
+def http_path(request: pytest.FixtureRequest) -> Iterator[str]:
+    """Runs an HTTP test on the lean HTTP/1.1 exchange and again on httpcore (modules built in the test
+    choose the path named here; proxies and HTTP/3 keep their own)."""
+    from probe_exporter.probers.http import client
+
+    previous = client.FORCED_PATH
+    client.FORCED_PATH = None if request.param == "lean" else request.param
+    try:
+        yield str(request.param)
+    finally:
+        client.FORCED_PATH = previous

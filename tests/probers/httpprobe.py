@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from probe_exporter.config.module import Module
-from probe_exporter.runner import run_probe
+from probe_exporter.pipeline import run_probe
 
 
 @dataclass

@@ -333,7 +333,7 @@ def test_example_dns_modules_load(tmp_path: Path) -> None:
 def test_rr_text_generic_and_miekg_only_types() -> None:
     import dns.rrset
 
-    from probe_exporter.probers.dns_text import rr_texts
+    from probe_exporter.probers.net.dns_text import rr_texts
 
     atma = dns.rrset.from_text_list("x.example.", 5, "IN", "TYPE34", [r"\# 2 0102"])
     unknown = dns.rrset.from_text_list("x.example.", 5, "IN", "TYPE65280", [r"\# 1 ff"])

@@ -13,6 +13,9 @@ from probe_exporter.config.loader import ConfigError
 from tests.probers.conftest import LocalServer, Req, Resp, Takeover, TLSMaterial, redirect
 from tests.probers.httpprobe import http_module, probe
 
+# Every case runs on both exchange paths (the lean HTTP/1.1 one and httpcore).
+pytestmark = pytest.mark.usefixtures("http_path")
+
 TEST_MSG = b"hello world" * 10
 PHASES = {"connect", "processing", "resolve", "tls", "transfer"}
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import brotli
 import pytest
 
-from probe_exporter.probers.http_body import PIECE, BodyError, BodyReader, decoder_for
+from probe_exporter.probers.http.body import PIECE, BodyError, BodyReader, decoder_for
 
 PAYLOAD = bytes(range(256)) * 20_000 + b"\0" * (3 * PIECE)  # ~8 MB, part of it barely compressible
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import base64
-import inspect
 import json
 import socket
 import threading
 import urllib.parse
 from collections.abc import Iterator
 
-import httpcore
 import pytest
 
 from probe_exporter.config.blackbox import ProxyConfig
-from probe_exporter.probers.http_client import ProxyChoice
+from probe_exporter.probers.http.client import ProxyChoice
 from tests.probers.conftest import LocalServer, Req, Resp, TLSMaterial
 from tests.probers.httpprobe import http_module, probe
+
+# Every case runs on both exchange paths (the lean HTTP/1.1 one and httpcore).
+pytestmark = pytest.mark.usefixtures("http_path")
 
 
 class TunnelProxy:
@@ -221,13 +222,3 @@ async def test_oauth2_token_failure_fails_the_probe(http_server: LocalServer) ->
     assert http_server.seen(target) == []
     assert result.value("probe_http_status_code") == 0
 
-
-def test_httpcore_still_has_what_hop_connection_replaces() -> None:
-    """HopConnection re-implements AsyncHTTPConnection.handle_async_request without its lock and swaps
-    the HTTP/1.1 connection's state lock: an httpcore upgrade that moves either must fail here, not
-    silently bring the locks back or break every probe."""
-    connection_code = inspect.getsource(httpcore.AsyncHTTPConnection.handle_async_request)
-    for used in ("self._request_lock", "await self._connect(request)", "self._connect_failed = True",
-                 "AsyncHTTP11Connection(", "keepalive_expiry=self._keepalive_expiry"):
-        assert used in connection_code
-    assert "async with self._state_lock:" in inspect.getsource(httpcore.AsyncHTTP11Connection.handle_async_request)

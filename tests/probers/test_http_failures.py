@@ -18,11 +18,14 @@ import pytest
 from tests.probers.conftest import LocalServer, Req, Resp, Takeover, TLSMaterial
 from tests.probers.httpprobe import http_module, probe
 
+# Every case runs on both exchange paths (the lean HTTP/1.1 one and httpcore).
+pytestmark = pytest.mark.usefixtures("http_path")
+
 HTTP_FAMILIES = {
     "probe_dns_lookup_time_seconds", "probe_duration_seconds", "probe_failed_due_to_regex",
     "probe_http_content_length", "probe_http_duration_seconds", "probe_http_redirects", "probe_http_ssl",
     "probe_http_status_code", "probe_http_uncompressed_body_length", "probe_http_version", "probe_ip_addr_hash",
-    "probe_ip_protocol", "probe_success",
+    "probe_ip_protocol", "probe_success", "probe_timeout_seconds",
 }
 TLS_FAMILIES = {"probe_ssl_earliest_cert_expiry", "probe_ssl_last_chain_expiry_timestamp_seconds",
                 "probe_ssl_last_chain_info", "probe_tls_cipher_info", "probe_tls_version_info"}
@@ -308,7 +311,7 @@ async def test_probe_endpoint_answers_200_for_a_refused_target(tmp_path: Path, r
 
 
 async def test_body_kept_for_matching_is_bounded(http_server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    from probe_exporter.probers import http_body
+    from probe_exporter.probers.http import body as http_body
 
     monkeypatch.setattr(http_body, "MAX_KEPT_BODY", 1 << 20)
     url = http_server.route(lambda req: Resp(body=b"q" * (2 << 20)))

@@ -15,7 +15,7 @@ import httpcore
 import pytest
 import uvloop
 
-from probe_exporter.probers.http_stream import AsyncioBackend, AsyncioStream
+from probe_exporter.probers.http.stream import AsyncioBackend, AsyncioStream
 from tests.probers.conftest import LocalServer, Resp, TLSMaterial
 
 LOOPS = ["asyncio", "uvloop"]

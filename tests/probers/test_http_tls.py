@@ -14,9 +14,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from probe_exporter.probers.tls_info import GO_ZERO_TIME, go_name_string, iana_cipher_name
+from probe_exporter.probers.net.tls_info import GO_ZERO_TIME, go_name_string, iana_cipher_name
 from tests.probers.conftest import LocalServer, Resp, TLSMaterial
 from tests.probers.httpprobe import probe
+
+# Every case runs on both exchange paths (the lean HTTP/1.1 one and httpcore).
+pytestmark = pytest.mark.usefixtures("http_path")
 
 NOW = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
@@ -215,17 +218,18 @@ async def test_unreadable_ca_file_fails_before_connecting(https_server: LocalSer
 
 
 async def test_ssl_context_is_built_once_per_module(https_server: LocalServer) -> None:
-    from probe_exporter.probers.http_client import ModuleClient
+    from probe_exporter.probers.http.client import ModuleClient
+    from probe_exporter.probers.http.probe import HTTP_CLIENT
     from tests.probers.httpprobe import http_module
 
     module = http_module({"tls_config": {"insecure_skip_verify": True}})
     url = https_server.route(lambda req: Resp())
     assert (await probe(url, module=module)).success
-    client = module.cached("http.client", lambda: None)
+    client = module.cached(HTTP_CLIENT, lambda: None)
     assert isinstance(client, ModuleClient)
     context = client.ssl_context
     assert (await probe(url, module=module)).success
-    assert module.cached("http.client", lambda: None) is client
+    assert module.cached(HTTP_CLIENT, lambda: None) is client
     assert client.ssl_context is context
 
 

@@ -71,13 +71,15 @@ def test_a_library_that_fails_to_import_is_logged_and_the_rest_still_load() -> N
         sys.modules["psycopg"] = None  # as on a platform without it: importing it raises ImportError
         from probe_exporter import logs
         from probe_exporter.config import default_config_patterns, load_config
-        from probe_exporter import registry
+        from probe_exporter.exporter import load_probers
         logs.setup_logging("info", "logfmt")
-        registry.load(load_config(default_config_patterns()).modules)
+        load_probers(load_config(default_config_patterns()))
         print("pysnmp" in sys.modules, "aiomysql" in sys.modules)
     """)], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "True True"
-    assert "Could not load a module's libraries" in result.stderr and "module=postgresql" in result.stderr
+    # A driver that is not installed is its extra missing: named, with the pip extra that installs it.
+    assert "needs an optional extra" in result.stderr and "module=postgresql" in result.stderr
+    assert "install=probe-exporter[postgresql]" in result.stderr
 
 
 def test_reload_imports_the_probers_of_new_modules(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from probe_exporter.config import load_config
+from probe_exporter.probers.net.tls_info import GO_ZERO_TIME
 from probe_exporter.probers.query_response import go_expand
-from probe_exporter.probers.tls_info import GO_ZERO_TIME
 
 from ._network_helpers import (
     ADDRESS_METRICS,

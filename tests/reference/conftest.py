@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from probe_exporter.config import load_config
 from probe_exporter.exposition import collect_sorted, render_text
-from probe_exporter.runner import run_probe
+from probe_exporter.pipeline import run_probe
 from tests.conftest import free_port
 from tests.probers.conftest import (  # noqa: F401 - fixtures, used by name
     http_server,
@@ -88,13 +88,15 @@ async def probe_both(go_url: str, config_file: Path, module_name: str, target: s
     """The same (module, target) through blackbox_exporter's /probe and our runner, with the timeout
     blackbox computes without a scrape-timeout header: the module's, else `default_timeout`.
 
-    Our serialnumber label of probe_ssl_last_chain_info (added in 0.26) is dropped, as 0.23 lacks it."""
+    Our serialnumber label of probe_ssl_last_chain_info (added in 0.26) and probe_timeout_seconds
+    (master) are dropped, as 0.23 lacks them."""
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.get(f"{go_url}/probe", params={"module": module_name, "target": target})
     assert response.status_code == 200, response.text
     module = load_config([str(config_file)]).modules[module_name]
     outcome = await run_probe(module_name, module, target, module.timeout or default_timeout)
     ours = parse_families(render_text(collect_sorted([outcome.metrics])).decode())
+    ours.pop("probe_timeout_seconds", None)
     if "probe_ssl_last_chain_info" in ours:
         ours["probe_ssl_last_chain_info"] = {
             frozenset((k, v) for k, v in labels if k != "serialnumber"): value

@@ -11,8 +11,8 @@ from probe_exporter.config import Module
 from probe_exporter.exporter import Exporter
 from probe_exporter.history import ProbeHistory
 from probe_exporter.logs import ProbeLog
+from probe_exporter.pipeline import ProbeOutcome
 from probe_exporter.probe_metrics import ProbeMetrics
-from probe_exporter.runner import ProbeOutcome
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 

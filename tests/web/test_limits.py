@@ -114,20 +114,23 @@ async def limited_client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-async def _probe(client: httpx.AsyncClient, module: str, target: str, scrape_timeout: str = "") -> str:
+async def _get(client: httpx.AsyncClient, module: str, target: str, scrape_timeout: str = "") -> httpx.Response:
     headers = {"X-Prometheus-Scrape-Timeout-Seconds": scrape_timeout} if scrape_timeout else {}
-    response = await client.get("/probe", params={"module": module, "target": target, "debug": "true"},
-                                headers=headers)
+    return await client.get("/probe", params={"module": module, "target": target, "debug": "true"}, headers=headers)
+
+
+async def _probe(client: httpx.AsyncClient, module: str, target: str, scrape_timeout: str = "") -> str:
+    response = await _get(client, module, target, scrape_timeout)
     assert response.status_code == 200
     return response.text
 
 
-async def test_module_limit_queues_within_the_deadline(limited_client: httpx.AsyncClient,
-                                                       slow_http_target: str) -> None:
+async def test_module_limit_queues_within_the_deadline_then_answers_503(limited_client: httpx.AsyncClient,
+                                                                        slow_http_target: str) -> None:
     slow = asyncio.create_task(_probe(limited_client, "one_at_a_time", slow_http_target + "/sleep/1.2"))
     await asyncio.sleep(0.2)  # the slow probe holds the module's only slot
     # This one has 0.5s (1s scrape timeout - 0.5s offset): it cannot start in time.
-    starved = asyncio.create_task(_probe(limited_client, "one_at_a_time", slow_http_target, "1"))
+    starved = asyncio.create_task(_get(limited_client, "one_at_a_time", slow_http_target, "1"))
     # This one has 5s: it waits for the slot and then succeeds.
     patient = asyncio.create_task(_probe(limited_client, "one_at_a_time", slow_http_target))
     await asyncio.sleep(0.1)
@@ -135,28 +138,74 @@ async def test_module_limit_queues_within_the_deadline(limited_client: httpx.Asy
     assert 'probe_exporter_probes_queued{module="one_at_a_time"} 2' in metrics
     # Another module is not held up by the full one.
     assert "probe_success 1" in await _probe(limited_client, "other", slow_http_target)
-    starved_text = await starved
-    assert "probe_success 0" in starved_text
-    assert "Probe could not start before its deadline: too many probes running" in starved_text
-    assert "module max_concurrency 1" in starved_text
+    # The exporter was busy, the target is not down: 503 with one line, never probe_success 0.
+    starved_response = await starved
+    assert starved_response.status_code == 503
+    assert starved_response.text == ("Probe could not start before its deadline (0.5s): module max_concurrency 1 "
+                                     "reached, 1 other probes of this module waiting\n")
     assert "probe_success 1" in await slow
     patient_text = await patient
     assert "probe_success 1" in patient_text and "Waited for a concurrency slot" in patient_text
     metrics = (await limited_client.get("/metrics")).text
-    assert 'probe_exporter_probes_not_started_total{module="one_at_a_time"} 1' in metrics
+    assert 'probe_exporter_probes_not_started_total{module="one_at_a_time",reason="module_limit"} 1' in metrics
     assert 'probe_exporter_probes_queued{module="one_at_a_time"} 0' in metrics
     assert 'probe_exporter_probe_queue_wait_seconds_count{module="one_at_a_time"} 2' in metrics
+    assert 'probe_exporter_probes_total{module="one_at_a_time",prober="http",result="failure"} 0' in metrics
     assert "probe_exporter_max_concurrent_probes 2" in metrics
+    page = (await limited_client.get("/")).text
+    assert "could not start before its deadline" in page  # the history shows it too
+
+
+async def test_a_late_start_reports_its_own_duration(limited_client: httpx.AsyncClient,
+                                                     slow_http_target: str) -> None:
+    slow = asyncio.create_task(_probe(limited_client, "one_at_a_time", slow_http_target + "/sleep/1"))
+    await asyncio.sleep(0.2)
+    late = await _probe(limited_client, "one_at_a_time", slow_http_target)  # queued ~0.8s, then fast
+    assert "probe_success 1" in await slow
+    wait_line = next(line for line in late.splitlines() if "Waited for a concurrency slot" in line)
+    waited = float(wait_line.split("wait_seconds=")[1].split()[0])
+    duration = float(next(line for line in late.splitlines() if line.startswith("probe_duration_seconds ")).split()[1])
+    assert waited > 0.3 and duration < waited  # the wait is not the target's time
 
 
 async def test_global_limit_applies_across_modules(limited_client: httpx.AsyncClient,
                                                    slow_http_target: str) -> None:
     busy = [asyncio.create_task(_probe(limited_client, "other", slow_http_target + "/sleep/1")) for _ in range(2)]
     await asyncio.sleep(0.2)  # both global slots are taken
-    starved = await _probe(limited_client, "one_at_a_time", slow_http_target, "1")
-    assert "probe_success 0" in starved and "global 2" in starved
+    starved = await _get(limited_client, "one_at_a_time", slow_http_target, "1")
+    assert starved.status_code == 503 and "global --probes.max-concurrency 2 reached" in starved.text
     for task in busy:
         assert "probe_success 1" in await task
+    metrics = (await limited_client.get("/metrics")).text
+    assert 'probe_exporter_probes_not_started_total{module="one_at_a_time",reason="global_limit"} 1' in metrics
+
+
+async def test_a_freed_global_slot_goes_to_the_module_with_fewest_probes_running() -> None:
+    from probe_exporter.limits import ProbeLimiter
+
+    limiter = ProbeLimiter(2)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def hold(module: str) -> None:
+        async with limiter.slot(module):
+            order.append(module)
+            await release.wait()
+
+    holders = [asyncio.create_task(hold("slow")) for _ in range(2)]
+    await asyncio.sleep(0)
+    backlog = [asyncio.create_task(hold("slow")) for _ in range(5)]
+    await asyncio.sleep(0)
+    fast = asyncio.create_task(hold("fast"))  # arrives behind five queued probes of the slow module
+    await asyncio.sleep(0)
+    assert order == ["slow", "slow"] and limiter.queue_length() == 6
+    holders[0].cancel()  # one slot frees: the fast module, with none running, gets it first
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert order == ["slow", "slow", "fast"]
+    release.set()
+    await asyncio.gather(*holders[1:], *backlog, fast)
+    assert order.count("slow") == 7 and limiter.queue_length() == 0
 
 
 async def test_limiter_without_limits_never_waits() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from probe_exporter.exposition import TEXT_CONTENT_TYPE
@@ -133,3 +134,28 @@ def test_promtool_accepts_probe_and_self_metrics_pages(client: TestClient, plain
         page = client.get("/probe", params=params).text
         assert promtool_problems(page) == [], page
     assert promtool_problems(client.get("/metrics").text) == []
+
+
+@pytest.mark.parametrize(("header", "expected"), [("1", "0.5"), ("", "119.5"), ("10", "5")])
+def test_probe_timeout_seconds_is_the_deadline_the_probe_ran_with(client: TestClient, plain_http_target: str,
+                                                                  header: str, expected: str) -> None:
+    # blackbox_exporter master's TestPrometheusTimeoutHTTP: a 1s scrape timeout minus the 0.5s offset.
+    module = "http_secret" if header == "10" else "http_2xx"  # http_secret's own 5s timeout is shorter
+    response = client.get("/probe", params={"module": module, "target": plain_http_target},
+                          headers={"X-Prometheus-Scrape-Timeout-Seconds": header} if header else {})
+    lines = response.text.splitlines()
+    assert "# HELP probe_timeout_seconds Returns how long the probe timeout is in seconds" in lines
+    assert "# TYPE probe_timeout_seconds gauge" in lines
+    assert f"probe_timeout_seconds {expected}" in lines
+
+
+@pytest.mark.parametrize(("params", "headers", "status", "body"), [
+    ({"module": "nope", "target": "x"}, {}, 400, 'Unknown module "nope"\n'),
+    ({"module": "http_2xx"}, {}, 400, "Target parameter is missing\n"),
+    ({"module": "http_2xx", "target": "x"}, {"X-Prometheus-Scrape-Timeout-Seconds": "abc"}, 500,
+     'Failed to parse timeout from Prometheus header: strconv.ParseFloat: parsing "abc": invalid syntax\n'),
+])
+def test_requests_the_pipeline_refuses(client: TestClient, params: dict[str, str], headers: dict[str, str],
+                                       status: int, body: str) -> None:
+    response = client.get("/probe", params=params, headers=headers)
+    assert (response.status_code, response.text) == (status, body)

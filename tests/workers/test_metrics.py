@@ -79,3 +79,13 @@ def test_snmp_exporter_stats_count_over_workers(tmp_path: Path) -> None:
             assert sample(text, "snmp_request_errors_total") == 20
             # Every SNMP module's duration series exists from the start, once.
             assert text.count('snmp_collection_duration_seconds_count{module="if_mib"}') == 1
+
+
+def test_event_loop_lag_is_reported_per_worker(tmp_path: Path) -> None:
+    config = tmp_path / "modules.yml"
+    config.write_text(MODULES)
+    with start_exporter(config) as exporter:
+        until(lambda: all(sample(get(exporter.base + "/metrics"),
+                                 f'probe_exporter_event_loop_lag_seconds_count{{worker="{index}"}}') > 0
+                          for index in (0, 1)))
+        assert "probe_exporter_event_loop_lag_seconds_count " not in get(exporter.base + "/metrics")

@@ -19,6 +19,7 @@ from prometheus_client.samples import Sample
 from probe_exporter.config import Config, Module
 from probe_exporter.config.snmp import DEFAULT_AUTH, SnmpAuth, SnmpModule
 from probe_exporter.logs import ProbeLog
+from probe_exporter.modulecache import CacheKey
 from probe_exporter.probers.base import BadRequest
 from probe_exporter.probers.snmp import stats, walk
 from probe_exporter.probers.snmp.engine import Exchange, Session, SnmpError, get_engine
@@ -81,8 +82,11 @@ def snmp_module(module: Module) -> SnmpModule:
     return module.snmp
 
 
+SNMP_PLAN = CacheKey["ModulePlan"]("snmp_plan")
+
+
 def plan_of(module: Module) -> ModulePlan:
-    plan: ModulePlan = module.cached("snmp_plan", lambda: compile_module(snmp_module(module)))
+    plan = module.cached(SNMP_PLAN, lambda: compile_module(snmp_module(module)))
     return plan
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from pysnmp.carrier.asyncio.dgram import udp, udp6
 
-from probe_exporter.probers.hostport import HostPortError, split_host_port
+from probe_exporter.probers.net.hostport import HostPortError, split_host_port
 from probe_exporter.probers.snmp.engine import SnmpError
 
 _FAMILIES = {"udp": socket.AF_UNSPEC, "udp4": socket.AF_INET, "udp6": socket.AF_INET6}

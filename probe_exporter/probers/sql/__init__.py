@@ -1,8 +1,8 @@
 """The SQL prober: `prober: sql` modules run sql_exporter collectors against `?target=`.
 
-Order of a probe: target checked against the allowlist (400 before anything connects), credentials
-read, a concurrency slot taken (waiting counts against the deadline), cached collectors served,
-the rest run on a fresh connection, rows rendered as the configured metrics with their exact names.
+Order of a probe (the pipeline has taken its concurrency slots already): target checked against the
+allowlist (400 before anything connects), credentials read, cached collectors served, the rest run
+on a fresh connection, rows rendered as the configured metrics with their exact names.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from prometheus_client.samples import Sample
 
 from probe_exporter.config.module import Module
 from probe_exporter.config.sql import Collector, SQLModule
+from probe_exporter.extras import MissingExtra
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers.base import BadRequest, ProbeContext, Prober
@@ -32,8 +33,6 @@ class _Gauges:
     def __init__(self, metrics: ProbeMetrics, collectors: list[Collector]) -> None:
         self.connect = metrics.gauge("probe_sql_connect_duration_seconds",
                                      "Time taken to connect to the database, in seconds")
-        self.queue_wait = metrics.gauge("probe_sql_queue_wait_seconds",
-                                        "Time spent waiting for a free per-target or global probe slot")
         labels = ("collector", "query")
         self.query_success = metrics.gauge_vec("probe_sql_query_success",
                                                "Whether the query succeeded and its rows fit its metrics", labels)
@@ -68,6 +67,9 @@ async def probe_sql(ctx: ProbeContext) -> bool:
     spec.cached = ctx.module.cached
     try:
         return await _probe_endpoint(ctx.module_name, sql, endpoint, spec, deadline, gauges, metrics, log)
+    except MissingExtra as err:  # the driver's library is not installed
+        log.error(str(err))
+        return False
     except Exception as err:
         # Driver errors may quote connection strings: scrubbed here, never passed on to the runner's log.
         log.error("SQL probe failed", err=describe(err, spec))
@@ -96,17 +98,7 @@ async def _probe_endpoint(module_name: str, sql: SQLModule, endpoint: Endpoint, 
             return False
     module_key = f"{module_name}:{id(sql)}"
     log.debug("Probing", dsn=spec.display)
-    queued = time.monotonic()
-    try:
-        async with limits.probe_slots(module_key, endpoint.key, sql.max_concurrency, sql.max_concurrency_per_target,
-                                      deadline.remaining()):
-            gauges.queue_wait.set(time.monotonic() - queued)
-            return await _probe_collectors(module_key, endpoint.key, sql, spec, deadline, gauges, metrics, log)
-    except limits.QueueTimeout:
-        gauges.queue_wait.set(time.monotonic() - queued)
-        log.error("Queued too long: per-target or global SQL probe limit reached",
-                  max_concurrency_per_target=sql.max_concurrency_per_target)
-        return False
+    return await _probe_collectors(module_key, endpoint.key, sql, spec, deadline, gauges, metrics, log)
 
 
 async def _probe_collectors(module_key: str, target_key: str, sql: SQLModule, spec: ConnectSpec,

@@ -10,12 +10,13 @@ from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 from probe_exporter.config.sql import SQLModule, is_secret_option, mask_dsn_password
 from probe_exporter.config.types import Secret
+from probe_exporter.modulecache import CacheKey
 from probe_exporter.probers.sql.target import Endpoint
 
 APPLICATION_NAME = "probe_exporter"
 
 
-def _build_now(key: str, build: Callable[[], Any]) -> Any:
+def _build_now(key: CacheKey[Any], build: Callable[[], Any]) -> Any:
     return build()
 
 
@@ -36,7 +37,7 @@ class ConnectSpec:
     url: str | None = None             # sqlalchemy: the rendered template, without credentials
     statement_timeout: float = 0.0     # server-side cap, seconds; set by the executor at connect
     # The module's Module.cached: what a driver builds once per module (a TLS context).
-    cached: Callable[[str, Callable[[], Any]], Any] = field(default=_build_now, repr=False)
+    cached: Callable[[CacheKey[Any], Callable[[], Any]], Any] = field(default=_build_now, repr=False)
 
     def secrets(self) -> list[str]:
         """Strings that must never be shown: scrubbed out of every driver error message."""

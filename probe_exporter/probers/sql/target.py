@@ -13,9 +13,9 @@ import ipaddress
 import os
 from dataclasses import dataclass, replace
 
-from probe_exporter.config.sql import IPNetwork, SQLModule, TargetAlias
-from probe_exporter.probers.addr import ResolveError, resolve_addresses
+from probe_exporter.config.sql import SQLModule, TargetAlias
 from probe_exporter.probers.base import BadRequest
+from probe_exporter.probers.net.addr import ResolveError, resolve_addresses
 
 # Characters that could smuggle credentials, options or extra hosts into a DSN or conninfo
 # (libpq takes comma-separated host lists; `@`, `?`, `#` restructure a URL).
@@ -107,14 +107,9 @@ def _split_host_port(target: str, default_port: int | None) -> tuple[str, int | 
     return host, int(port_text)
 
 
-def _ip_allowed(address: str, networks: list[IPNetwork]) -> bool:
-    ip = ipaddress.ip_address(address.partition("%")[0])
-    return any(ip in network for network in networks)
-
-
 def _is_ip(text: str) -> bool:
     try:
-        ipaddress.ip_address(text)
+        ipaddress.ip_address(text.partition("%")[0])
     except ValueError:
         return False
     return True
@@ -126,19 +121,14 @@ async def _check_host(endpoint: Endpoint, sql: SQLModule) -> Endpoint:
             raise BadRequest("this module has credentials but no target_allow")
         return endpoint
     assert endpoint.host is not None
-    networks, globs = sql.target_allow_rules()
-    if _is_ip(endpoint.host):
-        if _ip_allowed(endpoint.host, networks):
-            return endpoint
-        raise BadRequest(f"target {endpoint.display!r} is not allowed by this module (target_allow)")
-    host = endpoint.host.lower().rstrip(".")
-    if any(fnmatch.fnmatchcase(host, pattern) for pattern in globs):
+    policy = sql.target_allow_policy()  # the allowed_targets model: CIDRs for IP literals, globs for names
+    if policy.allows_host(endpoint.host, endpoint.port):
         return endpoint
-    if networks:
+    if not _is_ip(endpoint.host) and policy.has_networks:
         # A name is allowed when every address it resolves to is; we then dial the checked address,
         # so a second lookup cannot point somewhere else (DNS rebinding).
         addresses = await _resolve(endpoint.host)
-        if addresses and all(_ip_allowed(a, networks) for a in addresses):
+        if addresses and all(policy.allows_address(a) for a in addresses):
             return replace(endpoint, connect_address=addresses[0])
     raise BadRequest(f"target {endpoint.display!r} is not allowed by this module (target_allow)")
 

@@ -9,7 +9,7 @@ import pytest
 
 from probe_exporter.config import Config, load_config
 from probe_exporter.exposition import collect_sorted, render_text
-from probe_exporter.runner import run_probe
+from probe_exporter.pipeline import run_probe
 from tests.probers.snmp import recordings
 
 # The reference spec's §4.4 expected output (verified against snmp_exporter), sample lines only.

@@ -13,8 +13,8 @@ from pysnmp.proto.api import v1, v2c
 
 from probe_exporter.config import Config, load_config
 from probe_exporter.exposition import collect_sorted, render_text
+from probe_exporter.pipeline import run_probe
 from probe_exporter.probers.snmp import ber, engine, values
-from probe_exporter.runner import run_probe
 
 VALUES: list[Any] = [
     rfc1902.Integer32(-5), rfc1902.Integer32(2147483647), rfc1902.Integer32(0),

@@ -11,8 +11,8 @@ from pysnmp.proto import rfc1902
 
 from probe_exporter.config import Config, load_config
 from probe_exporter.exposition import collect_sorted, render_text
+from probe_exporter.pipeline import run_probe
 from probe_exporter.probers.snmp import scrape as scrape_module
-from probe_exporter.runner import run_probe
 
 ROOT = (1, 3, 6, 1, 4, 1, 99999, 1)
 

@@ -131,13 +131,12 @@ def write_config(tmp_path: Path, sql_block: str, metrics: str, *, timeout: str =
 
 
 def assert_inside_deadline(text: str, started: float, deadline: float) -> None:
-    """The probe finished at its deadline by its own clock (probe_duration_seconds, with 0.1 s of
-    scheduling slack for a loaded machine), and the HTTP answer came soon after (the wall-clock slack
-    covers the exporter's HTTP path). Both still catch a probe that waited for the server: the fault
-    tests make it sleep 10 s."""
-    assert value(text, "probe_duration_seconds") < deadline + 0.1
+    """The probe finished at its deadline by its own clock (probe_duration_seconds), and the HTTP answer
+    came soon after. The slack (1 s, 3 s) is for a loaded CI machine, not a performance claim: both
+    still catch a probe that waited for the server, which the fault tests make sleep 10 s."""
+    assert value(text, "probe_duration_seconds") < deadline + 1.0
     elapsed = time.monotonic() - started
-    assert elapsed < deadline + 1.0, elapsed
+    assert elapsed < deadline + 3.0, elapsed
 
 
 def metric_lines(text: str, name: str) -> list[str]:

@@ -6,7 +6,6 @@ import asyncio
 import time
 from pathlib import Path
 
-from probe_exporter.probers.sql import limits
 from probe_exporter.probers.sql.cache import CollectorCache, CollectorResult, QueryStat
 from probe_exporter.probers.sql.rows import SampleData
 
@@ -47,11 +46,14 @@ async def test_single_flight_lock_table_does_not_grow() -> None:
 
 
 async def test_per_target_slots_are_bounded(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr(limits, "_MAX_TARGET_KEYS", 10)
-    state = limits.ProberState()
+    from probe_exporter import limits as shared_limits
+
+    monkeypatch.setattr(shared_limits, "MAX_TARGET_KEYS", 10)
+    limiter = shared_limits.ProbeLimiter(0)
     for i in range(50):
-        state.target_semaphore("m", f"t{i}", 1)
-    assert len(state.target_slots) == 10
+        async with limiter.slot("m", target=f"t{i}", target_limit=1):
+            pass
+    assert limiter.target_keys() == 10
 
 
 async def test_a_broken_collector_file_fails_the_reload_and_keeps_the_old_config(tmp_path: Path) -> None:

@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from probe_exporter.probers.sql import limits
-
 from .conftest import REPO, assert_inside_deadline, exporter_for, gauge, metric_lines, value, wait_until
 
 SLOW = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) AS n FROM c"
@@ -190,25 +188,26 @@ async def test_single_flight_runs_a_cached_collector_once(tmp_path: Path, databa
     assert sorted(age == 0 for age in ages) == [False, False, False, False, True], ages
 
 
-async def _target_slot_taken() -> bool:
-    return any(slot.locked() for (module, _), slot in limits.state().target_slots.items()
-               if module.startswith("lite:"))
-
-
 async def test_waiting_for_a_target_slot_counts_against_the_deadline(tmp_path: Path, database: Path) -> None:
     config = write_module(tmp_path, gauge("slow", SLOW), timeout="1s",
                           extra="      max_concurrency_per_target: 1\n")
     async with exporter_for(config) as exporter:
+
+        async def target_slot_taken() -> bool:
+            return 'probe_exporter_probes_in_flight{module="lite"} 1\n' in (await exporter.http.get("/metrics")).text
+
         holder = asyncio.create_task(exporter.probe("lite", "app", debug="true"))
-        assert await wait_until(_target_slot_taken)  # the holder runs its query before the second probe comes
-        started = time.monotonic()
+        assert await wait_until(target_slot_taken)  # the holder runs its query before the second probe comes
         # Prometheus' header leaves this probe 1.0 - 0.5 (offset) = 0.5 s: less than the holder keeps the slot.
-        queued = (await exporter.probe("lite", "app", scrape_timeout=1.0, debug="true")).text
-        assert_inside_deadline(queued, started, 0.5)
+        queued = await exporter.probe("lite", "app", scrape_timeout=1.0, debug="true")
         held = (await holder).text
+        metrics = (await exporter.http.get("/metrics")).text
     assert "Query timed out" in held
-    assert "Queued too long" in queued and value(queued, "probe_success") == 0
-    assert value(queued, "probe_sql_queue_wait_seconds") > 0.3
+    # The exporter's own limit, not the database: 503 with the reason, never probe_success 0.
+    assert queued.status_code == 503
+    assert queued.text == ("Probe could not start before its deadline (0.5s): max_concurrency_per_target 1 "
+                           "reached, 0 other probes of this module waiting\n")
+    assert 'probe_exporter_probes_not_started_total{module="lite",reason="target_limit"} 1' in metrics
 
 
 async def test_parallel_connections_keep_fast_queries_from_waiting_on_slow_ones(tmp_path: Path,

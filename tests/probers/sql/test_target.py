@@ -102,3 +102,19 @@ async def test_sqlalchemy_display_masks_password_parameters() -> None:
                  target_allow=["10.0.0.0/8"])
     spec = build_spec(sql, await resolve_target("10.0.0.5:1433", sql))
     assert spec.display == "mssql+pymssql://10.0.0.5/db?password=***&timeout=3"
+
+
+async def test_target_allow_is_the_allowed_targets_model() -> None:
+    """The same entries as a module's allowed_targets (host globs with a port included), plus SQL's
+    resolution of names into allowed networks."""
+    from probe_exporter.limits import TargetPolicy
+
+    entries = ["10.0.0.0/8", "*.db.example:6432"]
+    sql = module(auth={"username": "u"}, target_allow=entries)
+    assert (await resolve_target("pg.db.example:6432", sql)).port == 6432
+    with pytest.raises(BadRequest, match="not allowed"):
+        await resolve_target("pg.db.example:5432", sql)
+    for target, allowed in (("10.1.1.1:5432", True), ("pg.db.example:6432", True), ("pg.db.example:5432", False)):
+        assert TargetPolicy(entries).allows(target, "sql") is allowed
+    with pytest.raises(ValueError, match=r"invalid CIDR '10.0.0.0/33' in target_allow"):
+        module(target_allow=["10.0.0.0/33"])

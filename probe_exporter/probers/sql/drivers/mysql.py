@@ -13,11 +13,14 @@ import math
 import ssl
 from typing import Any
 
-import aiomysql
-import pymysql
-
+from probe_exporter.extras import required
+from probe_exporter.modulecache import CacheKey
 from probe_exporter.probers.sql.drivers.base import QueryResult, QueryTimeout
 from probe_exporter.probers.sql.spec import ConnectSpec
+
+with required("mysql"):
+    import aiomysql
+    import pymysql
 
 _SSL_KEYS = ("ssl_ca", "ssl_cert", "ssl_key", "ssl_verify")
 _KILL_CONNECT_TIMEOUT = 1.0
@@ -28,7 +31,8 @@ def _ssl_context(spec: ConnectSpec) -> ssl.SSLContext | None:
     settings = tuple((key, spec.options[key]) for key in _SSL_KEYS if key in spec.options)
     if not settings:
         return None
-    context: ssl.SSLContext = spec.cached(f"sql.mysql.ssl:{settings}", lambda: _build_ssl_context(dict(settings)))
+    context: ssl.SSLContext = spec.cached(CacheKey[ssl.SSLContext](f"sql.mysql.ssl:{settings}"),
+                                          lambda: _build_ssl_context(dict(settings)))
     return context
 
 

@@ -7,11 +7,13 @@ import asyncio
 import math
 from typing import Any
 
-import psycopg
-from psycopg import pq
-
+from probe_exporter.extras import required
 from probe_exporter.probers.sql.drivers.base import QueryResult, QueryTimeout
 from probe_exporter.probers.sql.spec import APPLICATION_NAME, ConnectSpec
+
+with required("postgresql"):
+    import psycopg
+    from psycopg import pq
 
 
 def _option_value(value: str) -> str:

@@ -13,6 +13,7 @@ import math
 import time
 from typing import Any
 
+from probe_exporter.extras import required
 from probe_exporter.probers.sql.drivers.base import QueryResult, QueryTimeout, WorkerPool
 from probe_exporter.probers.sql.drivers.sqlite import open_read_only
 from probe_exporter.probers.sql.spec import ConnectSpec
@@ -24,12 +25,10 @@ _STOP_WAIT = 0.1
 
 
 def _engine(spec: ConnectSpec, timeout: float) -> Any:
-    try:
+    with required("sqlalchemy"):
         from sqlalchemy import create_engine
         from sqlalchemy.engine import make_url
         from sqlalchemy.pool import NullPool
-    except ImportError:
-        raise RuntimeError("the sqlalchemy driver needs the extra: pip install probe-exporter[sqlalchemy]") from None
     url = make_url(spec.url or "")
     if spec.username is not None:
         url = url.set(username=spec.username)

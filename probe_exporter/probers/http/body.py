@@ -185,9 +185,11 @@ class BodyReader:
             if keep:
                 chunks.append(data[:allowed])
             raise BodyError("http: request body too large")
+        if keep and self._kept + len(data) > MAX_KEPT_BODY:
+            # Counted up to the bound, so the count does not depend on how the body was cut into chunks.
+            self.count += MAX_KEPT_BODY - self._kept
+            raise BodyError(f"body larger than {MAX_KEPT_BODY >> 20}MiB to match against: set body_size_limit")
         self.count += len(data)
         if keep:
             self._kept += len(data)
-            if self._kept > MAX_KEPT_BODY:
-                raise BodyError(f"body larger than {MAX_KEPT_BODY >> 20}MiB to match against: set body_size_limit")
             chunks.append(data)

@@ -1,21 +1,23 @@
-"""What an HTTP module builds once and reuses for every probe: SSL context, network backend,
-proxy choice, static headers, credentials and the OAuth2 token cache (prometheus/common's
-HTTPClientConfig, as blackbox's http prober uses it).
+"""What an HTTP module builds once and reuses for every probe: the exchange path, SSL context,
+network backend, proxy choice, static headers, credentials and the OAuth2 token cache
+(prometheus/common's HTTPClientConfig, as blackbox's http prober uses it).
 
-Each probe hop gets a connection of its own (`connect`), never a pooled one: blackbox disables
-keep-alive, and a shared HTTP/2 connection would hide connect/TLS time and reuse another probe's SNI.
+Each probe hop gets a connection of its own, never a pooled one: blackbox disables keep-alive, and a
+shared HTTP/2 connection would hide connect/TLS time and reuse another probe's SNI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import ipaddress
 import json
 import os
 import ssl
 import time
 import urllib.parse
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import httpcore
@@ -23,7 +25,10 @@ import httpx
 
 from probe_exporter.config.blackbox import HTTPProbe, OAuth2, ProxyConfig
 from probe_exporter.config.tls import TLSConfig
-from probe_exporter.probers.http_stream import AsyncioBackend
+from probe_exporter.probers.http.exchange import HopRequest, HopResponse, core_exchange
+from probe_exporter.probers.http.lean import lean_exchange
+from probe_exporter.probers.http.stream import AsyncioBackend
+from probe_exporter.probers.net.hostport import ip_literal
 
 USER_AGENT = "Blackbox-Exporter/0.28.0"
 
@@ -128,10 +133,7 @@ class ProxyChoice:
         host = host.lower().strip("[]")
         if host == "localhost":
             return ""
-        try:
-            address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(host)
-        except ValueError:
-            address = None
+        address = ip_literal(host)
         if address is not None and address.is_loopback:
             return ""
         for rule in self.rules:
@@ -242,6 +244,35 @@ class OAuth2Tokens:
             await self._client.aclose()
 
 
+# --- the exchange path ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExchangePath:
+    """How a module's hops are made, chosen once per module (its debug output names it)."""
+
+    name: str  # "lean", "httpcore" or "http3"
+    reason: str
+
+
+# Differential tests run every module that may take either path on the one named here; None: each
+# module's own choice.
+FORCED_PATH: str | None = None
+
+
+def choose_path(cfg: HTTPProbe) -> ExchangePath:
+    if cfg.enable_http3:
+        return ExchangePath("http3", "enable_http3: HTTP/3 over QUIC (aioquic)")
+    if cfg.proxy_url or cfg.proxy_from_environment:
+        return ExchangePath("httpcore", "a proxy is configured: httpcore tunnels through it (HTTP CONNECT)")
+    if FORCED_PATH == "httpcore":
+        return ExchangePath("httpcore", "forced (differential test)")
+    if cfg.enable_http2:
+        return ExchangePath("lean", "no proxy, no HTTP/3: HTTP/1.1 on asyncio and httptools; an https server "
+                                    "that picks h2 by ALPN goes on on httpcore's HTTP/2 connection")
+    return ExchangePath("lean", "no proxy, no HTTP/3, HTTP/2 disabled: HTTP/1.1 on asyncio and httptools")
+
+
 # --- the per-module client -------------------------------------------------------------------------
 
 
@@ -250,6 +281,7 @@ class ModuleClient:
 
     def __init__(self, cfg: HTTPProbe) -> None:
         self.cfg = cfg
+        self.path = choose_path(cfg)
         self.backend: httpcore.AsyncNetworkBackend = AsyncioBackend()
         self._ssl_context: ssl.SSLContext | None = None
         tls = cfg.tls_config
@@ -290,6 +322,8 @@ class ModuleClient:
             # Offer TLS 1.2 suites in Go's default order, so a server that follows the client's
             # preference picks what it would pick for blackbox_exporter (probe_tls_cipher_info).
             context.set_ciphers(GO_TLS12_CIPHERS)
+            # What httpcore offers too (it sets the list again on each of its connections).
+            context.set_alpn_protocols(["http/1.1", "h2"] if self.http2 else ["http/1.1"])
             self._ssl_context = context
         return self._ssl_context
 
@@ -327,10 +361,10 @@ class ModuleClient:
             self._static_auth = headers
         return headers
 
-    def connect(self, scheme: str, host: str, port: int) -> HopConnection | httpcore.AsyncHTTPProxy:
+    def connect(self, scheme: str, host: str, port: int) -> httpcore.AsyncHTTPConnection | httpcore.AsyncHTTPProxy:
         """A fresh connection for one hop (direct or through the configured proxy)."""
         if self.cfg.enable_http3:
-            from probe_exporter.probers.http3 import HTTP3Connection
+            from probe_exporter.probers.http.http3 import HTTP3Connection
 
             return HTTP3Connection(host, port, self.cfg.tls_config, self.ssl_context)  # type: ignore[return-value]
         proxy = self.proxy.proxy_for(scheme, host, port) if self.proxy.configured else ""
@@ -340,57 +374,24 @@ class ModuleClient:
                 pool = self._proxy_pools[proxy] = _proxy_pool(proxy, self.cfg, self.ssl_context, self.backend)
             return pool
         origin = httpcore.Origin(scheme.encode(), host.encode(), port)
-        return HopConnection(origin=origin, ssl_context=self.ssl_context if scheme == "https" else None,
-                             http1=True, http2=self.http2 and scheme == "https", network_backend=self.backend)
+        return httpcore.AsyncHTTPConnection(origin=origin, ssl_context=self.ssl_context if scheme == "https" else None,
+                                            http1=True, http2=self.http2 and scheme == "https",
+                                            network_backend=self.backend)
 
-    def is_pool(self, connection: object) -> bool:
-        return isinstance(connection, httpcore.AsyncHTTPProxy)
+    def exchange_for(self, scheme: str, host: str, port: int) -> Callable[[HopRequest], Awaitable[HopResponse]]:
+        """How one hop to scheme://host:port is made: the lean exchange, or on httpcore's (or HTTP/3's)
+        connection of its own, or through the configured proxy's pool."""
+        if self.path.name == "lean":
+            return functools.partial(lean_exchange, ssl_context=self.ssl_context if scheme == "https" else None)
+        connection = self.connect(scheme, host, port)
+        owns = not isinstance(connection, httpcore.AsyncHTTPProxy)
+        return functools.partial(core_exchange, connection, owns)
 
     async def aclose(self) -> None:
         for pool in self._proxy_pools.values():
             await pool.aclose()
         if self.oauth2 is not None:
             await self.oauth2.aclose()
-
-
-class _UnsharedLock:
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
-
-
-_UNSHARED = _UnsharedLock()
-
-
-class HopConnection(httpcore.AsyncHTTPConnection):
-    """httpcore's connection for one probe hop, without its locks.
-
-    httpcore guards a connection with anyio locks because a pool may hand it to several requests; a
-    hop's connection carries exactly one, and every anyio acquire is a trip through the event loop:
-    ~7% more probes/s without them (bench/http, concurrency 50, anyio 4.16). This is
-    AsyncHTTPConnection.handle_async_request without its request lock, giving the HTTP/1.1 connection
-    none either (ALPN picks HTTP/2 or not; HTTP/2, rare in probes, keeps httpcore's connection as is).
-    tests/probers/test_http_client.py fails when an httpcore release moves what this relies on."""
-
-    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
-        if self._connection is None:
-            try:
-                stream = await self._connect(request)
-            except BaseException:
-                self._connect_failed = True
-                raise
-            ssl_object = stream.get_extra_info("ssl_object")
-            if ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2":
-                self._connection = httpcore.AsyncHTTP2Connection(origin=self._origin, stream=stream,
-                                                                 keepalive_expiry=self._keepalive_expiry)
-            else:
-                connection = httpcore.AsyncHTTP11Connection(origin=self._origin, stream=stream,
-                                                            keepalive_expiry=self._keepalive_expiry)
-                connection._state_lock = _UNSHARED  # type: ignore[assignment]
-                self._connection = connection
-        return await self._connection.handle_async_request(request)
 
 
 def _proxy_pool(proxy: str, cfg: HTTPProbe, ssl_context: ssl.SSLContext,

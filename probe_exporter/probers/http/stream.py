@@ -10,32 +10,27 @@ Eyeballs), which uvloop's create_connection cannot do.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import select
 import socket
 import ssl
 from collections.abc import Iterable
 from typing import Any
 
 import httpcore
-from httpcore._backends.base import SOCKET_OPTION
-from httpcore._utils import is_socket_readable
+
+from probe_exporter.probers.net.hostport import ip_literal
+
+# httpcore's socket option triple (or quadruple), as its network backend interface takes them.
+SocketOption = tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
 
 
-def _is_ip_literal(host: str) -> bool:
-    # inet_pton is ~20x cheaper than ipaddress.ip_address, which only a scoped IPv6 address needs.
-    for family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            socket.inet_pton(family, host)
-        except (OSError, ValueError):
-            continue
+def _socket_readable(sock: socket.socket | None) -> bool:
+    """Whether a socket has data or an EOF waiting (a closed or missing one counts as readable)."""
+    if sock is None or sock.fileno() < 0:
         return True
-    if "%" not in host:
-        return False
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
@@ -115,7 +110,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if info == "is_readable":
             # An idle connection is "readable" when the peer closed it or sent something unasked;
             # the reader may already hold what the socket had.
-            return self._reader.at_eof() or is_socket_readable(self._writer.get_extra_info("socket"))
+            return self._reader.at_eof() or _socket_readable(self._writer.get_extra_info("socket"))
         return None
 
 
@@ -125,8 +120,8 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
 
     async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
                           local_address: str | None = None,
-                          socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.AsyncNetworkStream:
-        if not _is_ip_literal(host):
+                          socket_options: Iterable[SocketOption] | None = None) -> httpcore.AsyncNetworkStream:
+        if ip_literal(host) is None:
             return await self._by_name.connect_tcp(host, port, timeout, local_address, socket_options)
         local_addr = (local_address, 0) if local_address else None
         try:
@@ -151,7 +146,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         return AsyncioStream(reader, writer)
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[SOCKET_OPTION] | None = None) -> httpcore.AsyncNetworkStream:
+                                  socket_options: Iterable[SocketOption] | None = None) -> httpcore.AsyncNetworkStream:
         return await self._by_name.connect_unix_socket(path, timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:

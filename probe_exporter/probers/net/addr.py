@@ -6,9 +6,12 @@ import asyncio
 import ipaddress
 import socket
 import time
+from typing import Protocol
 
 from probe_exporter.logs import ProbeLog
-from probe_exporter.probe_metrics import ProbeMetrics
+from probe_exporter.probe_metrics import GaugeVec, ProbeMetrics
+from probe_exporter.probers import resolver
+from probe_exporter.probers.net.hostport import ip_literal
 
 _FNV_OFFSET = 0x811C9DC5
 _FNV_PRIME = 0x01000193
@@ -30,10 +33,15 @@ class ResolveError(Exception):
 
 async def resolve_addresses(host: str, family: int = socket.AF_UNSPEC) -> list[str]:
     """Addresses for host in resolver order; an IP literal resolves to itself without a lookup."""
-    try:
-        return [str(ipaddress.ip_address(host.strip("[]")))]
-    except ValueError:
-        pass
+    literal = ip_literal(host.strip("[]"))
+    if literal is not None:
+        return [str(literal)]
+    module_resolver = resolver.current()
+    if module_resolver is not None:  # the module's dns_server, in place of the system resolver
+        try:
+            return await module_resolver.resolve(host, family)
+        except resolver.LookupFailed as err:
+            raise ResolveError(str(err)) from None
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(host, None, family=family, type=socket.SOCK_STREAM)
@@ -92,3 +100,27 @@ async def choose_protocol(host: str, preferred: str, fallback: bool, metrics: Pr
     hash_gauge.set(ip_hash(chosen))
     log.info("Resolved target address", target=host, ip=chosen)
     return chosen, lookup_time
+
+
+class AddressChoice(Protocol):
+    """The two settings of a prober block (tcp, dns, grpc, icmp) that pick the address family."""
+
+    @property
+    def preferred_ip_protocol(self) -> str: ...
+
+    @property
+    def ip_protocol_fallback(self) -> bool: ...
+
+
+async def resolve_host(host: str, cfg: AddressChoice, metrics: ProbeMetrics, log: ProbeLog,
+                       durations: GaugeVec | None = None) -> str | None:
+    """choose_protocol for a prober: the chosen ip, or None with the failure logged. The lookup time
+    goes to `durations`' `resolve` phase (probe_<prober>_duration_seconds) when given."""
+    try:
+        ip, lookup_time = await choose_protocol(host, cfg.preferred_ip_protocol, cfg.ip_protocol_fallback, metrics, log)
+    except ResolveError as err:
+        log.error("Error resolving address", err=str(err))
+        return None
+    if durations is not None:
+        durations.labels("resolve").add(lookup_time)
+    return ip

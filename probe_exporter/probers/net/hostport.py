@@ -1,22 +1,39 @@
-"""Targets of the network probers: Go's net.SplitHostPort / JoinHostPort, which the tcp, dns and grpc
-targets are parsed with, and the address choice every IP prober starts with."""
+"""Targets of the network probers, as text: Go's net.SplitHostPort / JoinHostPort, which every `host:port`
+target is parsed with (tcp, dns, grpc, snmp, dns_server entries; target policies), and the one IP-literal
+check. A leaf: it imports nothing of the package, so every layer may use it."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
-from typing import Protocol
 
-from probe_exporter.logs import ProbeLog
-from probe_exporter.probe_metrics import ProbeMetrics
-from probe_exporter.probers.addr import ResolveError, choose_protocol
+
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """host as an address when it is an IP literal (IPv4, IPv6, IPv6 with a `%zone`; no brackets), else None.
+
+    The one IP-literal check: target policies, the resolvers and the HTTP prober's redirects use it."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
 
 
 class HostPortError(ValueError):
     """The target is not `host:port`; the message is Go's AddrError text."""
 
 
-def split_host_port(target: str) -> tuple[str, str]:
-    """`host:port` or `[v6]:port` -> (host, port), with Go's error messages."""
+def split_host_port(target: str, default_port: str | None = None) -> tuple[str, str]:
+    """`host:port` or `[v6]:port` -> (host, port), with Go's error messages (HostPortError).
+
+    The one host:port parser. Without `default_port` it is Go's net.SplitHostPort: the port must be
+    there (it may be empty: `host:` gives ""). With `default_port`, a target without a port is accepted
+    too: `host`, `[v6]` and a bare IPv6 address (`::1`, `fe80::1%eth0`) give (host, default_port)."""
+    if default_port is not None:
+        if target.startswith("[") and target.endswith("]") and target.count("]") == 1:
+            return target[1:-1], default_port
+        bare = "[" not in target and "]" not in target
+        if bare and (":" not in target or ip_literal(target) is not None):
+            return target, default_port
     if target.startswith("["):
         end = target.find("]")
         if end < 0:
@@ -56,23 +73,3 @@ def port_number(port: str) -> int:
         return socket.getservbyname(port)
     except OSError:
         raise HostPortError(f"lookup port {port!r}: unknown port") from None
-
-
-class AddressChoice(Protocol):
-    """The two settings of a prober block (tcp, dns, grpc, icmp) that pick the address family."""
-
-    @property
-    def preferred_ip_protocol(self) -> str: ...
-
-    @property
-    def ip_protocol_fallback(self) -> bool: ...
-
-
-async def resolve_host(host: str, cfg: AddressChoice, metrics: ProbeMetrics,
-                       log: ProbeLog) -> tuple[str, float] | None:
-    """choose_protocol for a prober: (ip, lookup seconds), or None with the failure logged."""
-    try:
-        return await choose_protocol(host, cfg.preferred_ip_protocol, cfg.ip_protocol_fallback, metrics, log)
-    except ResolveError as err:
-        log.error("Error resolving address", err=str(err))
-        return None

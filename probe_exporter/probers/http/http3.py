@@ -20,30 +20,29 @@ import httpcore
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from probe_exporter.config.tls import TLSConfig
+from probe_exporter.extras import MissingExtra, required
 
+# Without the http3 extra the module still imports (an HTTP/3 module loads); each HTTP/3 hop then fails
+# with the MissingExtra below as its reason.
+_missing: MissingExtra | None = None
 try:
-    from aioquic.asyncio.client import connect as quic_connect
-    from aioquic.asyncio.protocol import QuicConnectionProtocol
-    from aioquic.h3.connection import H3_ALPN, H3Connection
-    from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
-    from aioquic.quic.configuration import QuicConfiguration
-    from aioquic.quic.events import ConnectionTerminated, QuicEvent
-    from aioquic.tls import CipherSuite
-except ImportError:  # pragma: no cover - aioquic is a dependency; keep the error clear if it is missing
+    with required("http3"):
+        from aioquic.asyncio.client import connect as quic_connect
+        from aioquic.asyncio.protocol import QuicConnectionProtocol
+        from aioquic.h3.connection import H3_ALPN, H3Connection
+        from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
+        from aioquic.quic.configuration import QuicConfiguration
+        from aioquic.quic.events import ConnectionTerminated, QuicEvent
+        from aioquic.tls import CipherSuite
+except MissingExtra as err:
     QuicConnectionProtocol = object  # type: ignore[assignment,misc]
-    AVAILABLE = False
-else:
-    AVAILABLE = True
-
-
-class HTTP3Unavailable(Exception):
-    pass
+    _missing = err
 
 
 def quic_configuration(tls: TLSConfig, server_name: str) -> Any:
     """aioquic's client configuration from a prometheus/common tls_config (TLS 1.3 is QUIC's only version)."""
-    if not AVAILABLE:
-        raise HTTP3Unavailable("HTTP/3 needs the aioquic package")
+    if _missing is not None:
+        raise _missing
     config = QuicConfiguration(is_client=True, alpn_protocols=H3_ALPN, server_name=server_name)
     config.verify_mode = ssl.CERT_NONE if tls.insecure_skip_verify else ssl.CERT_REQUIRED
     if tls.ca:

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from probe_exporter import registry, runner
+from probe_exporter import pipeline, registry
 from probe_exporter.config import Config, Module, load_config
 from probe_exporter.config.secrets import secret_values
 from probe_exporter.logs import ProbeLog, mask_target
+from probe_exporter.pipeline import compute_timeout
 from probe_exporter.probers.base import ProbeContext, Prober
-from probe_exporter.runner import compute_timeout
 
 
 # blackbox_exporter's TestTimeoutIsSetCorrectly vectors: (module timeout, header, offset) -> timeout
@@ -62,9 +62,27 @@ async def test_an_internal_prober_error_never_logs_a_secret(tmp_path: Path, monk
     monkeypatch.setattr(registry, "get", lambda name: Prober(name=name, probe=broken_probe))
     caplog.set_level(logging.DEBUG, logger="probe_exporter")
     monkeypatch.setattr(logging.getLogger("probe_exporter"), "propagate", True)
-    outcome = await runner.run_probe("m", module, "http://u:hunter2-pass@127.0.0.1:9/", 1.0, config=config)
+    outcome = await pipeline.run_probe("m", module, "http://u:hunter2-pass@127.0.0.1:9/", 1.0, config=config)
     assert not outcome.success
     assert "hunter2" not in outcome.reason + outcome.log.text() + outcome.target
     assert "RuntimeError" in outcome.reason
     records = "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in caplog.records)
     assert "prober raised" in records and "hunter2" not in records
+
+
+async def test_event_loop_lag_is_sampled_and_sees_a_blocked_loop() -> None:
+    import asyncio
+    import time
+
+    from probe_exporter.selfmetrics import SelfMetrics
+
+    metrics = SelfMetrics()
+    sampler = asyncio.create_task(metrics.sample_event_loop_lag(interval=0.01))
+    await asyncio.sleep(0.05)
+    time.sleep(0.2)  # noqa: ASYNC251 - on purpose: a callback hogging the loop makes the next sample late
+    await asyncio.sleep(0.05)
+    sampler.cancel()
+    count = metrics.registry.get_sample_value("probe_exporter_event_loop_lag_seconds_count")
+    total = metrics.registry.get_sample_value("probe_exporter_event_loop_lag_seconds_sum")
+    assert count is not None and count >= 3
+    assert total is not None and total >= 0.15
