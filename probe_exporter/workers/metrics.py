@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import resource
+import struct
 import time
 import warnings
 from collections.abc import Iterable, Iterator
@@ -103,7 +104,9 @@ class ExporterWideRegistry(CollectorRegistry):
         for _ in range(FILE_RACE_RETRIES):
             try:
                 return list(self._files.collect())  # type: ignore[no-untyped-call]
-            except FileNotFoundError:  # the parent removed a dead worker's gauge file between glob and open
+            # The parent removed a dead worker's gauge file between glob and open, or a starting worker's
+            # file is still empty (prometheus_client creates it, then sizes it).
+            except (FileNotFoundError, struct.error):
                 continue
         return list(self._files.collect())  # type: ignore[no-untyped-call]
 
