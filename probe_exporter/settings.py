@@ -137,11 +137,12 @@ class Settings:
         "--probes.max-concurrency", "Probes running at once over all modules; more wait within their deadline, "
         "and one that cannot start in time gets HTTP 503 (default: as many as the open-files limit holds, "
         "(limit - 64) / 2; 0 unlimited).", parse=non_negative_int))
-    web_workers: int = field(default=1, metadata=flag(
-        "--web.workers", "Worker processes serving the listen addresses (default 1). Each worker has its own "
-        "/metrics, history (/logs, landing page) and concurrency limits: --probes.max-concurrency and "
-        "max_concurrency apply per worker. SIGHUP, /-/reload and SIGTERM reach all of them.",
-        metavar="N", parse=positive_int))
+    web_workers: int = field(default=0, metadata=flag(
+        "--web.workers", "Worker processes serving the listen addresses (default 0: one per CPU this process "
+        "may use). They fork from one process that loaded the config, and act as one exporter: /metrics, "
+        "history (/logs, landing page), /config and the concurrency limits cover all of them; SIGHUP, "
+        "/-/reload and SIGTERM reach all of them, and a worker that dies is replaced.",
+        metavar="N", parse=non_negative_int))
     web_read_header_timeout: float = field(default=10.0, metadata=flag(
         "--web.read-header-timeout", "Close a connection whose request head has not arrived in this long, "
         "e.g. 10s (default 10s).", metavar="DURATION", parse=positive_seconds))
