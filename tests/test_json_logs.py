@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port
-from tests.exporter_process import ExporterProcess, non_json_lines
+from tests.support.exporter_process import ExporterProcess, non_json_lines
+from tests.support.paths import REPO
+from tests.support.ports import free_port
 
 EXTRA_MODULES = """\
 modules:

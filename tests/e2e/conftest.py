@@ -42,9 +42,9 @@ import pytest
 import trustme
 import yaml
 
-from tests.conftest import REPO
-from tests.probers._servers_dns import DNSServer, dns_server
 from tests.probers.snmp import agents
+from tests.support.dns_server import DNSServer, dns_server
+from tests.support.paths import REPO
 
 EXAMPLE_CONFIG = REPO / "prometheus.example.yml"
 EXAMPLE_EXPORTER_ADDRESS = "localhost:10115"  # what the example's relabeling points at

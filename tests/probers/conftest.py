@@ -24,7 +24,7 @@ import pytest
 import pytest_asyncio
 import trustme
 
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 # --- requests and responses ------------------------------------------------------------------------
 

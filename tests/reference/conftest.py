@@ -18,13 +18,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from probe_exporter.config import load_config
 from probe_exporter.exposition import collect_sorted, render_text
 from probe_exporter.pipeline import run_probe
-from tests.conftest import free_port
 from tests.probers.conftest import (  # noqa: F401 - fixtures, used by name
     http_server,
     https_h1_server,
     https_server,
     tls_material,
 )
+from tests.support.ports import free_port
 
 BLACKBOX_BINARY = Path("/usr/bin/prometheus-blackbox-exporter")
 REQUIRES_BLACKBOX = [pytest.mark.reference, pytest.mark.skipif(

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from probe_exporter.probers.snmp import ber
-from tests.conftest import free_port
 from tests.probers.snmp import recordings
+from tests.support.ports import free_port
 
 SNMPSIM = Path(sys.executable).with_name("snmpsim-command-responder")
 
