@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from probe_exporter.probers.net.tls_info import GO_ZERO_TIME, go_name_string, iana_cipher_name
-from tests.probers.conftest import LocalServer, Resp, TLSMaterial
 from tests.support.http_probe import probe
+from tests.support.http_server import LocalServer, Resp, TLSMaterial
 
 # Every case runs on both exchange paths (the lean HTTP/1.1 one and httpcore).
 pytestmark = pytest.mark.usefixtures("http_path")

@@ -25,10 +25,9 @@ from probe_exporter.pipeline import run_probe
 from tests.probers.snmp.conftest import snmpsim_agent, test_auths_yml  # noqa: F401
 from tests.support.dns_server import dns_server
 from tests.support.grpc_server import grpc_health_server
+from tests.support.http_server import LocalServer, Resp
 from tests.support.network_probe import log_text, names
 from tests.support.tcp_servers import send_lines, serve
-
-from .conftest import LocalServer, Resp
 
 
 @dataclass

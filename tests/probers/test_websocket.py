@@ -15,9 +15,8 @@ from typing import Any
 from websockets.asyncio.server import Request, Response, ServerConnection, serve
 
 from probe_exporter.config import load_config
+from tests.support.http_server import LocalServer, Resp, TLSMaterial
 from tests.support.network_probe import ADDRESS_METRICS, ALWAYS, LOOPBACK_V4_HASH, log_text, names, probe, value
-
-from .conftest import LocalServer, Resp, TLSMaterial
 
 WS_METRICS = {"probe_websocket_status_code", "probe_websocket_connection_upgraded",
               "probe_websocket_failed_due_to_regex", "probe_websocket_duration_seconds"}
