@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.reference.conftest import REQUIRES_BLACKBOX, assert_same_samples, blackbox_exporter, probe_both
+from tests.support.blackbox_reference import REQUIRES_BLACKBOX, assert_same_samples, blackbox_exporter, probe_both
 from tests.support.http_server import LocalServer, Req, Resp, Takeover, TLSMaterial, redirect
 from tests.support.ports import free_port
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.reference.conftest import REQUIRES_BLACKBOX, assert_same_samples, blackbox_exporter, probe_both
+from tests.support.blackbox_reference import REQUIRES_BLACKBOX, assert_same_samples, blackbox_exporter, probe_both
 from tests.support.dns_server import dns_server
 from tests.support.grpc_server import NOT_SERVING, SERVING, grpc_health_server
 from tests.support.ports import free_port
