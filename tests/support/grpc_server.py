@@ -16,7 +16,7 @@ SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-class RecordingHealth(health.aio.HealthServicer):
+class RecordingHealth(health.aio.HealthServicer):  # type: ignore[misc]  # grpc_health ships no types
     """The stock servicer, remembering the metadata of every Check."""
 
     def __init__(self) -> None:

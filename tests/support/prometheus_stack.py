@@ -88,7 +88,7 @@ def derive_job(example: dict[str, Any], wanted: ProbeJob, exporter_address: str,
     source = by_name.get(wanted.example_job or wanted.name)
     if source is None:
         pytest.fail(f"prometheus.example.yml has no job {wanted.example_job or wanted.name!r}")
-    job = copy.deepcopy(source)
+    job: dict[str, Any] = copy.deepcopy(source)
     job["job_name"] = wanted.name
     job["static_configs"] = [{"targets": targets if targets is not None else list(wanted.expect)}]
     # The example's per-job pacing is for production (60 s); the test's global or the ProbeJob's applies.
