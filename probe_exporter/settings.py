@@ -70,6 +70,14 @@ def auto_reload_interval(text: str) -> float:
     return seconds
 
 
+def positive_seconds(text: str) -> float:
+    """Whole seconds or a Go duration, as auto_reload_interval reads them, and more than 0."""
+    seconds = auto_reload_interval(text)
+    if seconds == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return seconds
+
+
 BOTH = (SERVE, PROBE)
 
 
@@ -89,6 +97,10 @@ class Settings:
     snmp_wrap_large_counters: bool = field(default=True, metadata=flag(
         "--snmp.wrap-large-counters", "Wrap 64-bit SNMP counters at 2^53 so float64 keeps them exact, "
         "as snmp_exporter does.", commands=BOTH, negatable=True))
+    snmp_module_concurrency: int = field(default=1, metadata=flag(
+        "--snmp.module-concurrency", "SNMP modules of one request walked at once, as snmp_exporter (default 1); "
+        "each has its own session and request IDs, and results merge in module order.", commands=BOTH,
+        parse=positive_int))
     expand_environment_variables: bool = field(default=False, metadata=flag(
         "--config.expand-environment-variables", "Expand ${VAR} in SNMP auth username, password and "
         "priv_password.", commands=BOTH))
@@ -130,6 +142,12 @@ class Settings:
         "/metrics, history (/logs, landing page) and concurrency limits: --probes.max-concurrency and "
         "max_concurrency apply per worker. SIGHUP, /-/reload and SIGTERM reach all of them.",
         metavar="N", parse=positive_int))
+    web_read_header_timeout: float = field(default=10.0, metadata=flag(
+        "--web.read-header-timeout", "Close a connection whose request head has not arrived in this long, "
+        "e.g. 10s (default 10s).", metavar="DURATION", parse=positive_seconds))
+    web_max_connections: int = field(default=0, metadata=flag(
+        "--web.max-connections", "Open connections at most; one more evicts the longest-waiting half-open or "
+        "idle one, or is closed at once (default 0: half the open-files limit).", parse=non_negative_int))
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:

@@ -28,7 +28,7 @@ LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (3, ("probers",)),
     (2, ("config", "settings")),
     (1, ("registry", "extras", "modulecache", "logs", "exposition", "selfmetrics", "probe_metrics", "gotext",
-         "history", "limits", "openfiles", "probers.net.hostport", "__init__")),
+         "history", "limits", "openfiles", "masking", "probers.net.hostport", "__init__")),
 ]
 
 

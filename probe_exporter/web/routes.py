@@ -142,7 +142,7 @@ async def probe_logs(request: Request) -> Response:
             return plain_error(400, "Probe module filter only works in conjunction with target parameter")
         return plain_error(400, "Probe id or target must be defined as http query parameters")
     if probe_id:
-        if not probe_id.isdigit():
+        if not (probe_id.isascii() and probe_id.isdigit() and len(probe_id) <= 19):  # int() limits; ids are int64
             return plain_error(400, "Invalid probe id")
         record = history.by_id(int(probe_id))
         if record is None:
