@@ -10,8 +10,8 @@ import brotli
 import pytest
 
 from probe_exporter.config.loader import ConfigError
-from tests.probers.conftest import LocalServer, Req, Resp, Takeover, TLSMaterial, redirect
-from tests.probers.httpprobe import http_module, probe
+from tests.support.http_probe import http_module, probe
+from tests.support.http_server import LocalServer, Req, Resp, Takeover, TLSMaterial, redirect
 
 # Every case runs on both exchange paths (the lean HTTP/1.1 one and httpcore).
 pytestmark = pytest.mark.usefixtures("http_path")

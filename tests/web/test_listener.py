@@ -19,8 +19,9 @@ import pytest
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from tests.conftest import REPO, free_port
-from tests.e2e.conftest import stop_process
+from tests.support.paths import REPO
+from tests.support.ports import free_port
+from tests.support.processes import stop_process
 
 SOFT_OPEN_FILES = 1024
 HALF_OPEN = 1100

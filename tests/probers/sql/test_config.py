@@ -13,8 +13,8 @@ from probe_exporter.config import ConfigError
 from probe_exporter.config.loader import load_config
 from probe_exporter.config.render import config_as_yaml
 from probe_exporter.config.sql import load_collector_file
-
-from .conftest import DATA, REPO
+from tests.support.paths import REPO
+from tests.support.sql_probe import DATA
 
 # Collector files in sql_exporter's format: our own test files and the shipped ones.
 COLLECTOR_FILES = sorted(glob.glob(str(DATA / "collectors" / "*.yml"))
