@@ -415,11 +415,17 @@ class TargetPolicy:
 ALLOWED_TARGETS = CacheKey["TargetPolicy"]("allowed_targets")
 
 
-def check_target(module_name: str, module: object, target: str) -> None:
-    """Raise TargetNotAllowed unless the module's allowed_targets cover `target`."""
+def target_policy(module: object) -> TargetPolicy | None:
+    """The module's compiled allowed_targets, or None when it has none (every target allowed). Probers
+    that go on to other targets by themselves (HTTP redirects) check each one against it."""
     entries: list[str] = getattr(module, "allowed_targets", [])
     if not entries:
-        return
-    prober: str = getattr(module, "prober", "")
-    policy = module.cached(ALLOWED_TARGETS, lambda: TargetPolicy(entries))  # type: ignore[attr-defined]
-    policy.check(target, module_name, prober)
+        return None
+    return module.cached(ALLOWED_TARGETS, lambda: TargetPolicy(entries))  # type: ignore[attr-defined,no-any-return]
+
+
+def check_target(module_name: str, module: object, target: str) -> None:
+    """Raise TargetNotAllowed unless the module's allowed_targets cover `target`."""
+    policy = target_policy(module)
+    if policy is not None:
+        policy.check(target, module_name, getattr(module, "prober", ""))

@@ -31,6 +31,9 @@ from probe_exporter.probers.http.stream import AsyncioBackend
 from probe_exporter.probers.net.hostport import ip_literal
 
 USER_AGENT = "Blackbox-Exporter/0.28.0"
+# Headers that carry credentials whatever block sets them: never sent to an origin other than the first
+# unless the module sets follow_redirects_with_credentials.
+CREDENTIAL_HEADERS = frozenset((b"Authorization", b"Proxy-Authorization", b"Cookie", b"X-Api-Key"))
 
 # crypto/tls defaultCipherSuites (Go 1.23+, AES hardware), by their OpenSSL names. TLS 1.3 suites are
 # not configurable from Python's ssl module and keep OpenSSL's order.
@@ -305,6 +308,11 @@ class ModuleClient:
         self.headers = headers
         # common's auth round trippers leave a request alone that already has an Authorization header.
         self.user_sets_authorization = any(k == b"Authorization" for k, _ in headers)
+        # What stays behind on a redirect to another origin: the names above, and http_headers whose
+        # values come from secrets or files.
+        self.credential_headers = CREDENTIAL_HEADERS | {
+            canonical_header_key(name).encode() for name, header in (cfg.http_headers or {}).items()
+            if header.secrets or header.files}
         self.compression = cfg.compression.lower()
         self.oauth2 = OAuth2Tokens(cfg.oauth2) if cfg.oauth2 is not None else None
         self._static_auth: list[tuple[bytes, bytes]] | None = None
