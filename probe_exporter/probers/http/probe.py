@@ -24,6 +24,7 @@ from probe_exporter.logs import ProbeLog, mask_target
 from probe_exporter.modulecache import CacheKey
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers.base import BadRequest, ProbeContext
+from probe_exporter.probers.http import body as http_body
 from probe_exporter.probers.http import hops
 from probe_exporter.probers.http.client import ModuleClient
 from probe_exporter.probers.http.exchange import HopRequest, HopResponse, describe
@@ -114,6 +115,7 @@ class _Hop:
 
 async def probe_http(ctx: ProbeContext) -> bool:
     metrics, log = ctx.metrics, ctx.log
+    http_body.BODY_BUDGET.limit = ctx.settings.body_memory_limit  # one flag for the whole process
     gauges = Gauges(metrics, ctx.module.http)
     start = await _prepare(ctx, gauges, metrics, log)
     if start is None:
