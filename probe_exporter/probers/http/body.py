@@ -202,16 +202,16 @@ BODY_BUDGET = MemoryBudget(256 << 20)
 
 class BodyReader:
     """Pulls a response body through the decoder and the size limit; `count` is what came out. What it
-    keeps counts against the process's MemoryBudget until `release()`."""
+    keeps counts against `budget` (the probes pass the process's) until `release()`."""
 
     __slots__ = ("_budget", "_decoder", "_kept", "_limit", "_stream", "count")
 
     def __init__(self, stream: AsyncIterator[bytes], decoder: _Decoder | None, limit: int,
-                 budget: MemoryBudget = BODY_BUDGET) -> None:
+                 budget: MemoryBudget | None = None) -> None:
         self._stream = stream
         self._decoder = decoder
         self._limit = limit
-        self._budget = budget
+        self._budget = budget if budget is not None else MemoryBudget(0)
         self._kept = 0
         self.count = 0
 

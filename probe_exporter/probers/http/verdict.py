@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from probe_exporter.config.blackbox import HTTPProbe
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import Gauge, ProbeMetrics
-from probe_exporter.probers.http.body import BodyError, BodyReader, decoder_for
+from probe_exporter.probers.http.body import BODY_BUDGET, BodyError, BodyReader, decoder_for
 from probe_exporter.probers.http.client import ModuleClient
 from probe_exporter.probers.http.exchange import HopResponse, describe
 from probe_exporter.probers.http.timings import Trace
@@ -202,7 +202,7 @@ async def check_response(response: HopResponse, client: ModuleClient, cfg: HTTPP
             cel_gauge.set(1)
     else:
         wants_regex = success and has_regex
-        reader = BodyReader(response.body(), decoder, cfg.body_size_limit)
+        reader = BodyReader(response.body(), decoder, cfg.body_size_limit, BODY_BUDGET)
         try:
             success, body_bytes = await _check_body(reader, wants_regex, success, cfg, regex_gauge, cel_gauge, log)
         finally:
