@@ -3,6 +3,7 @@ servers on loopback, on both exchange paths (lean and httpcore)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -134,3 +135,15 @@ def test_refused_redirect_through_probe_endpoint(tmp_path: Path, http_server: Lo
     assert f"redirect to {masked} is not in allowed_targets" in response.text
     assert "pw-9" not in response.text
     assert outside_host.connections == 0
+
+
+async def test_oauth2_token_stays_with_the_first_origin(http_server: LocalServer, http_path: str,
+                                                        outside_host: CaptureServer) -> None:
+    token_body = json.dumps({"access_token": TOKEN, "token_type": "bearer", "expires_in": 3600}).encode()
+    token_url = http_server.route(lambda req: Resp(headers=[("Content-Type", "application/json")], body=token_body))
+    url = _redirecting(http_server, f"http://127.0.0.2:{outside_host.port}/cap")
+    result = await probe(url, {"oauth2": {"client_id": "c", "client_secret": "s", "token_url": token_url}})
+    assert result.success, result.log
+    assert http_server.seen(url)[0].header("authorization") == f"Bearer {TOKEN}"
+    (received,) = outside_host.requests
+    assert TOKEN.encode() not in received and b"authorization" not in received.lower()
