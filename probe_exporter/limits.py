@@ -33,6 +33,7 @@ from probe_exporter.modulecache import CacheKey
 
 if TYPE_CHECKING:
     from probe_exporter.selfmetrics import SelfMetrics
+    from probe_exporter.workers.slots import SharedSlots
 
 # --- concurrency -------------------------------------------------------------------------------------
 
@@ -132,6 +133,8 @@ class ProbeLimiter:
         self._targets: OrderedDict[tuple[str, str], tuple[int, asyncio.Semaphore]] = OrderedDict()
         self._metrics = metrics
         self.queued: dict[str, int] = {}
+        # --web.workers: slots counted over every worker (set by workers/cluster.py); None in one process.
+        self.shared: SharedSlots | None = None
 
     def _module_semaphore(self, module_name: str, limit: int) -> asyncio.Semaphore | None:
         if limit <= 0:
@@ -187,6 +190,7 @@ class ProbeLimiter:
             return
         start = time.monotonic()
         held_target = held_module = held_global = False
+        shared_held: list[str] = []  # --web.workers: slots counted over every worker (workers/slots.py)
         self._queue_change(module_name, +1)
         try:
             if target_semaphore is not None:
@@ -197,12 +201,21 @@ class ProbeLimiter:
                 wait.stage = MODULE_LIMIT
                 await module_semaphore.acquire()
                 held_module = True
+                if self.shared is not None:
+                    await self.shared.acquire(module_name, module_limit)
+                    shared_held.append(module_name)
             if self._global is not None:
                 wait.stage = GLOBAL_LIMIT
                 await self._global.acquire(module_name)
                 held_global = True
+                if self.shared is not None:
+                    await self.shared.acquire(self.shared.GLOBAL, self.max_concurrent)
+                    shared_held.append(self.shared.GLOBAL)
             wait.stage = ""
         except BaseException:
+            self._release_shared(shared_held)
+            if held_global and self._global is not None:
+                self._global.release(module_name)
             if held_module and module_semaphore is not None:
                 module_semaphore.release()
             if held_target and target_semaphore is not None:
@@ -216,12 +229,18 @@ class ProbeLimiter:
         try:
             yield wait.waited
         finally:
+            self._release_shared(shared_held)
             if held_global and self._global is not None:
                 self._global.release(module_name)
             if held_module and module_semaphore is not None:
                 module_semaphore.release()
             if held_target and target_semaphore is not None:
                 target_semaphore.release()
+
+    def _release_shared(self, names: list[str]) -> None:
+        if self.shared is not None:
+            for name in names:
+                self.shared.release(name)
 
     def _queue_change(self, module_name: str, delta: int) -> None:
         count = self.queued.get(module_name, 0) + delta

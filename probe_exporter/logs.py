@@ -11,6 +11,8 @@ import time
 from types import TracebackType
 from typing import Any
 
+from probe_exporter.masking import mask
+
 LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 
 logger = logging.getLogger("probe_exporter")
@@ -39,6 +41,13 @@ def _level_name(record: logging.LogRecord) -> str:
     return {"WARNING": "warn", "CRITICAL": "error"}.get(record.levelname, record.levelname.lower())
 
 
+def _masked(value: Any, secrets: frozenset[str] = frozenset()) -> Any:
+    """A field value as it may be shown: numbers as they are, anything else as masked text."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return mask(value if type(value) is str else str(value), secrets)
+
+
 def _record_fields(formatter: logging.Formatter, record: logging.LogRecord) -> dict[str, Any]:
     """One line's fields. A record from a library (uvicorn, asyncio, warnings) names its logger; a
     traceback, a stack and a message of several lines (asyncio's) stay inside their field."""
@@ -53,7 +62,8 @@ def _record_fields(formatter: logging.Formatter, record: logging.LogRecord) -> d
         fields["err"] = record.exc_text
     if record.stack_info:
         fields["stack"] = formatter.formatStack(record.stack_info)
-    return fields
+    # The safety net for every process log line: no URL password or password-like parameter shows.
+    return {key: _masked(value) for key, value in fields.items()}
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -149,20 +159,9 @@ def log(level: int, msg: str, **fields: Any) -> None:
 _PROBE_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error"}
 
 
-def scrub(text: str, secrets: frozenset[str]) -> str:
-    """`text` with every secret value replaced by <secret>."""
-    for value in secrets:
-        if value in text:
-            text = text.replace(value, "<secret>")
-    return text
-
-
-_USERINFO_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^/@\s]*@")
-
-
-def mask_target(target: str) -> str:
-    """The target as logs and pages show it: a URL's `user:password@` becomes `user:<secret>@`."""
-    return _USERINFO_PASSWORD.sub(r"\1<secret>@", target) if "@" in target else target
+# The names the rest of the code calls; both are the one masking function (probe_exporter.masking).
+scrub = mask
+mask_target = mask
 
 
 class ProbeLog:
@@ -185,8 +184,8 @@ class ProbeLog:
         self.first_error = ""
 
     def _emit(self, level: int, msg: str, fields: dict[str, Any]) -> None:
-        if self.secrets and "err" in fields:
-            fields["err"] = scrub(str(fields["err"]), self.secrets)
+        if "err" in fields:  # library text: masked now, as it becomes the probe's failure reason
+            fields["err"] = mask(str(fields["err"]), self.secrets)
         self.entries.append((time.time(), level, msg, fields))
         if prober_level is not None:
             if level >= prober_level:
@@ -214,5 +213,6 @@ class ProbeLog:
         for created, level, msg, fields in self.entries:
             line = {"time": _timestamp(created), "level": _PROBE_LEVEL_NAMES[level], "msg": msg,
                     **self.context, **fields}
-            out.append(" ".join(f"{key}={_logfmt_value(value)}" for key, value in line.items()) + "\n")
+            out.append(" ".join(f"{key}={_logfmt_value(_masked(value, self.secrets))}"
+                                for key, value in line.items()) + "\n")
         return "".join(out)

@@ -82,6 +82,14 @@ def byte_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
+def positive_seconds(text: str) -> float:
+    """Whole seconds or a Go duration, as auto_reload_interval reads them, and more than 0."""
+    seconds = auto_reload_interval(text)
+    if seconds == 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return seconds
+
+
 BOTH = (SERVE, PROBE)
 
 
@@ -101,6 +109,10 @@ class Settings:
     snmp_wrap_large_counters: bool = field(default=True, metadata=flag(
         "--snmp.wrap-large-counters", "Wrap 64-bit SNMP counters at 2^53 so float64 keeps them exact, "
         "as snmp_exporter does.", commands=BOTH, negatable=True))
+    snmp_module_concurrency: int = field(default=1, metadata=flag(
+        "--snmp.module-concurrency", "SNMP modules of one request walked at once, as snmp_exporter (default 1); "
+        "each has its own session and request IDs, and results merge in module order.", commands=BOTH,
+        parse=positive_int))
     expand_environment_variables: bool = field(default=False, metadata=flag(
         "--config.expand-environment-variables", "Expand ${VAR} in SNMP auth username, password and "
         "priv_password.", commands=BOTH))
@@ -139,13 +151,21 @@ class Settings:
         "(limit - 64) / 2; 0 unlimited).", parse=non_negative_int))
     body_memory_limit: int = field(default=256 << 20, metadata=flag(
         "--probes.body-memory-limit", "Bytes of HTTP response bodies held for regex/CEL matching at once, over "
-        "the whole exporter (per worker); a probe whose body would pass it fails (default 256MiB, 0 unlimited).",
+        "the whole exporter (each of N workers holds 1/N of it); a probe whose body would pass it fails "
+        "(default 256MiB, 0 unlimited).",
         commands=BOTH, metavar="SIZE", parse=byte_size))
-    web_workers: int = field(default=1, metadata=flag(
-        "--web.workers", "Worker processes serving the listen addresses (default 1). Each worker has its own "
-        "/metrics, history (/logs, landing page) and concurrency limits: --probes.max-concurrency and "
-        "max_concurrency apply per worker. SIGHUP, /-/reload and SIGTERM reach all of them.",
-        metavar="N", parse=positive_int))
+    web_workers: int = field(default=0, metadata=flag(
+        "--web.workers", "Worker processes serving the listen addresses (default 0: one per CPU this process "
+        "may use). They fork from one process that loaded the config, and act as one exporter: /metrics, "
+        "history (/logs, landing page), /config and the concurrency limits cover all of them; SIGHUP, "
+        "/-/reload and SIGTERM reach all of them, and a worker that dies is replaced.",
+        metavar="N", parse=non_negative_int))
+    web_read_header_timeout: float = field(default=10.0, metadata=flag(
+        "--web.read-header-timeout", "Close a connection whose request head has not arrived in this long, "
+        "e.g. 10s (default 10s).", metavar="DURATION", parse=positive_seconds))
+    web_max_connections: int = field(default=0, metadata=flag(
+        "--web.max-connections", "Open connections at most; one more evicts the longest-waiting half-open or "
+        "idle one, or is closed at once (default 0: half the open-files limit).", parse=non_negative_int))
 
 
 def parse_listen_address(address: str) -> tuple[str, int]:

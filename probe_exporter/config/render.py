@@ -9,6 +9,7 @@ import yaml
 
 from probe_exporter.config.loader import Config
 from probe_exporter.config.module import Module
+from probe_exporter.masking import mask_tree
 
 # libyaml's emitter: the full generated snmp.yml (2 MB) renders ~3x faster than with the pure-Python
 # one. The only difference in output is that an empty-string key is written `'':`, not `? ''`.
@@ -39,7 +40,7 @@ def module_dict(module: Module) -> dict[str, Any]:
     # Only the prober's own block is meaningful; blackbox shows the defaults of the others too,
     # but they only add noise.
     keep = {"prober", "timeout", "max_concurrency", "allowed_targets", module.prober}
-    data = {k: v for k, v in data.items() if k in keep}
+    data = mask_tree({k: v for k, v in data.items() if k in keep})  # URL passwords, Authorization-like headers
     if module.prober == "snmp" and module.snmp is not None:
         data["snmp"] = module.snmp.model_dump(mode="json")
     cleaned: dict[str, Any] = _omit_empty(data)

@@ -13,14 +13,15 @@ import glob
 import os
 import re
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 from pydantic import Field, PlainSerializer, PrivateAttr, field_validator, model_validator
 
 from probe_exporter.config.errors import ConfigError, validate_model
-from probe_exporter.config.types import SECRET_MARK, ModelDuration, Secret, StrictModel
+from probe_exporter.config.types import ModelDuration, Secret, StrictModel
 from probe_exporter.config.yamlfile import LineMap, load_yaml_file
 from probe_exporter.limits import TargetPolicy
+from probe_exporter.masking import SECRET_MARK, is_secret_parameter, mask, url_secrets
 
 METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
 LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -243,48 +244,36 @@ class TargetAlias(StrictModel):
         return self
 
 
-_SECRET_OPTION_WORDS = ("password", "passwd", "pwd", "secret", "token")
+# The template's placeholders, filled with stand-ins to check at load that the DSN parses as a URL.
+_PLACEHOLDER_STAND_INS = {"[{host}]": "[::1]", "{host}": "host", "{port}": "1", "{target}": "target", "{path}": "path",
+                          "{database}": "database"}
+DSN_UNPARSABLE = ("dsn does not parse as a URL (scheme://user:password@host:port/database?options): "
+                  "percent-encode any of : / ? # @ [ ] in the user name and password")
 
 
-def is_secret_option(key: str) -> bool:
-    """A connection option or DSN parameter that holds a credential (password, sslpassword, ...)."""
-    return any(word in key.lower() for word in _SECRET_OPTION_WORDS)
-
-
-def dsn_secrets(dsn: str) -> list[str]:
-    """Credentials written into a URL-style DSN: its password and password-like query parameters."""
+def check_dsn_parses(dsn: str) -> str:
+    """`dsn`, or a ValueError that quotes no part of it: a DSN that a URL parser splits in the wrong
+    place (an unencoded `#` in the password) would put part of the password where errors show it,
+    and hide the credentials from the check that a module with credentials has target_allow."""
+    rendered = dsn
+    for placeholder, stand_in in _PLACEHOLDER_STAND_INS.items():
+        rendered = rendered.replace(placeholder, stand_in)
     try:
-        parts = urlsplit(dsn)
+        parts = urlsplit(rendered)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
     except ValueError:
-        return []
-    found = [value for key, value in parse_qsl(parts.query) if is_secret_option(key) and value]
-    return [parts.password, *found] if parts.password else found
+        raise ValueError(DSN_UNPARSABLE) from None
+    if "://" not in rendered or parts.fragment or "@" in parts.path:
+        raise ValueError(DSN_UNPARSABLE)
+    return dsn
 
 
 def _mask_dsn(dsn: str | None) -> str | None:
-    return None if dsn is None else mask_dsn_password(dsn)
-
-
-def mask_dsn_password(dsn: str) -> str:
-    """`scheme://user:***@host/...?sslpassword=***`: no credential of a URL-style DSN shows."""
-    try:
-        parts = urlsplit(dsn)
-    except ValueError:
-        return "<unparseable dsn>"
-    masked = dsn
-    if parts.password is not None:
-        netloc = parts.netloc.rpartition("@")
-        user = netloc[0].partition(":")[0]
-        masked = masked.replace(parts.netloc, f"{user}:***@{netloc[2]}", 1)
-    if parts.query:
-        query = "&".join(f"{key}=***" if is_secret_option(key) else item
-                         for item in parts.query.split("&") for key in (item.partition("=")[0],))
-        masked = masked.replace("?" + parts.query, "?" + query, 1)
-    return masked
+    return None if dsn is None else mask(dsn)
 
 
 def _mask_options(options: dict[str, str]) -> dict[str, str]:
-    return {key: SECRET_MARK if is_secret_option(key) else value for key, value in options.items()}
+    return {key: SECRET_MARK if is_secret_parameter(key) else value for key, value in options.items()}
 
 
 MaskedDSN = Annotated[str | None, PlainSerializer(_mask_dsn)]
@@ -335,6 +324,11 @@ class SQLModule(StrictModel):
             raise ValueError(str(err).replace("in allowed_targets", "in target_allow")) from None
         return entries
 
+    @field_validator("dsn")
+    @classmethod
+    def _check_dsn(cls, dsn: str | None) -> str | None:
+        return None if dsn is None else check_dsn_parses(dsn)
+
     @field_validator("session")
     @classmethod
     def _check_session(cls, settings: dict[str, str]) -> dict[str, str]:
@@ -348,13 +342,13 @@ class SQLModule(StrictModel):
         if self.driver == "sqlalchemy" and not self.dsn:
             raise ValueError("dsn is required for the sqlalchemy driver")
         if self.has_credentials() and not (self.target_allow or self.target_allow_paths):
-            raise ValueError("a module with credentials needs target_allow (or target_allow_paths): without it, "
-                             "/probe would send the credentials to any host")
+            raise ValueError("a module with credentials needs target_allow, target_allow_paths or the module's "
+                             "allowed_targets: without one, /probe would send the credentials to any host")
         return self
 
     def has_credentials(self) -> bool:
-        dsn_credentials = bool(self.dsn) and bool(dsn_secrets(self.dsn or ""))
-        return dsn_credentials or self.auth is not None or any(is_secret_option(key) for key in self.options)
+        dsn_credentials = bool(self.dsn) and bool(url_secrets(self.dsn or ""))
+        return dsn_credentials or self.auth is not None or any(is_secret_parameter(key) for key in self.options)
 
     @property
     def loaded_collectors(self) -> list[Collector]:

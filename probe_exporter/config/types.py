@@ -21,6 +21,7 @@ from pydantic_core import core_schema
 
 from probe_exporter.config import goyaml
 from probe_exporter.gotext import go_quote
+from probe_exporter.masking import SECRET_MARK
 
 
 class StrictModel(BaseModel):
@@ -231,7 +232,6 @@ class Regex:
 
 # --- Secrets ---------------------------------------------------------------------------------------
 
-SECRET_MARK = "<secret>"
 
 
 class Secret:

@@ -101,6 +101,9 @@ def test_logs_endpoint_errors_match_blackbox(client: TestClient) -> None:
         "?id=1&target=x": (400, "Probe id and target can't be defined at the same time\n"),
         "?module=m": (400, "Probe module filter only works in conjunction with target parameter\n"),
         "?id=abc": (400, "Invalid probe id\n"),
+        "?id=" + "9" * 5000: (400, "Invalid probe id\n"),  # beyond Python's int-string limit (was a 500)
+        "?id=" + "1" * 20: (400, "Invalid probe id\n"),  # beyond int64, as Go's ParseInt refuses it
+        "?id=%C2%B2": (400, "Invalid probe id\n"),  # a Unicode digit int() refuses
         "?id=999999": (404, "Probe id not found\n"),
         "?target=nowhere": (404, "Probe target not found\n"),
     }

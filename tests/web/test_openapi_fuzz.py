@@ -34,6 +34,7 @@ from probe_exporter.web.app import create_app
 from probe_exporter.web.routes import PROBE_METHODS
 from tests.conftest import REPO
 from tests.e2e.conftest import free_port, running
+from tests.web.fuzz_common import fuzz_modules, is_number
 
 # Generated examples per operation (plus the explicit ones): 20 operations, 20-40 s in all.
 MAX_EXAMPLES = 60
@@ -44,30 +45,7 @@ SLOWEST_ANSWER_SECONDS = 5.0
 REQUEST_TIMEOUT_SECONDS = 15.0
 TIMEOUT_HEADER = "x-prometheus-scrape-timeout-seconds"
 
-FUZZ_MODULES = f"""
-auths:
-  public_v2: {{community: public, version: 2}}
-modules:
-  http_2xx: {{prober: http, timeout: 1s}}
-  tcp_connect: {{prober: tcp, timeout: 1s}}
-  dns_udp:
-    prober: dns
-    timeout: 1s
-    dns: {{query_name: example.org, preferred_ip_protocol: ip4}}
-  sqlite_demo:
-    prober: sql
-    timeout: 1s
-    sql:
-      driver: sqlite
-      targets: {{demo: {{seed_script: {REPO}/modules/sql/demo.sql}}}}
-      collector_files: [{REPO}/modules/sql/demo.collector.yml]
-  if_mib:
-    walk: [1.3.6.1.2.1.1.5]
-    timeout: 1s
-    retries: 0
-    metrics:
-    - {{name: sysName, oid: 1.3.6.1.2.1.1.5, type: DisplayString, help: The name of the node}}
-"""
+FUZZ_MODULES = fuzz_modules()
 
 
 def openapi_schema() -> dict[str, Any]:
@@ -139,19 +117,11 @@ def fuzzed_exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fuzzed
         yield FuzzedExporter(f"http://{address}", log)
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
 def documented_server_error(case: Case, body: str) -> bool:
     """The 500s kept from blackbox_exporter / snmp_exporter, each only where it applies."""
     headers = {name.lower(): value for name, value in (case.headers or {}).items()}
     if (case.path in ("/probe", "/snmp") and body.startswith("Failed to parse timeout from Prometheus header: ")
-            and headers.get(TIMEOUT_HEADER) and not _is_number(headers[TIMEOUT_HEADER])):
+            and headers.get(TIMEOUT_HEADER) and not is_number(headers[TIMEOUT_HEADER])):
         return True
     if case.path == "/snmp" and body.startswith("An error has occurred while serving metrics:"):
         return True

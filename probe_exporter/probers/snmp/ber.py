@@ -5,7 +5,7 @@ pyasn1 builds and clones a typed object per varbind field (60-85 µs of CPU per 
 pysnmp on top, most of an if_mib scrape); this reads the few shapes a response can have with
 slicing and int.from_bytes (~2.5 µs per varbind). Verified varbind-for-varbind against pysnmp's
 own encoder and decoder (tests/probers/snmp/test_ber.py, bench/snmp/bench_decode.py). Used by the
-community request path (community.py); SNMPv3 stays entirely on pysnmp.
+community request path (community.py) and, inside the USM envelope, by SNMPv3 (v3.py).
 """
 
 from __future__ import annotations
@@ -30,6 +30,10 @@ class BerError(ValueError):
     pass
 
 
+GET, GET_NEXT, GET_BULK = 0xA0, 0xA1, 0xA5
+RESPONSE, REPORT = 0xA2, 0xA8
+
+
 # Bytes of one OID arc, as gosnmp's parseBase128Int allows (35 bits; SNMP arcs are 32-bit).
 _MAX_ARC_BYTES = 5
 
@@ -45,7 +49,7 @@ def _length(data: bytes, pos: int) -> tuple[int, int]:
     return int.from_bytes(data[pos:pos + count], "big"), pos + count
 
 
-def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
+def tlv(data: bytes, pos: int) -> tuple[int, int, int]:
     """(tag, start of content, end of content)."""
     if pos >= len(data):
         raise BerError("truncated message")
@@ -60,6 +64,11 @@ def _tlv(data: bytes, pos: int) -> tuple[int, int, int]:
 def decode_oid(raw: bytes) -> tuple[int, ...]:
     if not raw:
         raise BerError("empty OID")
+    if raw.isascii():  # every arc below 128, one byte each: most OIDs of a walk, at C speed
+        first = raw[0]
+        if first < 40:
+            return (0, *raw)
+        return (1, first - 40, *raw[1:]) if first < 80 else (2, first - 80, *raw[1:])
     if raw[-1] & 0x80:
         raise BerError("truncated OID")
     arcs: list[int] = []
@@ -80,7 +89,7 @@ def decode_oid(raw: bytes) -> tuple[int, ...]:
     return (*head, *arcs[1:])
 
 
-def _signed(raw: bytes) -> int:
+def signed(raw: bytes) -> int:
     return int.from_bytes(raw, "big", signed=True) if raw else 0
 
 
@@ -89,14 +98,15 @@ def _unsigned(raw: bytes) -> int:
 
 
 def _value(tag: int, raw: bytes) -> Value:
+    # The common types first: counters and gauges fill most tables.
+    if tag == 0x41 or tag == 0x42 or tag == 0x43:  # Counter32, Gauge32/Unsigned32, TimeTicks
+        return UNSIGNED, int.from_bytes(raw, "big") & 0xFFFFFFFF
     if tag == 0x02:
-        return INTEGER, _signed(raw)
+        return INTEGER, signed(raw)
     if tag == 0x04:
         return OCTETS, raw
     if tag == 0x06:
         return OID, ".".join(map(str, decode_oid(raw)))
-    if tag in (0x41, 0x42, 0x43):  # Counter32, Gauge32/Unsigned32, TimeTicks
-        return UNSIGNED, _unsigned(raw) & 0xFFFFFFFF
     if tag == 0x46:
         return COUNTER64, _unsigned(raw) & 0xFFFFFFFFFFFFFFFF
     if tag == 0x40:
@@ -114,38 +124,66 @@ def _value(tag: int, raw: bytes) -> Value:
     return NULL, None
 
 
-def decode_response(data: bytes) -> tuple[int, bytes, int, int, int, list[tuple[tuple[int, ...], Value]]]:
-    """(version, community, request-id, error-status, error-index, varbinds) of a v1/v2c Response."""
-    tag, pos, end = _tlv(data, 0)
-    if tag != 0x30:
-        raise BerError("not a SEQUENCE")
-    tag, start, stop = _tlv(data, pos)
-    version = _signed(data[start:stop])
-    tag, start, stop = _tlv(data, stop)
-    community = data[start:stop]
-    tag, pos, end = _tlv(data, stop)
-    if tag != 0xA2:
-        raise BerError(f"not a Response PDU (tag 0x{tag:02x})")
+def decode_pdu(data: bytes, pos: int) -> tuple[int, int, int, int, list[tuple[tuple[int, ...], Value]]]:
+    """(tag, request-id, error-status, error-index, varbinds) of the PDU at `pos`."""
+    tag, pos, end = tlv(data, pos)
     fields = []
     for _ in range(3):
-        _, start, stop = _tlv(data, pos)
-        fields.append(_signed(data[start:stop]))
+        _, start, stop = tlv(data, pos)
+        fields.append(signed(data[start:stop]))
         pos = stop
-    tag, pos, end = _tlv(data, pos)
+    _, pos, end = tlv(data, pos)
+    return tag, fields[0], fields[1], fields[2], _varbinds(data, pos, end)
+
+
+def _varbinds(data: bytes, pos: int, end: int) -> list[tuple[tuple[int, ...], Value]]:
+    """The varbind list's content, data[pos:end]; short-form lengths read inline (the hot loop)."""
     varbinds: list[tuple[tuple[int, ...], Value]] = []
     append = varbinds.append
     while pos < end:
-        _, vb_start, vb_end = _tlv(data, pos)
-        _, oid_start, oid_end = _tlv(data, vb_start)
-        value_tag, value_start, value_end = _tlv(data, oid_end)
+        length = data[pos + 1]
+        if length < 0x80:
+            vb_start = pos + 2
+            vb_end = vb_start + length
+        else:
+            _, vb_start, vb_end = tlv(data, pos)
+        length = data[vb_start + 1]
+        if length < 0x80:
+            oid_start = vb_start + 2
+            oid_end = oid_start + length
+        else:
+            _, oid_start, oid_end = tlv(data, vb_start)
+        value_tag = data[oid_end]
+        length = data[oid_end + 1]
+        if length < 0x80:
+            value_start = oid_end + 2
+            value_end = value_start + length
+        else:
+            _, value_start, value_end = tlv(data, oid_end)
+        if value_end > vb_end or vb_end > end:
+            raise BerError("truncated message")
         append((decode_oid(data[oid_start:oid_end]), _value(value_tag, data[value_start:value_end])))
         pos = vb_end
-    return version, community, fields[0], fields[1], fields[2], varbinds
+    return varbinds
+
+
+def decode_response(data: bytes) -> tuple[int, bytes, int, int, int, list[tuple[tuple[int, ...], Value]]]:
+    """(version, community, request-id, error-status, error-index, varbinds) of a v1/v2c Response."""
+    tag, pos, _ = tlv(data, 0)
+    if tag != 0x30:
+        raise BerError("not a SEQUENCE")
+    tag, start, stop = tlv(data, pos)
+    version = signed(data[start:stop])
+    tag, start, stop = tlv(data, stop)
+    community = data[start:stop]
+    if stop >= len(data) or data[stop] != RESPONSE:
+        raise BerError(f"not a Response PDU (tag 0x{data[stop] if stop < len(data) else 0:02x})")
+    _, request_id, error_status, error_index, varbinds = decode_pdu(data, stop)
+    return version, community, request_id, error_status, error_index, varbinds
 
 
 # --- requests ----------------------------------------------------------------------------------------
 
-GET, GET_NEXT, GET_BULK = 0xA0, 0xA1, 0xA5
 
 
 def _encode_length(length: int) -> bytes:
@@ -155,12 +193,12 @@ def _encode_length(length: int) -> bytes:
     return bytes((0x80 | size,)) + length.to_bytes(size, "big")
 
 
-def _encode(tag: int, content: bytes) -> bytes:
+def encode_tlv(tag: int, content: bytes) -> bytes:
     return bytes((tag,)) + _encode_length(len(content)) + content
 
 
-def _encode_int(value: int) -> bytes:
-    return _encode(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+def encode_int(value: int) -> bytes:
+    return encode_tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
 
 
 def encode_oid(oid: tuple[int, ...]) -> bytes:
@@ -177,11 +215,16 @@ def encode_oid(oid: tuple[int, ...]) -> bytes:
     return bytes(out)
 
 
+def encode_pdu(pdu_type: int, request_id: int, oids: list[tuple[int, ...]], max_repetitions: int = 0) -> bytes:
+    """A request PDU with NULL values; GETBULK carries non-repeaters 0."""
+    varbinds = b"".join(encode_tlv(0x30, encode_tlv(0x06, encode_oid(oid)) + b"\x05\x00") for oid in oids)
+    second, third = (0, max_repetitions) if pdu_type == GET_BULK else (0, 0)
+    return encode_tlv(pdu_type, encode_int(request_id) + encode_int(second) + encode_int(third)
+                      + encode_tlv(0x30, varbinds))
+
+
 def encode_request(version: int, community: bytes, pdu_type: int, request_id: int, oids: list[tuple[int, ...]],
                    max_repetitions: int = 0) -> bytes:
-    """A v1 (version 0) or v2c (version 1) request; GETBULK carries non-repeaters 0."""
-    varbinds = b"".join(_encode(0x30, _encode(0x06, encode_oid(oid)) + b"\x05\x00") for oid in oids)
-    second, third = (0, max_repetitions) if pdu_type == GET_BULK else (0, 0)
-    pdu = _encode(pdu_type, _encode_int(request_id) + _encode_int(second) + _encode_int(third)
-                  + _encode(0x30, varbinds))
-    return _encode(0x30, _encode_int(version) + _encode(0x04, community) + pdu)
+    """A v1 (version 0) or v2c (version 1) request."""
+    pdu = encode_pdu(pdu_type, request_id, oids, max_repetitions)
+    return encode_tlv(0x30, encode_int(version) + encode_tlv(0x04, community) + pdu)

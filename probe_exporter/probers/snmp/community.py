@@ -3,7 +3,8 @@
 pysnmp's dispatcher decodes every response with pyasn1 (~85 µs of CPU per varbind, most of an
 if_mib scrape); community-based requests need none of its machinery (no USM, no discovery), so
 they take this path: one shared socket per address family for the process, responses matched by
-request-id and source address. SNMPv3 stays on pysnmp.
+request-id and source address. SNMPv3 messages share the sockets: they are matched by msgID and
+handed over raw, to be authenticated and decrypted by the requester (v3.py, engine.py).
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import random
 import socket
 from typing import Any
 
-from probe_exporter.probers.snmp import ber
+from probe_exporter.probers.snmp import ber, v3
 
-_Parsed = tuple[int, bytes, int, int, int, list[Any]]
+# A v1/v2c answer decoded (version, community, request-id, error-status, error-index, varbinds),
+# or a v3 message as received.
+_Parsed = tuple[int, bytes, int, int, int, list[Any]] | bytes
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -28,11 +31,17 @@ class _Protocol(asyncio.DatagramProtocol):
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        parsed: _Parsed
         try:
-            parsed = ber.decode_response(data)
+            msg_id = v3.peek_msg_id(data)
+            if msg_id is None:
+                parsed = ber.decode_response(data)
+                msg_id = parsed[2]
+            else:
+                parsed = data
         except (ber.BerError, IndexError, ValueError):
             return  # not an answer we can read: as if lost (the request times out)
-        entry = self.pending.get(parsed[2])
+        entry = self.pending.get(msg_id)
         if entry is None:
             return
         future, expected = entry
@@ -77,10 +86,27 @@ class CommunityTransport:
             self.pending[request_id] = (future, (address[0], address[1]))
         assert protocol.transport is not None
         protocol.transport.sendto(data, address)
+        if future.done():
+            return future, None if future.cancelled() else future.result()
+        # One waiter woken by the answer or by a timer: what wait_for(shield(future)) does, with
+        # less machinery per packet (a walk sends one request per 25 varbinds).
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        timer = loop.call_later(wait, wake)
+        future.add_done_callback(wake)
         try:
-            return future, await asyncio.wait_for(asyncio.shield(future), wait)
-        except TimeoutError:
-            return future, None
+            await waiter
+        finally:
+            timer.cancel()
+            future.remove_done_callback(wake)
+        if future.done() and not future.cancelled():
+            return future, future.result()
+        return future, None
 
     def done(self, request_id: int) -> None:
         entry = self.pending.pop(request_id, None)

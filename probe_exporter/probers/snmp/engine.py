@@ -7,12 +7,17 @@ We talk to pysnmp's message dispatcher directly instead of through hlapi's `bulk
 - retries are ours, so `snmp_scrape_packets_sent/_retried` are exact and every wait is cut to the
   probe's remaining time (pysnmp's own walk retries forever on timeout);
 - no per-varbind MIB resolution or ObjectType wrapping: responses come back as raw pyasn1 pairs.
+
+Since v1/v2c (community.py) and SNMPv3 (v3.py, usm.py) run on our own BER codec, pysnmp serves only
+what those do not cover, or everything when the switches below are off (tests compare both paths
+value for value).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,12 +31,17 @@ from pysnmp.proto.api import v2c
 from pysnmp.proto.error import StatusInformation
 from pysnmp.proto.proxy import rfc2576
 
+from probe_exporter import logs
 from probe_exporter.config.snmp import SnmpAuth
-from probe_exporter.probers.snmp import ber, stats, values
+from probe_exporter.probers.snmp import ber, stats, usm, v3, values
 from probe_exporter.probers.snmp.community import CommunityTransport
 
 # v1/v2c requests skip pysnmp's dispatcher and pyasn1 (see community.py); off: everything via pysnmp.
 FAST_COMMUNITY_PATH = True
+# SNMPv3 on our codec (USM in usm.py); off, or for an auth it does not cover: via pysnmp.
+FAST_V3_PATH = True
+# Agents whose engine ID and clock are remembered (v3 discovery); the oldest is forgotten first.
+MAX_ENGINE_STATES = 100_000
 
 _AUTH_PROTOCOLS = {
     "MD5": engine_config.USM_AUTH_HMAC96_MD5,
@@ -76,6 +86,8 @@ class Security:
     context_name: bytes
     # v1/v2c only: the community, for the fast request path (community.py); never printed.
     community: bytes | None = field(default=None, repr=False, compare=False)
+    # v3 only: the user for the fast USM path (None: pysnmp serves this auth).
+    user: v3.User | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -104,6 +116,7 @@ class Engine:
         self._security: dict[tuple[Any, ...], tuple[tuple[Any, ...], Security]] = {}
         self.loop = asyncio.get_running_loop()
         self.community = CommunityTransport()
+        self.v3_engines: dict[tuple[Any, ...], v3.EngineState] = {}
 
     def security(self, auth: SnmpAuth, context_name: str | None = None) -> Security:
         """Register `auth`'s credentials once (a community under a numbered name, never one derived
@@ -119,7 +132,8 @@ class Engine:
             return Security(mp_model, mp_model + 1, base.security_name, 1, b"", auth.community.reveal().encode())
         if base.context_name == context:
             return base
-        return Security(base.mp_model, base.security_model, base.security_name, base.security_level, context)
+        return Security(base.mp_model, base.security_model, base.security_name, base.security_level, context,
+                        user=base.user)
 
     def _register(self, auth: SnmpAuth, slot: tuple[Any, ...], replace: bool) -> Security:
         if auth.version in (1, 2):
@@ -139,7 +153,18 @@ class Engine:
         if level == "authPriv":
             priv_protocol, priv_key = _PRIV_PROTOCOLS[auth.priv_protocol], auth.priv_password.reveal()
         engine_config.add_v3_user(self.snmp, auth.username, auth_protocol, auth_key, priv_protocol, priv_key)
-        return Security(3, 3, auth.username.encode(), _LEVELS[level], b"")
+        user = v3.User.of(auth) if v3.covers(auth) else None
+        if user is None:
+            logs.log(logging.DEBUG, "SNMPv3 auth served by pysnmp: not covered by the fast path", user=auth.username,
+                     security_level=level, auth_protocol=auth.auth_protocol, priv_protocol=auth.priv_protocol)
+        return Security(3, 3, auth.username.encode(), _LEVELS[level], b"", user=user)
+
+    def remember_engine(self, address: tuple[Any, ...], state: v3.EngineState) -> None:
+        engines = self.v3_engines
+        engines.pop(address, None)
+        engines[address] = state
+        if len(engines) > MAX_ENGINE_STATES:
+            del engines[next(iter(engines))]
 
     def close(self) -> None:
         self.community.close()
@@ -172,7 +197,8 @@ class Session:
         self.exchange = exchange
         self.context_engine_id = context_engine_id
         self.version = {0: 1, 1: 2, 3: 3}[security.mp_model]
-        self.fast = FAST_COMMUNITY_PATH and security.community is not None
+        self.fast = (FAST_COMMUNITY_PATH and security.community is not None) or (
+            FAST_V3_PATH and security.user is not None)
 
     async def get(self, oids: list[tuple[int, ...]]) -> Response:
         if self.fast:
@@ -208,11 +234,21 @@ class Session:
             stats.STATS.retries.inc()
 
     async def _fast_request(self, pdu_type: int, oids: list[tuple[int, ...]], max_repetitions: int = 0) -> Response:
+        if self.security.user is not None:
+            return await self._v3_request(self.security.user, pdu_type, oids, max_repetitions)
         transport = self.engine.community
         request_id = transport.next_request_id()
         assert self.security.community is not None
         data = ber.encode_request(self.security.mp_model, self.security.community, pdu_type, request_id, oids,
                                   max_repetitions)
+        parsed = await self._exchange(data, request_id)
+        if isinstance(parsed, bytes):  # an SNMPv3 message whose msgID is our request-id
+            raise SnmpError("answer to a community request is an SNMPv3 message")
+        return Response(parsed[3], parsed[4], parsed[5])
+
+    async def _exchange(self, data: bytes, request_id: int) -> Any:
+        """Send `data` until answered, within the module's timeout and retries and the deadline."""
+        transport = self.engine.community
         loop = self.engine.loop
         attempt = 0
         future = None
@@ -230,7 +266,7 @@ class Session:
                     raise SnmpError(f"error sending request: {err}") from None
                 stats.STATS.packet_duration.observe(time.perf_counter() - started)
                 if parsed is not None:
-                    return Response(parsed[3], parsed[4], parsed[5])
+                    return parsed
                 if wait < self.timeout:
                     raise SnmpTimeout("request timeout (deadline reached)")
                 if attempt >= self.retries:
@@ -238,6 +274,85 @@ class Session:
                 attempt += 1
         finally:
             transport.done(request_id)
+
+    async def _v3_request(self, user: v3.User, pdu_type: int, oids: list[tuple[int, ...]],
+                          max_repetitions: int) -> Response:
+        """One request under USM: discovery when the agent's engine is not known yet, one resync on
+        notInTimeWindows, one rediscovery on unknownEngineID; other reports fail with their reason."""
+        transport = self.engine.community
+        request_id = transport.next_request_id()
+        pdu = ber.encode_pdu(pdu_type, request_id, oids, max_repetitions)
+        resynced = rediscovered = False
+        while True:
+            state = self.engine.v3_engines.get(self.address) or await self._discover()
+            msg_id = transport.next_request_id()
+            scoped = v3.scoped_pdu(state.engine_id if self.context_engine_id is None else self.context_engine_id,
+                                   self.security.context_name, pdu)
+            try:
+                message = v3.encode_message(msg_id, user, state, scoped, self.engine.loop.time())
+            except usm.UsmError as err:
+                raise SnmpError(str(err)) from None
+            answer = await self._exchange(message, msg_id)
+            if not isinstance(answer, bytes):  # a v1/v2c response whose request-id is our msgID
+                raise SnmpError("answer to an SNMPv3 request is not an SNMPv3 message")
+            incoming, opened = self._open(answer, user, state)
+            tag, response_id, error_status, error_index, varbinds = opened
+            if tag == ber.REPORT:
+                kind, reason = v3.report_kind(varbinds)
+                if kind == v3.NOT_IN_TIME_WINDOWS and not resynced:
+                    resynced = True
+                    state.boots, state.time, state.synced_at = incoming.boots, incoming.time, self.engine.loop.time()
+                    continue
+                if kind == v3.UNKNOWN_ENGINE_IDS and not rediscovered:
+                    rediscovered = True
+                    self.engine.v3_engines.pop(self.address, None)
+                    continue
+                raise SnmpError(reason)
+            if tag != ber.RESPONSE:
+                raise SnmpError(f"unexpected PDU type 0x{tag:02x} in the answer")
+            if user.level >= 2 and not incoming.flags & v3.FLAG_AUTH:
+                raise SnmpError("response is not authenticated")
+            if response_id != request_id:
+                raise SnmpError("response request-id does not match the request")
+            return Response(error_status, error_index, varbinds)
+
+    def _open(self, data: bytes, user: v3.User, state: v3.EngineState) -> tuple[v3.Incoming, tuple[Any, ...]]:
+        """Authenticate and decrypt a v3 answer; an authentic one keeps the agent's clock current."""
+        try:
+            incoming = v3.decode_message(data)
+            if incoming.flags & v3.FLAG_AUTH:
+                if user.level < 2:
+                    raise SnmpError("authenticated answer for a user without authentication")
+                if incoming.engine_id != state.engine_id:
+                    # Not ours to check: keys for a new engine ID cost 1 MB of hashing each.
+                    raise SnmpError("authenticated answer from an unexpected engine ID")
+                if not v3.authentic(data, incoming, user):
+                    raise SnmpError("response failed authentication (wrong auth password or auth protocol)")
+                if incoming.engine_id == state.engine_id:
+                    state.learn(incoming.boots, incoming.time, self.engine.loop.time())
+            opened = v3.open_scoped(incoming, user if incoming.flags & v3.FLAG_AUTH else None)
+        except (ber.BerError, IndexError, ValueError) as err:
+            raise SnmpError(f"undecodable SNMPv3 answer: {err}") from None
+        return incoming, opened[2:]
+
+    async def _discover(self) -> v3.EngineState:
+        """RFC 3414 §4: an empty noAuthNoPriv request; the report names the engine and its clock."""
+        transport = self.engine.community
+        msg_id, request_id = transport.next_request_id(), transport.next_request_id()
+        message = v3.encode_message(msg_id, None, None, v3.scoped_pdu(b"", b"", ber.encode_pdu(ber.GET, request_id,
+                                                                                                  [])), 0.0)
+        data = await self._exchange(message, msg_id)
+        if not isinstance(data, bytes):
+            raise SnmpError("engine discovery: the answer is not an SNMPv3 message")
+        try:
+            incoming = v3.decode_message(data)
+        except (ber.BerError, IndexError, ValueError) as err:
+            raise SnmpError(f"engine discovery: undecodable answer: {err}") from None
+        if not incoming.engine_id:
+            raise SnmpError("engine discovery: the agent reported no engine ID")
+        state = v3.EngineState(incoming.engine_id, incoming.boots, incoming.time, self.engine.loop.time())
+        self.engine.remember_engine(self.address, state)
+        return state
 
     async def _request(self, pdu: Any) -> Response:
         sent_pdu = rfc2576.v2_to_v1(pdu) if self.security.mp_model == 0 else pdu

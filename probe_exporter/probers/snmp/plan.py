@@ -35,6 +35,10 @@ class MetricPlan:
     previous_oid: tuple[int, ...] | None
     lookups: list[LookupPlan]
     help_suffixed: dict[str, str] = field(default_factory=dict)
+    # Metrics with the same indexes and lookups get the same labels for the same index (a table's
+    # columns): the number of that label recipe within the module, so a row's labels are made once.
+    label_recipe: int = 0
+    scaled: bool = True  # scale or offset set: values need _scaled()
 
 
 @dataclass
@@ -57,8 +61,17 @@ class ModulePlan:
     # prefix is a metric OID claims the PDU, as upstream's trie walk does.
     metrics: dict[tuple[int, ...], MetricPlan]
     lengths: list[int]
+    # The metrics no shorter metric OID is a prefix of: for them a PDU one arc longer (a table cell
+    # with a one-arc index, or a scalar's .0) is claimed with one lookup.
+    unshadowed: dict[tuple[int, ...], MetricPlan] = field(default_factory=dict)
 
     def match(self, oid: tuple[int, ...]) -> tuple[MetricPlan, tuple[int, ...]] | None:
+        found = self.unshadowed.get(oid[:-1])
+        if found is not None:
+            return found, oid[-1:]
+        return self.match_by_length(oid)
+
+    def match_by_length(self, oid: tuple[int, ...]) -> tuple[MetricPlan, tuple[int, ...]] | None:
         metrics = self.metrics
         for length in self.lengths:
             if length > len(oid):
@@ -75,6 +88,7 @@ def _filter(flt: DynamicFilter) -> FilterPlan:
 
 def compile_module(module: SnmpModule) -> ModulePlan:
     metrics: dict[tuple[int, ...], MetricPlan] = {}
+    recipes: dict[str, int] = {}
     for metric in module.metrics:
         oid = parse_oid(metric.oid)
         lookups = [LookupPlan(lookup, parse_oid(lookup.oid) if lookup.oid else (),
@@ -82,7 +96,9 @@ def compile_module(module: SnmpModule) -> ModulePlan:
                    for lookup in metric.lookups]
         previous = _previous_column(oid) if metric.type in COMBINED_TYPES else None
         # Two metrics on one OID: upstream's trie keeps the last one.
-        metrics[oid] = MetricPlan(metric, oid, previous, lookups)
+        recipe = repr(([i.model_dump() for i in metric.indexes], [lookup.model_dump() for lookup in metric.lookups]))
+        metrics[oid] = MetricPlan(metric, oid, previous, lookups, label_recipe=recipes.setdefault(recipe, len(recipes)),
+                                  scaled=metric.scale != 0.0 or metric.offset != 0.0)
     return ModulePlan(
         walk=[parse_oid(oid) for oid in module.walk],
         get=[parse_oid(oid) for oid in module.get],
@@ -93,4 +109,6 @@ def compile_module(module: SnmpModule) -> ModulePlan:
         retries=module.retries,
         metrics=metrics,
         lengths=sorted({len(oid) for oid in metrics}),
+        unshadowed={oid: plan for oid, plan in metrics.items()
+                     if not any(oid[:length] in metrics for length in range(1, len(oid)))},
     )

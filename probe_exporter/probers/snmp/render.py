@@ -7,6 +7,10 @@ with two HELP texts or types) are collected in `Rendered.errors`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from prometheus_client.metrics_core import Metric
@@ -16,7 +20,7 @@ from probe_exporter.config.snmp import Metric as MetricConfig
 from probe_exporter.probers.snmp import datetimes
 from probe_exporter.probers.snmp.plan import COMBINED_TYPES, MetricPlan, ModulePlan
 from probe_exporter.probers.snmp.strings import as_int, display_string, index_as_string, value_as_string
-from probe_exporter.probers.snmp.values import COUNTER64, DOUBLE, FLOAT, OCTETS, Value
+from probe_exporter.probers.snmp.values import COUNTER64, DOUBLE, FLOAT, INTEGER, OCTETS, UNSIGNED, Value
 
 __all__ = ["Families", "Rendered", "display_string", "render_module"]
 
@@ -35,7 +39,9 @@ class Families:
 
     def __init__(self) -> None:
         self.rendered = Rendered()
-        self._seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+        # name -> label sets seen: a frozenset compares as the sorted pairs would, without sorting,
+        # and a row's one frozenset serves all its columns (no new object per sample for the GC).
+        self._seen: dict[str, set[frozenset[tuple[str, str]]]] = {}
 
     def _conflict(self, name: str, help_text: str, kind: str) -> str | None:
         family = self.rendered.families.get(name)
@@ -47,29 +53,38 @@ class Families:
             return f"collected metric {name} has type {kind} but should have {family.type}"
         return None
 
-    def add(self, name: str, help_text: str, kind: str, labels: dict[str, str], value: float) -> None:
-        conflict = self._conflict(name, help_text, kind)
-        if conflict is not None:
+    def add(self, name: str, help_text: str, kind: str, labels: dict[str, str], value: float,
+            frozen: frozenset[tuple[str, str]] | None = None) -> None:
+        """One sample; `labels` may be shared with other samples and is not changed afterwards.
+        `frozen` is frozenset(labels.items()) when the caller has it (its hash is then computed once)."""
+        families = self.rendered.families
+        family = families.get(name)
+        if family is None:
+            family = families[name] = Metric(name, help_text, kind)
+        elif family.documentation != help_text or family.type != kind:
+            conflict = self._conflict(name, help_text, kind)
+            assert conflict is not None
             self.rendered.errors.append(conflict)
             return
-        key = (name, tuple(sorted(labels.items())))
-        if key in self._seen:
-            label_text = ", ".join(f'{k}="{v}"' for k, v in key[1])
+        key = frozenset(labels.items()) if frozen is None else frozen
+        seen = self._seen.get(name)
+        if seen is None:
+            seen = self._seen[name] = set()
+        elif key in seen:
+            label_text = ", ".join(f'{k}="{v}"' for k, v in sorted(key))
             self.rendered.errors.append(
                 f"collected metric {name} {{{label_text}}} was collected before with the same name and label values")
             return
-        self._seen.add(key)
-        family = self.rendered.families.get(name)
-        if family is None:
-            family = self.rendered.families[name] = Metric(name, help_text, kind)
+        seen.add(key)
         family.samples.append(Sample(name, labels, value))
 
     def merge(self, other: Families) -> list[str]:
         """Add another module's families unless they clash with these; returns the clashes."""
         problems = [p for p in (self._conflict(f.name, f.documentation, f.type)
                                 for f in other.rendered.families.values()) if p]
-        problems += [f"collected metric {name} {dict(labels)} was collected before with the same name and "
-                     "label values" for name, labels in other._seen & self._seen]
+        problems += [f"collected metric {name} {dict(sorted(labels))} was collected before with the same name and "
+                     "label values" for name, theirs in other._seen.items()
+                     for labels in theirs & self._seen.get(name, set())]
         if problems:
             return problems
         for family in other.rendered.families.values():
@@ -78,13 +93,20 @@ class Families:
                 self.rendered.families[family.name] = family
             else:
                 mine.samples.extend(family.samples)
-        self._seen |= other._seen
+        for name, theirs in other._seen.items():
+            mine_seen = self._seen.get(name)
+            if mine_seen is None:
+                self._seen[name] = theirs  # taken, not copied (200k entries for a huge walk)
+            else:
+                mine_seen |= theirs
         return []
 
 
 def pdu_value(value: Value, wrap_counters: bool) -> float:
     """getPduValue: the number a PDU stands for (strings and bytes are 0)."""
     kind, data = value
+    if kind == UNSIGNED or kind == INTEGER:
+        return float(data)
     if kind == COUNTER64:
         return float(data % _WRAP) if wrap_counters else float(data)
     if kind == FLOAT or kind == DOUBLE:
@@ -141,17 +163,33 @@ def _scaled(metric: MetricConfig, value: float) -> float:
     return value + metric.offset
 
 
+# (label recipe, index) -> the row's labels, and the same as a frozenset for the duplicate check.
+_LabelCache = dict[tuple[int, tuple[int, ...]], tuple[dict[str, str], frozenset[tuple[str, str]]]]
+
+
 def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Value,
-             pdus: dict[tuple[int, ...], Value], wrap_counters: bool, rendered: Rendered) -> None:
+             pdus: dict[tuple[int, ...], Value], wrap_counters: bool, rendered: Rendered,
+             label_cache: _LabelCache) -> None:
     """pduToSamples for one PDU."""
     metric = plan.metric
-    labels = _labels(plan, index, pdus, wrap_counters)
+    row = (plan.label_recipe, index)
+    cached = label_cache.get(row)
+    if cached is None:
+        labels = _labels(plan, index, pdus, wrap_counters)
+        cached = label_cache[row] = (labels, frozenset(labels.items()))
+    labels = cached[0]
     kind = metric.type
+    if kind == "gauge" or kind == "counter":  # most samples: the row's labels as they are
+        value_kind = value[0]
+        number = float(value[1]) if value_kind == UNSIGNED or value_kind == INTEGER else pdu_value(value,
+                                                                                                   wrap_counters)
+        if plan.scaled:
+            number = _scaled(metric, number)
+        out.add(metric.name, metric.help, kind, labels, number, cached[1])
+        return
     number = pdu_value(value, wrap_counters)
     prom_type = "gauge"
-    if kind == "counter":
-        prom_type = "counter"
-    elif kind in ("gauge", "Float", "Double"):
+    if kind in ("Float", "Double"):
         pass
     elif kind in ("DateAndTime", "ParseDateAndTime", "NTPTimeStamp"):
         try:
@@ -207,7 +245,7 @@ def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Val
             _regex_extracts(out, metric, text, labels, rendered)
             return
         if metric.name not in labels:
-            labels[metric.name] = text
+            labels = {**labels, metric.name: text}
     out.add(metric.name, metric.help, prom_type, labels, _scaled(metric, number))
 
 
@@ -302,15 +340,74 @@ def parse_go_float(text: str) -> float:
     return value
 
 
-def render_module(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], out: Families,
-                  wrap_counters: bool = True) -> None:
-    """Every sample of one module's PDUs into `out` (a later PDU with the same OID wins)."""
-    by_oid = dict(pdus)
+# Varbinds rendered between two yields to the event loop (~5 ms of CPU at ~5 µs a varbind).
+RENDER_SLICE = 1000
+
+
+def _render_slices(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], out: Families,
+                   wrap_counters: bool) -> Iterator[None]:
+    """Render, pausing (a yield) after every RENDER_SLICE varbinds."""
+    # The OID map first, itself in slices: hashing 200k OID tuples is ~50 ms on its own.
+    by_oid: dict[tuple[int, ...], Value] = {}
+    step = RENDER_SLICE * 10
+    for start in range(0, len(pdus), step):
+        by_oid.update(pdus[start:start + step])
+        if len(pdus) > step:
+            yield
     rendered = out.rendered
     match = plan.match
+    label_cache: _LabelCache = {}
+    countdown = RENDER_SLICE
     for oid, value in by_oid.items():
+        countdown -= 1
+        if not countdown:
+            countdown = RENDER_SLICE
+            yield
         found = match(oid)
         if found is None:
             continue
         metric_plan, index = found
-        _samples(out, metric_plan, index, value, by_oid, wrap_counters, rendered)
+        _samples(out, metric_plan, index, value, by_oid, wrap_counters, rendered, label_cache)
+
+
+def render_module(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], out: Families,
+                  wrap_counters: bool = True) -> None:
+    """Every sample of one module's PDUs into `out` (a later PDU with the same OID wins)."""
+    for _ in _render_slices(plan, pdus, out, wrap_counters):
+        pass
+
+
+async def render_module_sliced(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], out: Families,
+                               wrap_counters: bool = True) -> None:
+    """render_module in slices, so a 200k-varbind walk does not hold the event loop for a second:
+    other probes' packets and requests are served between the slices."""
+    if len(pdus) <= RENDER_SLICE:
+        render_module(plan, pdus, out, wrap_counters)
+        return
+    with _full_collections_deferred():
+        for _ in _render_slices(plan, pdus, out, wrap_counters):
+            await asyncio.sleep(0)
+
+
+_deferring = 0
+_saved_threshold = gc.get_threshold()
+
+
+@contextlib.contextmanager
+def _full_collections_deferred() -> Iterator[None]:
+    """No full (generation 2) garbage collection while huge renders run. Each Sample is a tracked
+    object (a tuple subclass is never untracked), so every full collection walks all samples made
+    so far: a 200k-varbind render otherwise pauses the loop for 300-500 ms several times and takes
+    three times as long. Young generations are still collected; the full one runs afterwards."""
+    global _deferring, _saved_threshold
+    if _deferring == 0:
+        _saved_threshold = gc.get_threshold()
+        if _saved_threshold[0]:  # 0: collection is off already
+            gc.set_threshold(_saved_threshold[0], _saved_threshold[1], 1_000_000)
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if _deferring == 0:
+            gc.set_threshold(*_saved_threshold)

@@ -1,8 +1,8 @@
 """Scraping one target with one or more SNMP modules; shared by /probe and /snmp.
 
 Modules run one after another on the same resolved address (snmp_exporter's default module
-concurrency of 1). Each module renders into its own families first and is merged only if it
-succeeded, so /probe can keep the modules that worked.
+concurrency of 1; --snmp.module-concurrency walks several at once). Each module renders into its own
+families first and is merged only if it succeeded, so /probe can keep the modules that worked.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ from probe_exporter.probers.base import BadRequest
 from probe_exporter.probers.snmp import stats, walk
 from probe_exporter.probers.snmp.engine import Exchange, Session, SnmpError, get_engine
 from probe_exporter.probers.snmp.plan import ModulePlan, compile_module
-from probe_exporter.probers.snmp.render import Families, render_module
+from probe_exporter.probers.snmp.render import Families, render_module_sliced
 from probe_exporter.probers.snmp.target import parse_target, resolve
 
 # Varbinds one module may return before the scrape is stopped (memory bound for a hostile agent).
 MAX_VARBINDS = 200_000
-
 _SELF_METRICS = (
     ("snmp_scrape_walk_duration_seconds", "Time SNMP walk/bulkwalk took."),
     ("snmp_scrape_packets_sent", "Packets sent for get, bulkget, and walk; including retries."),
@@ -117,8 +116,10 @@ def engine_id_of(params: Mapping[str, str]) -> bytes | None:
 
 async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Config | None,
                  params: Mapping[str, str], deadline: float, log: ProbeLog, stop_on_error: bool = False,
-                 wrap_counters: bool = True) -> ScrapeResult:
-    """Scrape `target_text` with each module in order; raises BadRequest before any traffic."""
+                 wrap_counters: bool = True, module_concurrency: int = 1) -> ScrapeResult:
+    """Scrape `target_text` with each module in order; raises BadRequest before any traffic.
+    `module_concurrency` is --snmp.module-concurrency: modules walked at once, each with its own
+    session and request IDs; results merge in module order whatever the timing."""
     wrap = wrap_counters  # --snmp.wrap-large-counters
     plans = [(name, module, snmp_module(module), plan_of(module)) for name, module in modules]
     auths = [pick_auth(config, params, snmp) for _, _, snmp, _ in plans]
@@ -139,11 +140,13 @@ async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Co
         log.error("Error connecting to target", err=reason)
         return outcome
     engine = get_engine()
-    stats.STATS.in_flight.inc()
-    try:
-        for (name, _, _, plan), auth, result in zip(plans, auths, results, strict=True):
+    concurrency = max(1, module_concurrency)
+    slots = asyncio.Semaphore(concurrency)  # FIFO: modules start in the order they were asked for
+
+    async def walk_and_render(name: str, plan: ModulePlan, auth: SnmpAuth, result: ModuleResult) -> Families | None:
+        async with slots:
             if stop_on_error and any(r.error for r in results):
-                break
+                return None
             start = time.monotonic()
             security = engine.security(auth, context)
             session = Session(engine, domain, address, security, plan.timeout, plan.retries, deadline,
@@ -154,24 +157,42 @@ async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Co
                 result.error = str(err)
                 log.error("Error scraping target", module=name, err=str(err))
                 stats.STATS.collection_duration.labels(name).observe(time.monotonic() - start)
-                continue
+                return None
             result.walk_seconds = time.monotonic() - start
             result.exchange.pdus_returned = len(pdus)
             module_families = Families()
-            render_module(plan, pdus, module_families, wrap)
+            await render_module_sliced(plan, pdus, module_families, wrap)
             for line in module_families.rendered.debug:
                 log.debug(line, module=name)
-            problems = module_families.rendered.errors or families.merge(module_families)
             result.duration = time.monotonic() - start
             stats.STATS.collection_duration.labels(name).observe(result.duration)
-            if problems:
-                result.error = problems[0] if len(problems) == 1 else (
-                    f"{len(problems)} errors occurred: " + "; ".join(problems[:5]))
-                log.error("Invalid samples from module", module=name, err=result.error)
-                continue
-            result.success = True
-            log.debug("Module scraped", module=name, pdus=len(pdus), packets=result.exchange.packets_sent,
-                      seconds=round(result.duration, 6))
+            return module_families
+
+    def merge(name: str, result: ModuleResult, module_families: Families | None) -> None:
+        """In module order, whatever order the walks ended in: a later module's clash is its error."""
+        if module_families is None:
+            return
+        problems = module_families.rendered.errors or families.merge(module_families)
+        if problems:
+            result.error = problems[0] if len(problems) == 1 else (
+                f"{len(problems)} errors occurred: " + "; ".join(problems[:5]))
+            log.error("Invalid samples from module", module=name, err=result.error)
+            return
+        result.success = True
+        log.debug("Module scraped", module=name, pdus=result.exchange.pdus_returned,
+                  packets=result.exchange.packets_sent, seconds=round(result.duration, 6))
+
+    stats.STATS.in_flight.inc()
+    try:
+        jobs = [(name, plan, auth, result) for (name, _, _, plan), auth, result in zip(plans, auths, results,
+                                                                                        strict=True)]
+        if concurrency == 1 or len(jobs) == 1:
+            for name, plan, auth, result in jobs:
+                merge(name, result, await walk_and_render(name, plan, auth, result))
+        else:
+            rendered = await asyncio.gather(*(walk_and_render(*job) for job in jobs))
+            for (name, _, _, result), module_families in zip(jobs, rendered, strict=True):
+                merge(name, result, module_families)
     finally:
         stats.STATS.in_flight.dec()
     return outcome

@@ -26,7 +26,7 @@ class SnmpStats:
         self.packets = Counter("snmp_packets", "Number of SNMP packet sent, including retries.", registry=None)
         self.retries = Counter("snmp_packet_retries", "Number of SNMP packet retries.", registry=None)
         self.in_flight = Gauge("snmp_request_in_flight", "Current number of SNMP scrapes being requested.",
-                               registry=None)
+                               registry=None, multiprocess_mode="livesum")
         # Module names of the loaded config, so every module's duration series exists from the start.
         self.module_names: Callable[[], Iterable[str]] = lambda: ()
 

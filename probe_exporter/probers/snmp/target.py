@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import socket
 from dataclasses import dataclass
 
@@ -45,8 +46,27 @@ def parse_target(text: str) -> Target:
     return Target(transport, host, port)
 
 
+def _literal(target: Target) -> tuple[tuple[int, ...], tuple[str, int] | tuple[str, int, int, int]] | None:
+    """An IP address written out needs no resolver (whose thread hop costs more than a packet)."""
+    if "%" in target.host:  # a zone: left to getaddrinfo
+        return None
+    try:
+        address = ipaddress.ip_address(target.host)
+    except ValueError:
+        return None
+    if address.version == 4 and target.transport != "udp6":
+        return udp.DOMAIN_NAME, (str(address), target.port)
+    if address.version == 6 and target.transport != "udp4":
+        # As the kernel spells an answer's source (inet_ntop): answers are matched on it.
+        return udp6.DOMAIN_NAME, (socket.inet_ntop(socket.AF_INET6, address.packed), target.port, 0, 0)
+    return None
+
+
 async def resolve(target: Target) -> tuple[tuple[int, ...], tuple[str, int] | tuple[str, int, int, int]]:
     """The pysnmp transport domain and socket address for the target."""
+    literal = _literal(target)
+    if literal is not None:
+        return literal
     loop = asyncio.get_running_loop()
     try:
         infos = await loop.getaddrinfo(target.host, target.port, family=_FAMILIES[target.transport],

@@ -42,21 +42,25 @@ async def walk(session: Session, root: tuple[int, ...], max_repetitions: int, al
             response = await session.get_next([request_oid])
         if not response.varbinds or response.error_status:
             return results
-        last: tuple[int, ...] = request_oid
-        for position, (oid, value) in enumerate(response.varbinds):
+        varbinds = response.varbinds
+        kept = 0  # the varbinds taken as they are (their tuples are kept, not copied)
+        for oid, value in varbinds:
             kind = value[0]
             if kind == END_OF_MIB or kind == NO_SUCH:
+                results.extend(varbinds[:kept])
                 return results
             if len(oid) <= depth or oid[:depth] != root:
-                if first and position == 0:
+                if first and kept == 0:
                     return results + await _get_root(session, root)
+                results.extend(varbinds[:kept])
                 return results
             # gosnmp only catches an OID equal to the one asked for; an OID going backwards would
             # loop until the deadline there, so we stop it here with the same error.
             if not allow_nonincreasing and oid <= request_oid:
                 raise WalkError(f"OID not increasing: {values.oid_text(oid)}")
-            results.append((oid, value))
-            last = oid
+            kept += 1
+        results.extend(varbinds)
+        last = varbinds[-1][0]
         if len(results) > limit:
             raise WalkError(f"walk of {values.oid_text(root)} returned more than {limit} varbinds")
         first = False

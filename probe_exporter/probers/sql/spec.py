@@ -6,10 +6,11 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
-from probe_exporter.config.sql import SQLModule, is_secret_option, mask_dsn_password
+from probe_exporter.config.sql import SQLModule
 from probe_exporter.config.types import Secret
+from probe_exporter.masking import SECRET_MARK, is_secret_parameter, mask, with_encoded_forms
 from probe_exporter.modulecache import CacheKey
 from probe_exporter.probers.sql.target import Endpoint
 
@@ -41,7 +42,7 @@ class ConnectSpec:
 
     def secrets(self) -> list[str]:
         """Strings that must never be shown: scrubbed out of every driver error message."""
-        found = [value for key, value in self.options.items() if is_secret_option(key) and value]
+        found = [value for key, value in self.options.items() if is_secret_parameter(key) and value]
         return [self.password.reveal(), *found] if self.password else found
 
 
@@ -105,11 +106,11 @@ def _apply_dsn(spec: ConnectSpec, template: str, endpoint: Endpoint) -> None:
 
 
 def _display(spec: ConnectSpec) -> str:
-    user = f"{spec.username}{':***' if spec.password else ''}@" if spec.username else ""
+    user = f"{spec.username}{':' + SECRET_MARK if spec.password else ''}@" if spec.username else ""
     if spec.driver == "sqlite":
         return f"sqlite:///{spec.path or ''}"
     if spec.driver == "sqlalchemy":
-        url = mask_dsn_password(spec.url or "")  # the query string may hold a password-like parameter
+        url = mask(spec.url or "")  # the query string may hold a password-like parameter
         scheme, sep, rest = url.partition("://")
         return f"{scheme}{sep}{user}{rest}" if sep else url
     where = spec.socket or (f"{_url_host(spec.host)}:{spec.port}" if spec.host else "")
@@ -117,10 +118,6 @@ def _display(spec: ConnectSpec) -> str:
 
 
 def scrub(text: str, secrets: list[str]) -> str:
-    """A driver message with every secret replaced, so an error can be logged and shown. Drivers may
+    """A driver message with every secret masked, so an error can be logged and shown. Drivers may
     quote a secret as it stood in a URL, so the URL-encoded forms go too."""
-    for secret in secrets:
-        for form in sorted({secret, quote(secret, safe=""), quote_plus(secret)}, key=len, reverse=True):
-            if form:
-                text = text.replace(form, "***")
-    return text
+    return mask(text, with_encoded_forms(secrets, min_length=1))  # a driver error names the password it got

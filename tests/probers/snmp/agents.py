@@ -12,6 +12,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
+
 from probe_exporter.probers.snmp import ber
 from tests.conftest import free_port
 from tests.probers.snmp import recordings
@@ -56,6 +58,28 @@ def running_agent(args: list[str], env: dict[str, str], port: int, community: st
             process.wait(5)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextlib.contextmanager
+def running_snmp_exporter(binary: Path, config_file: Path) -> Iterator[str]:
+    """Debian's snmp_exporter on a free loopback port with `config_file`; yields its base URL."""
+    port = free_port()
+    process = subprocess.Popen([str(binary), f"--config.file={config_file}", f"--web.listen-address=127.0.0.1:{port}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5).status_code == 200:
+                    break
+            if process.poll() is not None:
+                raise RuntimeError(f"snmp_exporter exited with {process.returncode}")
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"snmp_exporter did not answer on 127.0.0.1:{port}")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(5)
 
 
 @contextlib.contextmanager

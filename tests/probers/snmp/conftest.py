@@ -138,6 +138,14 @@ V3_USERS = {
     "v3sha384_aes256": ("authPriv", "SHA384", "authpass123", "AES256", "privpass123"),
     "v3noauth": ("noAuthNoPriv", "", "", "", ""),
 }
+# Every auth x priv pair snmp_exporter accepts; net-snmp 5.9 has them all, the Reeder "C" forms too.
+V3_MATRIX = {
+    f"m_{auth.lower()}_{(priv or 'nopriv').lower()}": (
+        "authPriv" if priv else "authNoPriv", auth, "authpass123", priv, "privpass123" if priv else "")
+    for auth in ("MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512")
+    for priv in ("", "DES", "AES", "AES192", "AES256", "AES192C", "AES256C")
+}
+SNMPD_USERS = {**V3_USERS, **V3_MATRIX}
 
 
 @pytest.fixture(scope="session")
@@ -158,7 +166,7 @@ def snmpd_agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("snmpd")
     port = free_port(socket.SOCK_DGRAM)
     lines = ["rocommunity public 127.0.0.1", "sysName snmpd-under-test", "sysLocation test-lab"]
-    for user, (level, auth, password, priv, priv_password) in V3_USERS.items():
+    for user, (level, auth, password, priv, priv_password) in SNMPD_USERS.items():
         if level == "noAuthNoPriv":
             lines.append(f"createUser {user}")
             lines.append(f"rouser {user} noauth")
@@ -192,7 +200,7 @@ def test_auths_yml(tmp_path_factory: pytest.TempPathFactory) -> Path:
              "  types: {community: types, version: 2}",
              "  wrong: {community: not-the-community, version: 2}",
              "  snmpd_public: {community: public, version: 2}"]
-    for user, (level, auth, password, priv, priv_password) in V3_USERS.items():
+    for user, (level, auth, password, priv, priv_password) in SNMPD_USERS.items():
         fields = [f"username: {user}", "version: 3", f"security_level: {level}"]
         if auth:
             fields += [f"auth_protocol: {auth}", f"password: {password}"]
@@ -201,6 +209,11 @@ def test_auths_yml(tmp_path_factory: pytest.TempPathFactory) -> Path:
         lines.append(f"  {user}: {{{', '.join(fields)}}}")
     lines.append("  v3_wrong_password: {username: v3sha_aes, version: 3, security_level: authPriv, "
                  "auth_protocol: SHA, password: not-the-password, priv_protocol: AES, priv_password: privpass123}")
+    lines.append("  v3_unknown_user: {username: nobody-here, version: 3, security_level: authNoPriv, "
+                 "auth_protocol: SHA, password: authpass123}")
+    # snmpd's v3sha256 is an authNoPriv user: asking for privacy is an unsupported level there.
+    lines.append("  v3_unsupported_level: {username: v3sha256, version: 3, security_level: authPriv, "
+                 "auth_protocol: SHA256, password: authpass123, priv_protocol: AES, priv_password: privpass123}")
     lines.append("modules:")
     path = tmp_path_factory.mktemp("snmpauth") / "test.yml"
     path.write_text("\n".join(lines) + TYPES_MODULE)

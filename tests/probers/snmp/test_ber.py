@@ -130,7 +130,7 @@ def test_unknown_value_type_is_counted_not_fatal() -> None:
 
     before = STATS.unexpected_pdu_type._value.get()
     # NsapAddress (application 5) is not an SMIv2 type: the response stays readable.
-    data = bytes.fromhex("301e020101040163a216020100020100020100300b3009060"
+    data = bytes.fromhex("301f020101040163a217020100020100020100300c300a060"
                          "32b06014503010203")
     *_, varbinds = ber.decode_response(data)
     assert varbinds == [((1, 3, 6, 1), (values.NULL, None))]

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import re2
+import yaml
 
 from probe_exporter.config.snmp import SnmpModule
 from probe_exporter.exposition import collect_sorted, render_text
@@ -242,3 +245,20 @@ def test_unusable_display_hint_falls_back_to_hex(hint: str, data: bytes) -> None
 
 def test_display_hint_only_applies_to_octet_strings() -> None:
     assert value_as_string((OCTETS, b"ab"), "DisplayString", "1x:") == "ab"
+
+
+def test_one_lookup_match_agrees_with_the_shortest_prefix_rule(shared_snmp_yml: Path) -> None:
+    # Every metric OID of the generated snmp.yml, with one-arc and longer suffixes: the shortcut
+    # for unshadowed metrics claims each PDU for the same metric as the length-by-length walk.
+    generated = yaml.load(shared_snmp_yml.read_text(), Loader=yaml.CSafeLoader)["modules"]
+    checked = 0
+    for module in generated.values():
+        plan = compile_module(SnmpModule.model_validate(module))
+        for oid in plan.metrics:
+            for suffix in ((0,), (7,), (7, 3), ()):
+                pdu_oid = oid + suffix
+                if not pdu_oid[:-1]:
+                    continue
+                assert plan.match(pdu_oid) == plan.match_by_length(pdu_oid), pdu_oid
+                checked += 1
+    assert checked > 10_000

@@ -9,10 +9,7 @@ same old-format file. Every sample line must be identical, apart from the snmp_s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from probe_exporter.exporter import Exporter
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 from tests.conftest import free_port
+from tests.probers.snmp import agents
 from tests.probers.snmp.conftest import TYPES_MODULE
 
 BINARY = Path("/usr/bin/prometheus-snmp-exporter")
@@ -53,24 +51,8 @@ def old_format_file(shared_snmp_yml: Path, tmp_path_factory: pytest.TempPathFact
 
 @pytest.fixture(scope="module")
 def go_exporter(old_format_file: Path) -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen([str(BINARY), f"--config.file={old_format_file}",
-                                f"--web.listen-address=127.0.0.1:{port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(100):
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/", timeout=0.5).status_code == 200:
-                    break
-            if process.poll() is not None:
-                raise RuntimeError(f"snmp_exporter exited with {process.returncode}")
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"snmp_exporter did not answer on 127.0.0.1:{port}")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(5)
+    with agents.running_snmp_exporter(BINARY, old_format_file) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

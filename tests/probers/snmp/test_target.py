@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from probe_exporter.config import load_config
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probers.snmp.engine import SnmpError
 from probe_exporter.probers.snmp.scrape import scrape
-from probe_exporter.probers.snmp.target import Target, parse_target
+from probe_exporter.probers.snmp.target import _FAMILIES, Target, _literal, parse_target, resolve
 
 
 @pytest.mark.parametrize(("text", "expected"), [
@@ -59,3 +60,16 @@ async def test_name_resolution_is_bounded_by_the_deadline(tmp_path: Path) -> Non
     assert not result.success
     assert result.modules[0].error == "error connecting to target localhost: timeout"
     assert "Error connecting to target" in log.text()
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1:1161", "udp4://10.1.2.3", "[::1]:1161", "udp6://[::ffff:1.2.3.4]:5",
+                                  "[FE80::0001]:3", "udp://[2001:db8::1]"])
+async def test_ip_literals_resolve_as_getaddrinfo_does(text: str) -> None:
+    # Literals skip the resolver's thread; the address must be spelled as the kernel spells a source.
+    target = parse_target(text)
+    literal = _literal(target)
+    assert literal is not None
+    infos = await asyncio.get_running_loop().getaddrinfo(target.host, target.port, family=_FAMILIES[target.transport],
+                                                         type=socket.SOCK_DGRAM)
+    assert literal == await resolve(target)
+    assert literal[1][:2] == infos[0][4][:2]

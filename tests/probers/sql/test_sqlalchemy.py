@@ -67,7 +67,7 @@ async def test_postgresql_through_sqlalchemy(tmp_path: Path) -> None:
         assert_inside_deadline(text, started, 2.0)
     assert value(text, "one") == 1
     assert value(text, 'probe_sql_query_success{collector="app",query="slow"}') == 0
-    assert "never-shown-42" not in text and "postgresql+psycopg://postgres:***@127.0.0.1:5432/test" in text
+    assert "never-shown-42" not in text and "postgresql+psycopg://postgres:<secret>@127.0.0.1:5432/test" in text
     with psycopg.connect(host="127.0.0.1", dbname="test", user="postgres") as conn:
         rows = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s "
                             "AND pid <> pg_backend_pid()", (f"%{tag}%",)).fetchone()

@@ -76,9 +76,9 @@ async def test_spec_display_and_errors_never_show_the_password(monkeypatch: pyte
                  "password_file": str(secret_file)}, target_allow=["10.0.0.0/8"])
     spec = build_spec(sql, await resolve_target("10.0.0.5", sql))
     assert spec.password is not None and spec.password.reveal() == "file-secret-1"
-    assert spec.display == "postgresql://probe:***@10.0.0.5:5432/app" and spec.options == {"sslmode": "disable"}
+    assert spec.display == "postgresql://probe:<secret>@10.0.0.5:5432/app" and spec.options == {"sslmode": "disable"}
     assert "file-secret-1" not in repr(spec)
-    assert scrub("FATAL: bad password file-secret-1", spec.secrets()) == "FATAL: bad password ***"
+    assert scrub("FATAL: bad password file-secret-1", spec.secrets()) == "FATAL: bad password <secret>"
     # *_file is re-read on each probe: rotation needs no reload
     secret_file.write_text("file-secret-2\n")
     assert build_spec(sql, await resolve_target("10.0.0.5", sql)).password.reveal() == "file-secret-2"  # type: ignore[union-attr]
@@ -93,15 +93,15 @@ async def test_dsn_parameter_and_option_secrets_are_scrubbed_in_every_form() -> 
     spec = build_spec(sql, await resolve_target("10.0.0.5", sql))
     assert sorted(spec.secrets()) == ["o secret", "p@ss", "q-secret"]
     message = "failed for postgresql://u:p%40ss@10.0.0.5/app (p@ss) sslpassword=q-secret password=o+secret o%20secret"
-    assert scrub(message, spec.secrets()) == ("failed for postgresql://u:***@10.0.0.5/app (***) sslpassword=*** "
-                                              "password=*** ***")
+    assert scrub(message, spec.secrets()) == ("failed for postgresql://u:<secret>@10.0.0.5/app (<secret>) "
+                                              "sslpassword=<secret> password=<secret> <secret>")
 
 
 async def test_sqlalchemy_display_masks_password_parameters() -> None:
     sql = module(driver="sqlalchemy", dsn="mssql+pymssql://{host}/db?password=qp-1&timeout=3",
                  target_allow=["10.0.0.0/8"])
     spec = build_spec(sql, await resolve_target("10.0.0.5:1433", sql))
-    assert spec.display == "mssql+pymssql://10.0.0.5/db?password=***&timeout=3"
+    assert spec.display == "mssql+pymssql://10.0.0.5/db?password=<secret>&timeout=3"
 
 
 async def test_target_allow_is_the_allowed_targets_model() -> None:
