@@ -185,6 +185,9 @@ def _serve(settings: Settings, config: Config) -> int:
     log_startup(config)
     load_probers(config)
     workers = worker_count(settings.web_workers)
+    from probe_exporter.probers.http.body import BODY_BUDGET
+
+    BODY_BUDGET.workers = workers  # --probes.body-memory-limit is the exporter's: each worker holds its share
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
     if settings.web_systemd_socket:

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from probe_exporter.pipeline import run_probe
-from probe_exporter.probers.http.body import BODY_BUDGET
+from probe_exporter.probers.http.body import BODY_BUDGET, MemoryBudget
 from probe_exporter.settings import Settings
 from tests.exporter_process import ExporterProcess
 from tests.probers.conftest import LocalServer, Resp
@@ -102,7 +102,8 @@ def test_twenty_endless_bodies_stay_within_the_budget(tmp_path: Path, endless_se
     config.write_text("modules:\n  endless:\n    prober: http\n    timeout: 30s\n    http:\n"
                       "      fail_if_body_not_matches_regexp: ['never-sent']\n")
     small = http_server.route(lambda req: Resp(body=b"never-sent"))
-    command = [sys.executable, "-m", "probe_exporter", f"--config.file={config}"]
+    # One worker: the whole budget in the one process whose memory is measured.
+    command = [sys.executable, "-m", "probe_exporter", f"--config.file={config}", "--web.workers=1"]
     with ExporterProcess(command, cwd=REPO) as process:
         base = process.wait_listening()
         pid = process.process.pid
@@ -129,3 +130,12 @@ def test_twenty_endless_bodies_stay_within_the_budget(tmp_path: Path, endless_se
     assert any(BUDGET_REASON in text for text in results)  # 20 x 64 MiB would not fit in 256 MiB
     assert peak <= 400 * 1024, f"peak RSS {peak} KiB"
     assert after - before <= 50 * 1024, f"RSS {before} KiB before, {after} KiB after"
+
+
+def test_each_worker_holds_its_share_of_the_budget() -> None:
+    budget = MemoryBudget(8 * MIB)
+    budget.workers = 2
+    assert budget.take(4 * MIB)
+    assert not budget.take(1)  # the other half is the other worker's
+    budget.give_back(4 * MIB)
+    assert budget.held == 0 and budget.take(4 * MIB)

@@ -162,17 +162,19 @@ def _malloc_trim() -> object:
 
 
 class MemoryBudget:
-    """The bytes of response bodies held for regex/CEL matching over the whole process
-    (--probes.body-memory-limit; 0 is no limit). A probe whose body would pass it fails."""
+    """The bytes of response bodies held for regex/CEL matching (--probes.body-memory-limit; 0 is no
+    limit). The limit is the whole exporter's: with --web.workers N, each worker holds at most 1/N of it.
+    A probe whose body would pass it fails."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        self.workers = 1  # set at startup (cli) before the workers fork
         self.held = 0
         self._released = 0
         self._trim: object = ...
 
     def take(self, size: int) -> bool:
-        if self.limit and self.held + size > self.limit:
+        if self.limit and self.held + size > self.limit // self.workers:
             return False
         self.held += size
         return True
