@@ -26,6 +26,7 @@ import httpx
 
 from probe_exporter.config.blackbox import HTTPProbe, OAuth2, ProxyConfig
 from probe_exporter.config.tls import TLSConfig
+from probe_exporter.masking import SECRET_HEADER_NAMES
 from probe_exporter.probers.http.exchange import HopRequest, HopResponse, core_exchange
 from probe_exporter.probers.http.lean import lean_exchange
 from probe_exporter.probers.http.stream import AsyncioBackend
@@ -35,9 +36,6 @@ USER_AGENT = "Blackbox-Exporter/0.28.0"
 # httpcore's SOCKS trace logs the proxy's username and password (`auth=(b'user', b'password')`) at
 # debug level: never let those lines out, whatever level someone sets on the libraries' loggers.
 logging.getLogger("httpcore.socks").setLevel(logging.INFO)
-# Headers that carry credentials whatever block sets them: never sent to an origin other than the first
-# unless the module sets follow_redirects_with_credentials.
-CREDENTIAL_HEADERS = frozenset((b"Authorization", b"Proxy-Authorization", b"Cookie", b"X-Api-Key"))
 
 # crypto/tls defaultCipherSuites (Go 1.23+, AES hardware), by their OpenSSL names. TLS 1.3 suites are
 # not configurable from Python's ssl module and keep OpenSSL's order.
@@ -53,6 +51,11 @@ def canonical_header_key(name: str) -> str:
     if not name or any(c in name for c in " \t\r\n:"):
         return name
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+# Headers that carry credentials whatever block sets them (the masking rules' list): never sent to an
+# origin other than the first unless the module sets follow_redirects_with_credentials.
+CREDENTIAL_HEADERS = frozenset(canonical_header_key(name).encode() for name in SECRET_HEADER_NAMES)
 
 
 def read_secret_file(path: str) -> str:
