@@ -139,3 +139,13 @@ def test_each_worker_holds_its_share_of_the_budget() -> None:
     assert not budget.take(1)  # the other half is the other worker's
     budget.give_back(4 * MIB)
     assert budget.held == 0 and budget.take(4 * MIB)
+
+
+async def test_a_worker_probes_with_its_share(http_server: LocalServer) -> None:
+    """With 4 workers sharing 8 MiB, a worker holds at most 2 MiB: a 3 MiB body fails."""
+    url = http_server.route(lambda req: Resp(body=b"z" * (3 * MIB)))
+    module = http_module({"fail_if_body_not_matches_regexp": ["z"]})
+    shared = await run_probe("test", module, url, 5.0, settings=Settings(body_memory_limit=8 * MIB, web_workers=4))
+    assert not shared.success and BUDGET_REASON in shared.reason
+    alone = await run_probe("test", module, url, 5.0, settings=Settings(body_memory_limit=8 * MIB, web_workers=1))
+    assert alone.success, alone.log.text()

@@ -168,7 +168,7 @@ class MemoryBudget:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.workers = 1  # set at startup (cli) before the workers fork
+        self.workers = 1  # how many worker processes share the limit
         self.held = 0
         self._released = 0
         self._trim: object = ...

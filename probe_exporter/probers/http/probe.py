@@ -115,7 +115,9 @@ class _Hop:
 
 async def probe_http(ctx: ProbeContext) -> bool:
     metrics, log = ctx.metrics, ctx.log
-    http_body.BODY_BUDGET.limit = ctx.settings.body_memory_limit  # one flag for the whole process
+    # One flag for the whole exporter; each worker process holds its share (web_workers: as resolved at startup).
+    http_body.BODY_BUDGET.limit = ctx.settings.body_memory_limit
+    http_body.BODY_BUDGET.workers = max(ctx.settings.web_workers, 1)
     gauges = Gauges(metrics, ctx.module.http)
     start = await _prepare(ctx, gauges, metrics, log)
     if start is None:
