@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import gc
 import logging
 import os
@@ -185,6 +186,8 @@ def _serve(settings: Settings, config: Config) -> int:
     log_startup(config)
     load_probers(config)
     workers = worker_count(settings.web_workers)
+    # The count resolved (0 is one per CPU): exporter-wide budgets split by it (--probes.body-memory-limit).
+    settings = dataclasses.replace(settings, web_workers=workers)
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
     if settings.web_systemd_socket:

@@ -781,12 +781,13 @@ async def test_absolute_redirect_uses_the_new_host(http_server: LocalServer) -> 
 
     url = http_server.route(handler)
     result = await probe(url, {"headers": {"Host": "vhost.example", "Authorization": "Token user-set"},
-                               "bearer_token": "configured"})
+                               "bearer_token": "configured", "follow_redirects_with_credentials": True})
     assert result.success, result.log
     first, second = http_server.seen(url)
     assert first.host == "vhost.example"
     assert second.host == f"localhost:{http_server.port}"
-    # the user's Authorization header stays on the first host; configured credentials go everywhere
+    # With the opt-in, as Go's client: the user's Authorization header stays on the first host, configured
+    # credentials go everywhere.
     assert first.header("Authorization") == "Token user-set"
     assert second.header("Authorization") == "Bearer configured"
 
