@@ -16,9 +16,9 @@ import pytest
 from probe_exporter.pipeline import run_probe
 from probe_exporter.probers.http.body import BODY_BUDGET, MemoryBudget
 from probe_exporter.settings import Settings
-from tests.exporter_process import ExporterProcess
-from tests.probers.conftest import LocalServer, Resp
-from tests.probers.httpprobe import http_module
+from tests.support.exporter_process import ExporterProcess
+from tests.support.http_probe import http_module
+from tests.support.http_server import LocalServer, Resp
 
 REPO = Path(__file__).resolve().parents[2]
 MIB = 1 << 20

@@ -15,10 +15,10 @@ from asgi_lifespan import LifespanManager
 from probe_exporter.exporter import Exporter
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
-from tests.probers.conftest import LocalServer, Resp, TLSMaterial
-from tests.probers.httpprobe import probe
-from tests.probers.socks5_server import Socks5Server
 from tests.probers.test_http_client import TunnelProxy, tunnel_proxy  # noqa: F401 - the fixture
+from tests.support.http_probe import probe
+from tests.support.http_server import LocalServer, Resp, TLSMaterial
+from tests.support.socks5_server import Socks5Server
 
 PASSWORD = "s0cks-Pa55word-7d1e"
 

@@ -14,9 +14,9 @@ from probe_exporter.config.module import Module
 from probe_exporter.exporter import Exporter
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
-from tests.probers.capture import CaptureServer
-from tests.probers.conftest import LocalServer, Resp, redirect
-from tests.probers.httpprobe import probe
+from tests.support.capture_server import CaptureServer
+from tests.support.http_probe import probe
+from tests.support.http_server import LocalServer, Resp, redirect
 
 TOKEN = "hop-guard-bearer-token-5f1c"
 
