@@ -110,17 +110,30 @@ def started(argv: list[str], health_url: str, log_path: Path) -> Iterator[subpro
             process.wait()
 
 
+def process_tree(pid: int) -> list[int]:
+    """The exporter and its worker processes (probe_exporter forks one per core by default)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *(tree_pid for child in children for tree_pid in process_tree(int(child)))]
+
+
 def cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """utime + stime over the process tree (a worker's own children counted once it is reaped)."""
+    total = 0
+    for tree_pid in process_tree(pid):
+        stat = Path(f"/proc/{tree_pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+    """VmHWM summed over the process tree: an upper bound (pages the workers share count once each)."""
+    total = 0
+    for tree_pid in process_tree(pid):
+        for line in Path(f"/proc/{tree_pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 async def get(port: int, path: str) -> tuple[int, bytes]:
