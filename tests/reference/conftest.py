@@ -5,7 +5,7 @@ The plain helpers (running the Go binary, probing through both, comparing) are i
 
 from __future__ import annotations
 
-from tests.support.http_server import (  # noqa: F401 - fixtures, used by name
+from tests.probers.conftest import (  # noqa: F401 - fixtures, used by name
     http_server,
     https_h1_server,
     https_server,
