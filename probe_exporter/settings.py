@@ -101,6 +101,14 @@ class Settings:
         "--snmp.module-concurrency", "SNMP modules of one request walked at once, as snmp_exporter (default 1); "
         "each has its own session and request IDs, and results merge in module order.", commands=BOTH,
         parse=positive_int))
+    snmp_lookup_cache: float = field(default=0.0, metadata=flag(
+        "--snmp.lookup-cache", "Keep SNMP lookup walks (ifAlias, ifDescr, ifName columns that only label metrics) "
+        "across scrapes for this long, per target, auth and context, e.g. 1h; a reboot (sysUpTime going back) "
+        "drops them. A module's lookup_cache overrides it (default 0: off).", commands=BOTH, metavar="DURATION",
+        parse=auto_reload_interval))
+    snmp_lookup_cache_size: int = field(default=10_000, metadata=flag(
+        "--snmp.lookup-cache-size", "(target, auth, context) entries the SNMP lookup cache keeps at most; the "
+        "least recently used is dropped first (default 10000).", commands=BOTH, parse=positive_int))
     expand_environment_variables: bool = field(default=False, metadata=flag(
         "--config.expand-environment-variables", "Expand ${VAR} in SNMP auth username, password and "
         "priv_password.", commands=BOTH))

@@ -21,11 +21,12 @@ from probe_exporter.config.snmp import DEFAULT_AUTH, SnmpAuth, SnmpModule
 from probe_exporter.logs import ProbeLog
 from probe_exporter.modulecache import CacheKey
 from probe_exporter.probers.base import BadRequest
-from probe_exporter.probers.snmp import stats, walk
+from probe_exporter.probers.snmp import lookupcache, stats, walk
 from probe_exporter.probers.snmp.engine import Exchange, Session, SnmpError, get_engine
 from probe_exporter.probers.snmp.plan import ModulePlan, compile_module
 from probe_exporter.probers.snmp.render import Families, render_module_sliced
 from probe_exporter.probers.snmp.target import parse_target, resolve
+from probe_exporter.settings import Settings
 
 # Varbinds one module may return before the scrape is stopped (memory bound for a hostile agent).
 MAX_VARBINDS = 200_000
@@ -116,10 +117,13 @@ def engine_id_of(params: Mapping[str, str]) -> bytes | None:
 
 async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Config | None,
                  params: Mapping[str, str], deadline: float, log: ProbeLog, stop_on_error: bool = False,
-                 wrap_counters: bool = True, module_concurrency: int = 1) -> ScrapeResult:
+                 wrap_counters: bool = True, module_concurrency: int = 1,
+                 settings: Settings | None = None) -> ScrapeResult:
     """Scrape `target_text` with each module in order; raises BadRequest before any traffic.
     `module_concurrency` is --snmp.module-concurrency: modules walked at once, each with its own
-    session and request IDs; results merge in module order whatever the timing."""
+    session and request IDs; results merge in module order whatever the timing. `settings` brings
+    --snmp.lookup-cache and its size."""
+    settings = settings if settings is not None else Settings()
     wrap = wrap_counters  # --snmp.wrap-large-counters
     plans = [(name, module, snmp_module(module), plan_of(module)) for name, module in modules]
     auths = [pick_auth(config, params, snmp) for _, _, snmp, _ in plans]
@@ -151,8 +155,14 @@ async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Co
             security = engine.security(auth, context)
             session = Session(engine, domain, address, security, plan.timeout, plan.retries, deadline,
                               result.exchange, engine_id if auth.version == 3 else None)
+            max_age = settings.snmp_lookup_cache if plan.lookup_cache is None else plan.lookup_cache
+            tables = None
+            if max_age > 0 and plan.lookup_only:
+                key = (target.transport, address, lookupcache.auth_key(auth, context, session.context_engine_id))
+                tables = lookupcache.ScrapeTables(lookupcache.shared_cache(settings.snmp_lookup_cache_size), key,
+                                                  max_age, name)
             try:
-                pdus = await walk.scrape(session, plan, log, MAX_VARBINDS, target.host)
+                pdus = await walk.scrape(session, plan, log, MAX_VARBINDS, target.host, tables)
             except SnmpError as err:
                 result.error = str(err)
                 log.error("Error scraping target", module=name, err=str(err))
