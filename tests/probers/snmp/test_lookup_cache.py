@@ -10,9 +10,12 @@ import socket
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 
 from probe_exporter.config import Config, load_config
+from probe_exporter.exporter import Exporter
 from probe_exporter.exposition import collect_sorted, render_text
 from probe_exporter.pipeline import run_probe
 from probe_exporter.probers.snmp import lookupcache
@@ -20,6 +23,7 @@ from probe_exporter.probers.snmp.plan import compile_module
 from probe_exporter.probers.snmp.stats import STATS
 from probe_exporter.probers.snmp.values import parse_oid
 from probe_exporter.settings import Settings
+from probe_exporter.web.app import create_app
 from tests.conftest import free_port
 from tests.probers.snmp import agents
 from tests.probers.snmp.lookup_module import IF_ALIAS, IF_DESCR, IF_NAME, IF_OPER_STATUS, if_status_module
@@ -34,8 +38,9 @@ def _config(tmp_path: Path, lookup_cache: str | None = None) -> Config:
     return load_config([str(path)])
 
 
-async def _scrape(config: Config, target: str, settings: Settings) -> tuple[str, float]:
-    outcome = await run_probe("if_status", config.modules["if_status"], target, 5.0, {}, config, settings)
+async def _scrape(config: Config, target: str, settings: Settings, auth: str = "") -> tuple[str, float]:
+    params = {"auth": auth} if auth else {}
+    outcome = await run_probe("if_status", config.modules["if_status"], target, 5.0, params, config, settings)
     text = render_text(collect_sorted([outcome.metrics])).decode()
     assert outcome.success, outcome.log.text()
     sent = re.search(r'^snmp_scrape_packets_sent\{module="if_status"\} (\S+)$', text, re.M)
@@ -131,3 +136,32 @@ def test_cache_is_bounded_and_a_reboot_empties_a_target() -> None:
     assert not cache.tables(("a",), 10, None).walks  # uptime went back: a reboot
     cache.tables(("v3",), 100, 7).walks[(1,)] = (0.0, [])
     assert not cache.tables(("v3",), 200, 8).walks  # engine boots changed
+
+
+async def test_v3_lookups_are_cached_per_user(tmp_path: Path, snmpd_agent: str, test_auths_yml: Path) -> None:
+    path = tmp_path / "if_status.yml"
+    path.write_text(f"modules:\n  if_status:\n{if_status_module('1h')}")
+    config = load_config([str(test_auths_yml), str(path)])
+    cold_text, cold = await _scrape(config, snmpd_agent, Settings(), "v3sha_aes")
+    warm_text, warm = await _scrape(config, snmpd_agent, Settings(), "v3sha_aes")
+    assert warm <= cold / 2 and warm_text.count("ifOperStatus{") == cold_text.count("ifOperStatus{") > 0
+    _, other_user = await _scrape(config, snmpd_agent, Settings(), "v3md5_des")  # another auth: its own tables
+    assert other_user > warm
+
+
+async def test_hits_and_misses_on_the_metrics_page(tmp_path: Path) -> None:
+    config_path = tmp_path / "snmp.yml"
+    config_path.write_text("auths:\n  public_v2: {community: public}\n"
+                           f"modules:\n  if_status:\n{if_status_module('1h')}")
+    port = free_port(socket.SOCK_DGRAM)
+    with _snmpd(tmp_path, port, "a", "b") as target:
+        app = create_app(Exporter(Settings(config_files=[str(config_path)])))
+        async with LifespanManager(app) as manager, httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=manager.app), base_url="http://test") as http:
+            for _ in range(2):
+                assert (await http.get(f"/snmp?target={target}&module=if_status")).status_code == 200
+            text = (await http.get("/metrics")).text
+    hits = re.search(r'^probe_exporter_snmp_lookup_cache_hits_total\{module="if_status"\} (\S+)$', text, re.M)
+    misses = re.search(r'^probe_exporter_snmp_lookup_cache_misses_total\{module="if_status"\} (\S+)$', text, re.M)
+    assert hits is not None and misses is not None, text
+    assert float(hits.group(1)) >= 3 and float(misses.group(1)) >= 3

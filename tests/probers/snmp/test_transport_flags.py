@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from probe_exporter.cli import build_parser
 from probe_exporter.config import Config, load_config
 from probe_exporter.exposition import collect_sorted, render_text
 from probe_exporter.pipeline import run_probe
 from probe_exporter.probers.snmp import ber, packets
-from probe_exporter.cli import build_parser
 from probe_exporter.settings import Settings, from_args
 from tests.conftest import free_port
 from tests.probers.snmp import agents
