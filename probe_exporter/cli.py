@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import dataclasses
 import gc
 import logging
 import os
@@ -176,12 +177,17 @@ def log_startup(config: Config) -> None:
 def _serve(settings: Settings, config: Config) -> int:
     from probe_exporter.exporter import Exporter, load_probers
     from probe_exporter.web.app import create_app
-    from probe_exporter.web.serve import make_server, notify_parent_of_reload, run_workers
+    from probe_exporter.web.serve import make_server
+    from probe_exporter.workers import worker_count
+    from probe_exporter.workers.cluster import Cluster
+    from probe_exporter.workers.supervisor import run_workers
 
     _raise_open_files_limit()
     log_startup(config)
     load_probers(config)
-    workers = settings.web_workers
+    workers = worker_count(settings.web_workers)
+    # The count resolved (0 is one per CPU): exporter-wide budgets split by it (--probes.body-memory-limit).
+    settings = dataclasses.replace(settings, web_workers=workers)
     # sockets_by_worker[i]: what worker i accepts on; one shared socket per address with one worker.
     sockets_by_worker: list[list[socket.socket]] = [[] for _ in range(workers)]
     if settings.web_systemd_socket:
@@ -202,29 +208,33 @@ def _serve(settings: Settings, config: Config) -> int:
             sockets_by_worker[index].append(sock)
         # The bound address, so `:0` (an ephemeral port) shows the port it got.
         logs.log(logging.INFO, "Listening on", address=_socket_address(bound[0]))
+    cluster = Cluster.create(workers) if workers > 1 else None
 
     def serve_worker(index: int) -> None:
         for other, sockets in enumerate(sockets_by_worker):
             if other != index:  # the kernel must not queue connections for a socket nobody accepts on
                 for sock in sockets:
                     sock.close()
-        if workers > 1:
-            logs.process_fields["worker"] = index
+        if cluster is not None:
+            cluster.enter_worker(index)
         exporter = Exporter(settings, config)
         exporter.metrics.set_worker(index)
+        if cluster is not None:
+            cluster.attach(exporter)
         app = create_app(exporter)
-        if settings.config_enable_auto_reload:
+        if settings.config_enable_auto_reload and index == 0:  # one watcher: its reload reaches every worker
             from probe_exporter import autoreload
 
             autoreload.install(app, exporter, settings.config_auto_reload_interval)
-        if workers > 1:
-            app.state.after_reload = notify_parent_of_reload
         if index == 0:
             tls = app.state.web_config is not None and app.state.web_config.ssl_context() is not None
             logs.log(logging.INFO, "TLS is " + ("enabled" if tls else "disabled"),
                      basic_auth=bool(app.state.web_config and app.state.web_config.config.basic_auth_users))
         freeze_startup_heap()
-        make_server(app).run(sockets=sockets_by_worker[index])
+        if cluster is not None:
+            cluster.run(make_server(app), sockets_by_worker[index])
+        else:
+            make_server(app).run(sockets=sockets_by_worker[index])
 
     if workers == 1:
         serve_worker(0)
@@ -232,13 +242,11 @@ def _serve(settings: Settings, config: Config) -> int:
     # Workers fork from a parent that has imported the app and loaded the config, and has frozen that
     # heap: they share those pages until they write to them.
     freeze_startup_heap()
-
-    def close_listeners() -> None:  # the parent accepts nothing; each worker holds its own
-        for sockets in sockets_by_worker:
-            for sock in sockets:
-                sock.close()
-
-    return run_workers(workers, serve_worker, after_fork=close_listeners)
+    assert cluster is not None
+    try:  # the parent accepts nothing, but keeps the sockets for the workers that replace dead ones
+        return run_workers(workers, serve_worker, cluster)
+    finally:
+        cluster.close()
 
 
 def _raise_open_files_limit() -> None:

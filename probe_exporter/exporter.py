@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 from collections import Counter as Tally
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from probe_exporter import logs, pipeline, registry
 from probe_exporter.config import Config, ConfigError, default_config_patterns, load_config
@@ -15,6 +17,9 @@ from probe_exporter.openfiles import open_files_limit
 from probe_exporter.probers import resolver
 from probe_exporter.selfmetrics import SelfMetrics
 from probe_exporter.settings import Settings
+
+if TYPE_CHECKING:
+    from probe_exporter.workers.peers import Peers
 
 
 class Exporter:
@@ -28,6 +33,10 @@ class Exporter:
         self.limiter = ProbeLimiter(max_concurrent, self.metrics)
         self.metrics.max_concurrent.set(max_concurrent)
         self._reload_lock = asyncio.Lock()
+        # The sibling workers (--web.workers), for the history of all of them; None in one process.
+        self.peers: Peers | None = None
+        # --web.workers: what reload() does instead, to switch every worker or none (workers/reload.py).
+        self.reload_everywhere: Callable[[], Awaitable[None]] | None = None
         self.config: Config = config if config is not None else load_settings_config(settings)
         self._loaded(self.config)
 
@@ -46,20 +55,27 @@ class Exporter:
 
     async def reload(self) -> None:
         """Load the files again; on any error keep serving the old config and raise ConfigError."""
+        if self.reload_everywhere is not None:
+            await self.reload_everywhere()
+            return
         async with self._reload_lock:
             try:
-                config = await asyncio.to_thread(_load_config_and_probers, self.settings)
+                config = await asyncio.to_thread(load_config_and_probers, self.settings)
             except ConfigError as err:
                 self.metrics.reload_success.set(0)
                 logs.log(logging.ERROR, "Error reloading config", err=str(err))
                 raise
-            if config.checksum == self.config.checksum:
-                logs.log(logging.INFO, "Config unchanged, not reloaded")
-                self.metrics.reload_success.set(1)
-                return
-            self.config = config
-            self._loaded(config)
-            logs.log(logging.INFO, "Reloaded config", files=",".join(config.files), modules=len(config.modules))
+            self.switch_to(config)
+
+    def switch_to(self, config: Config) -> None:
+        """Serve `config` (a loaded, valid one) from now on."""
+        if config.checksum == self.config.checksum:
+            logs.log(logging.INFO, "Config unchanged, not reloaded")
+            self.metrics.reload_success.set(1)
+            return
+        self.config = config
+        self._loaded(config)
+        logs.log(logging.INFO, "Reloaded config", files=",".join(config.files), modules=len(config.modules))
 
 
 def load_settings_config(settings: Settings) -> Config:
@@ -83,7 +99,7 @@ def load_probers(config: Config) -> None:
         resolver.preload()
 
 
-def _load_config_and_probers(settings: Settings) -> Config:
+def load_config_and_probers(settings: Settings) -> Config:
     """Off the event loop: a reload may bring the first module of a prober kind (see load_probers)."""
     config = load_settings_config(settings)
     load_probers(config)

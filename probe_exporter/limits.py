@@ -26,13 +26,14 @@ from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from probe_exporter.gotext import go_quote
 from probe_exporter.modulecache import CacheKey
 
 if TYPE_CHECKING:
     from probe_exporter.selfmetrics import SelfMetrics
+    from probe_exporter.workers.slots import SharedSlots
 
 # --- concurrency -------------------------------------------------------------------------------------
 
@@ -132,6 +133,8 @@ class ProbeLimiter:
         self._targets: OrderedDict[tuple[str, str], tuple[int, asyncio.Semaphore]] = OrderedDict()
         self._metrics = metrics
         self.queued: dict[str, int] = {}
+        # --web.workers: slots counted over every worker (set by workers/cluster.py); None in one process.
+        self.shared: SharedSlots | None = None
 
     def _module_semaphore(self, module_name: str, limit: int) -> asyncio.Semaphore | None:
         if limit <= 0:
@@ -187,6 +190,7 @@ class ProbeLimiter:
             return
         start = time.monotonic()
         held_target = held_module = held_global = False
+        shared_held: list[str] = []  # --web.workers: slots counted over every worker (workers/slots.py)
         self._queue_change(module_name, +1)
         try:
             if target_semaphore is not None:
@@ -197,12 +201,21 @@ class ProbeLimiter:
                 wait.stage = MODULE_LIMIT
                 await module_semaphore.acquire()
                 held_module = True
+                if self.shared is not None:
+                    await self.shared.acquire(module_name, module_limit)
+                    shared_held.append(module_name)
             if self._global is not None:
                 wait.stage = GLOBAL_LIMIT
                 await self._global.acquire(module_name)
                 held_global = True
+                if self.shared is not None:
+                    await self.shared.acquire(self.shared.GLOBAL, self.max_concurrent)
+                    shared_held.append(self.shared.GLOBAL)
             wait.stage = ""
         except BaseException:
+            self._release_shared(shared_held)
+            if held_global and self._global is not None:
+                self._global.release(module_name)
             if held_module and module_semaphore is not None:
                 module_semaphore.release()
             if held_target and target_semaphore is not None:
@@ -216,12 +229,18 @@ class ProbeLimiter:
         try:
             yield wait.waited
         finally:
+            self._release_shared(shared_held)
             if held_global and self._global is not None:
                 self._global.release(module_name)
             if held_module and module_semaphore is not None:
                 module_semaphore.release()
             if held_target and target_semaphore is not None:
                 target_semaphore.release()
+
+    def _release_shared(self, names: list[str]) -> None:
+        if self.shared is not None:
+            for name in names:
+                self.shared.release(name)
 
     def _queue_change(self, module_name: str, delta: int) -> None:
         count = self.queued.get(module_name, 0) + delta
@@ -294,6 +313,43 @@ def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return address
 
 
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def control_character(target: str) -> str | None:
+    """The first C0 control character or DEL in a target, None when there is none. Such a target is
+    refused with a 400: URL parsers drop tabs and newlines silently, socket APIs stop at a NUL, so what
+    was checked would not be what gets probed."""
+    match = _CONTROL_CHARACTERS.search(target)
+    return match.group() if match else None
+
+
+def remove_dot_segments(path: str) -> str:
+    """RFC 3986 section 5.2.4: `/a/b/../c/./d` is `/a/c/d`; a `..` never climbs above the root."""
+    output: list[str] = []
+    segments = path.split("/")
+    for index, segment in enumerate(segments):
+        last = index == len(segments) - 1
+        if segment == ".":
+            if last:
+                output.append("")
+        elif segment == "..":
+            if len(output) > 1:
+                output.pop()
+            if last:
+                output.append("")
+        else:
+            output.append(segment)
+    result = "/".join(output)
+    return result if not path.startswith("/") or result.startswith("/") else "/" + result
+
+
+def matched_path(url: SplitResult) -> str:
+    """The path a URL prefix is compared with: decoded as Go's url.Parse does (the second decoding,
+    after the query string's), then its dot segments removed, so `%2e%2e` and `..` cannot climb out."""
+    return remove_dot_segments(unquote(url.path))
+
+
 class _Rule:
     def matches(self, parts: _TargetParts) -> bool:
         raise NotImplementedError
@@ -337,7 +393,8 @@ class _URLPrefixRule(_Rule):
         if url.username is not None or url.password is not None:
             return False
         prefix = self.path.rstrip("/")
-        return not prefix or url.path == prefix or url.path.startswith(prefix + "/")
+        path = matched_path(url)
+        return not prefix or path == prefix or path.startswith(prefix + "/")
 
 
 @dataclass(frozen=True)
@@ -363,7 +420,7 @@ def _rule(entry: str) -> _Rule:
         if not url.hostname:
             raise ValueError(f"URL prefix {entry!r} in allowed_targets has no host")
         scheme = url.scheme.lower()
-        return _URLPrefixRule(scheme, _clean_host(url.hostname), port or _DEFAULT_PORTS.get(scheme), url.path)
+        return _URLPrefixRule(scheme, _clean_host(url.hostname), port or _DEFAULT_PORTS.get(scheme), matched_path(url))
     if text.startswith("/"):
         return _PathRule(os.path.normpath(text))
     try:
@@ -388,6 +445,8 @@ class TargetPolicy:
     def allows(self, target: str, prober: str) -> bool:
         if not self._rules:
             return True
+        if control_character(target) is not None:
+            return False
         parts = _split_target(target, prober)
         return any(rule.matches(parts) for rule in self._rules)
 
@@ -415,11 +474,17 @@ class TargetPolicy:
 ALLOWED_TARGETS = CacheKey["TargetPolicy"]("allowed_targets")
 
 
-def check_target(module_name: str, module: object, target: str) -> None:
-    """Raise TargetNotAllowed unless the module's allowed_targets cover `target`."""
+def target_policy(module: object) -> TargetPolicy | None:
+    """The module's compiled allowed_targets, or None when it has none (every target allowed). Probers
+    that go on to other targets by themselves (HTTP redirects) check each one against it."""
     entries: list[str] = getattr(module, "allowed_targets", [])
     if not entries:
-        return
-    prober: str = getattr(module, "prober", "")
-    policy = module.cached(ALLOWED_TARGETS, lambda: TargetPolicy(entries))  # type: ignore[attr-defined]
-    policy.check(target, module_name, prober)
+        return None
+    return module.cached(ALLOWED_TARGETS, lambda: TargetPolicy(entries))  # type: ignore[attr-defined,no-any-return]
+
+
+def check_target(module_name: str, module: object, target: str) -> None:
+    """Raise TargetNotAllowed unless the module's allowed_targets cover `target`."""
+    policy = target_policy(module)
+    if policy is not None:
+        policy.check(target, module_name, getattr(module, "prober", ""))

@@ -4,7 +4,8 @@ and the `probe` CLI command turn their input into a `ProbeRequest`, call `run`, 
 
 1. modules: the requested names looked up (several SNMP modules make one probe);
 2. deadline: blackbox_exporter's getTimeout, quirks included (or the caller's fixed timeout);
-3. target policy: every module's allowed_targets (403 before anything touches the target);
+3. target policy: a target with a control character is a 400; every module's allowed_targets (403
+   before anything touches the target, checked on the URL with its path decoded and dot segments removed);
 4. limiter: a concurrency slot, waited for within the deadline (503 when none frees up in time);
 5. prober run(s): `registry.get(prober).probe(ctx)`, or snmp_exporter's scrape for /snmp;
 6. self-metrics, 7. history, 8. debug text (built from the outcome when someone asks for it).
@@ -40,6 +41,7 @@ from probe_exporter.limits import (
     SlotWait,
     TargetNotAllowed,
     check_target,
+    control_character,
 )
 from probe_exporter.modulecache import CacheKey
 from probe_exporter.probe_metrics import ProbeMetrics
@@ -184,6 +186,10 @@ async def run(state: ExporterState, request: ProbeRequest) -> ProbeOutcome:
                            f"Failed to parse timeout from Prometheus header: {err}")
     if not request.target:
         return _not_probed(state, request, joined, Verdict.BAD_REQUEST, "Target parameter is missing")
+    control = control_character(request.target)
+    if control is not None:
+        return _not_probed(state, request, joined, Verdict.BAD_REQUEST,
+                           f"Target contains a control character (U+{ord(control):04X})")
     for module_name, module in modules:
         try:
             check_target(module_name, module, request.target)

@@ -42,7 +42,7 @@ class SelfMetrics:
         GCCollector(registry=self.registry)
         build = Gauge("probe_exporter_build_info",
                       "A metric with a constant '1' value labeled by version and the Python version it runs on.",
-                      ["version", "pythonversion"], registry=self.registry)
+                      ["version", "pythonversion"], registry=self.registry, multiprocess_mode="max")
         build.labels(__version__, platform.python_version()).set(1)
         self.probes = Counter("probe_exporter_probes_total", "Probes run, by module, prober and result.",
                               ["module", "prober", "result"], registry=self.registry)
@@ -51,22 +51,24 @@ class SelfMetrics:
             ["module", "prober"], registry=self.registry,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
         self.in_flight = Gauge("probe_exporter_probes_in_flight", "Probes running now, by module.",
-                               ["module"], registry=self.registry)
+                               ["module"], registry=self.registry, multiprocess_mode="livesum")
         self.unknown_module = Counter("probe_exporter_module_unknown_total",
                                       "Count of unknown modules requested by probes", registry=self.registry)
         self.bad_requests = Counter("probe_exporter_bad_requests_total",
                                     "Probe requests rejected with a 4xx, by endpoint.", ["endpoint"],
                                     registry=self.registry)
         self.reload_success = Gauge("probe_exporter_config_last_reload_successful",
-                                    "Probe exporter config loaded successfully.", registry=self.registry)
+                                    "Probe exporter config loaded successfully.", registry=self.registry,
+                                    multiprocess_mode="livemin")
         self.reload_timestamp = Gauge("probe_exporter_config_last_reload_success_timestamp_seconds",
                                       "Timestamp of the last successful configuration reload.",
-                                      registry=self.registry)
+                                      registry=self.registry, multiprocess_mode="livemin")
         self.max_concurrent = Gauge("probe_exporter_max_concurrent_probes",
-                                    "Global limit of probes running at once (0: unlimited).", registry=self.registry)
+                                    "Global limit of probes running at once (0: unlimited).", registry=self.registry,
+                                    multiprocess_mode="livemax")
         self.probes_queued = Gauge("probe_exporter_probes_queued",
                                    "Probes waiting for a concurrency slot now, by module.", ["module"],
-                                   registry=self.registry)
+                                   registry=self.registry, multiprocess_mode="livesum")
         self.queue_wait = Histogram(
             "probe_exporter_probe_queue_wait_seconds", "Time probes waited for a concurrency slot, by module.",
             ["module"], registry=self.registry,
@@ -83,11 +85,10 @@ class SelfMetrics:
                                       "Probe requests refused with 403 by a module's allowed_targets, by module.",
                                       ["module"], registry=self.registry)
         self.modules_loaded = Gauge("probe_exporter_config_modules", "Modules in the loaded config, by prober.",
-                                    ["prober"], registry=self.registry)
+                                    ["prober"], registry=self.registry, multiprocess_mode="livemax")
 
-        self.worker = Gauge("probe_exporter_worker_info",
-                            "The worker process answering (--web.workers): each has its own /metrics, history "
-                            "and concurrency limits.", ["worker", "pid"], registry=self.registry)
+        self.worker = Gauge("probe_exporter_worker_info", "The worker processes running now (--web.workers).",
+                            ["worker", "pid"], registry=self.registry, multiprocess_mode="liveall")
         # Keyed by module names from the config (or SNMP's joined ones), so bounded like the label sets.
         self._probe_children: dict[tuple[str, str], _ProbeChildren] = {}
         self._in_flight_children: dict[str, Any] = {}

@@ -70,6 +70,18 @@ def auto_reload_interval(text: str) -> float:
     return seconds
 
 
+def byte_size(text: str) -> int:
+    """`256MiB`, `1GB` (KB means KiB, as blackbox's body_size_limit) or a number of bytes; 0 is no limit."""
+    from probe_exporter.config.types import parse_base2_bytes  # imported for this flag only
+
+    if text.strip().startswith("-"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    try:
+        return parse_base2_bytes(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def positive_seconds(text: str) -> float:
     """Whole seconds or a Go duration, as auto_reload_interval reads them, and more than 0."""
     seconds = auto_reload_interval(text)
@@ -168,11 +180,17 @@ class Settings:
         "--probes.max-concurrency", "Probes running at once over all modules; more wait within their deadline, "
         "and one that cannot start in time gets HTTP 503 (default: as many as the open-files limit holds, "
         "(limit - 64) / 2; 0 unlimited).", parse=non_negative_int))
-    web_workers: int = field(default=1, metadata=flag(
-        "--web.workers", "Worker processes serving the listen addresses (default 1). Each worker has its own "
-        "/metrics, history (/logs, landing page) and concurrency limits: --probes.max-concurrency and "
-        "max_concurrency apply per worker. SIGHUP, /-/reload and SIGTERM reach all of them.",
-        metavar="N", parse=positive_int))
+    body_memory_limit: int = field(default=256 << 20, metadata=flag(
+        "--probes.body-memory-limit", "Bytes of HTTP response bodies held for regex/CEL matching at once, over "
+        "the whole exporter (each of N workers holds 1/N of it); a probe whose body would pass it fails "
+        "(default 256MiB, 0 unlimited).",
+        commands=BOTH, metavar="SIZE", parse=byte_size))
+    web_workers: int = field(default=0, metadata=flag(
+        "--web.workers", "Worker processes serving the listen addresses (default 0: one per CPU this process "
+        "may use). They fork from one process that loaded the config, and act as one exporter: /metrics, "
+        "history (/logs, landing page), /config and the concurrency limits cover all of them; SIGHUP, "
+        "/-/reload and SIGTERM reach all of them, and a worker that dies is replaced.",
+        metavar="N", parse=non_negative_int))
     web_read_header_timeout: float = field(default=10.0, metadata=flag(
         "--web.read-header-timeout", "Close a connection whose request head has not arrived in this long, "
         "e.g. 10s (default 10s).", metavar="DURATION", parse=positive_seconds))

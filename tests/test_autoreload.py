@@ -17,7 +17,8 @@ from probe_exporter import autoreload
 from probe_exporter.exporter import Exporter
 from probe_exporter.settings import Settings, auto_reload_interval
 from probe_exporter.web.app import create_app
-from tests.conftest import REPO, free_port
+from tests.support.paths import REPO
+from tests.support.ports import free_port
 from tests.test_sighup import _wait
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from probe_exporter import __version__
 from probe_exporter.cli import bind_listener, build_parser, main
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

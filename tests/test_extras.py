@@ -10,7 +10,7 @@ import pytest
 
 from probe_exporter import extras
 from probe_exporter.config import load_config
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 
 def test_a_missing_module_of_the_extra_becomes_missing_extra() -> None:

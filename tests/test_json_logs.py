@@ -14,8 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port
-from tests.exporter_process import ExporterProcess, non_json_lines
+from tests.support.exporter_process import ExporterProcess, non_json_lines
+from tests.support.paths import REPO
+from tests.support.ports import free_port
 
 EXTRA_MODULES = """\
 modules:
@@ -37,7 +38,7 @@ def exporter(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ExporterProce
     extra = workdir / "extra.yml"
     extra.write_text(EXTRA_MODULES)
     env = {**os.environ, "XDG_CACHE_HOME": str(workdir / "cache")}
-    command = [sys.executable, "-m", "tests.json_logs_app", "--log.format=json", "--log.level=debug",
+    command = [sys.executable, "-m", "tests.support.json_logs_app", "--log.format=json", "--log.level=debug",
                "--config.file=modules/*.yml", f"--config.file={extra}"]
     with ExporterProcess(command, cwd=REPO, env=env) as process:
         process.wait_listening()

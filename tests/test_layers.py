@@ -19,16 +19,17 @@ ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
 # (layer, module prefixes); a module belongs to the layer of the longest prefix it starts with.
 # probers.net.hostport imports nothing but the standard library: the one host:port parser and
-# IP-literal check, which config validation needs too.
+# IP-literal check, which config validation needs too. workers: the worker set's shared state (leaves the
+# limiter and self-metrics use), the history and reloads over all workers, and the cluster that joins them.
 LAYERS: list[tuple[int, tuple[str, ...]]] = [
     (7, ("cli", "__main__", "healthcheck")),
-    (6, ("web",)),
-    (5, ("exporter", "autoreload")),
+    (6, ("web", "workers.cluster")),
+    (5, ("exporter", "autoreload", "workers.history", "workers.reload")),
     (4, ("pipeline", "testkit")),
     (3, ("probers",)),
     (2, ("config", "settings")),
     (1, ("registry", "extras", "modulecache", "logs", "exposition", "selfmetrics", "probe_metrics", "gotext",
-         "history", "limits", "openfiles", "masking", "probers.net.hostport", "__init__")),
+         "history", "limits", "openfiles", "masking", "probers.net.hostport", "__init__", "workers")),
 ]
 
 

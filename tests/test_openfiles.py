@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from probe_exporter.limits import default_max_concurrency
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 SYSTEMD_SOFT_LIMIT = 1024
 

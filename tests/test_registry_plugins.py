@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.support.paths import REPO
+from tests.support.ports import free_port
 
 PLUGIN = REPO / "examples" / "redis-info-prober"
 REDIS_PASSWORD = "plugin-test-pass"

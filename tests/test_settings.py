@@ -8,7 +8,7 @@ import pytest
 
 from probe_exporter.cli import build_parser, build_probe_parser
 from probe_exporter.settings import PROBE, SERVE, Flag, Settings, from_args
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 FLAGS: list[tuple[str, Flag]] = [(f.name, f.metadata["flag"]) for f in dataclasses.fields(Settings)
                                  if "flag" in f.metadata]

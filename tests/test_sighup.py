@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.support.paths import REPO
+from tests.support.ports import free_port
 
 
 @pytest.fixture()

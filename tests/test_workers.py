@@ -5,156 +5,102 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port
+from tests.workers.cluster import (
+    MODULES,
+    WORKER_INFO,
+    Exporter,
+    answers,
+    get,
+    running,
+    sample,
+    start_exporter,
+    until,
+)
 
-MODULES = """modules:
-  http_2xx:
-    prober: http
-    timeout: 5s
-"""
 EXTRA_MODULE = """  tcp_connect:
     prober: tcp
     timeout: 5s
 """
-WORKER_INFO = re.compile(r'^probe_exporter_worker_info\{pid="(\d+)",worker="(\d+)"\} 1$', re.M)
 MODULES_LOADED = re.compile(r'^probe_exporter_config_modules\{prober="(\w+)"\} (\d+)', re.M)
+SUCCESSES = 'probe_exporter_probes_total{module="http_2xx",prober="http",result="success"}'
 
 
-def get(url: str, method: str = "GET") -> str:
-    """A fresh connection per request, so the kernel picks a worker each time."""
-    with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as response:
-        return str(response.read().decode())
-
-
-def children(pid: int) -> set[int]:
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found.update(int(child) for child in (task / "children").read_text().split())
-    return found
-
-
-def running(pid: int) -> bool:
-    """Alive and not a zombie waiting for whoever reaps orphans."""
-    try:
-        return "zombie" not in Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-
-
-def until(condition: Callable[[], bool], seconds: float = 15.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
-def modules_by_worker(base: str, attempts: int = 60) -> dict[int, dict[str, int]]:
-    """pid -> loaded modules per prober, from /metrics on fresh connections until both workers answered."""
-    seen: dict[int, dict[str, int]] = {}
-    for _ in range(attempts):
-        text = get(base + "/metrics")
-        pid = int(WORKER_INFO.findall(text)[0][0])
-        seen[pid] = {prober: int(count) for prober, count in MODULES_LOADED.findall(text)}
-        if len(seen) == 2:
-            break
-    return seen
+def loaded_tcp_modules(base: str, scrapes: int = 20) -> set[int]:
+    """The tcp module counts /metrics reports over many fresh connections (so both workers answer)."""
+    return {int(dict(MODULES_LOADED.findall(get(base + "/metrics"))).get("tcp", 0)) for _ in range(scrapes)}
 
 
 @pytest.fixture()
-def exporter(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
+def exporter(tmp_path: Path) -> Iterator[Exporter]:
     config = tmp_path / "modules.yml"
     config.write_text(MODULES)
-    port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "probe_exporter", "--config.file", str(config),
-                                "--web.listen-address", f"127.0.0.1:{port}", "--web.workers", "2"],
-                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        until(lambda: process.poll() is None and len(children(process.pid)) == 2)
-        until(lambda: _answers(base + "/-/healthy"))
-        yield process, base, config
-    finally:
-        if process.poll() is None:
-            process.terminate()  # SIGTERM: the parent stops its workers
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        process.stderr.close()  # type: ignore[union-attr]
+    with start_exporter(config) as running_exporter:
+        yield running_exporter
 
 
-def _answers(url: str) -> bool:
-    try:
-        get(url)
-    except OSError:
-        return False
-    return True
-
-
-def test_two_workers_share_the_port_and_answer_probes(exporter: tuple[subprocess.Popen[bytes], str, Path]) -> None:
-    process, base, _ = exporter
-    workers = children(process.pid)
-    answered: set[int] = set()
-    for _ in range(40):
-        probe = get(f"{base}/probe?module=http_2xx&target={base}/-/healthy")
-        assert "\nprobe_success 1\n" in probe
-        metrics = get(base + "/metrics")
-        answered.update(int(pid) for pid, _ in WORKER_INFO.findall(metrics))
-    assert answered == workers
-    # Per-worker self-metrics: each worker counts only the probes it ran, all of them together 40.
-    total = 0.0
-    for pid in workers:
-        text = next(t for t in (get(base + "/metrics") for _ in range(60)) if f'pid="{pid}"' in t)
-        total += float(re.search(r'^probe_exporter_probes_total\{module="http_2xx",prober="http",'
-                                 r'result="success"\} (\S+)$', text, re.M).group(1))  # type: ignore[union-attr]
-    assert total == 40
-
-
-def test_sighup_and_reload_endpoint_reach_every_worker(exporter: tuple[subprocess.Popen[bytes], str, Path]) -> None:
-    process, base, config = exporter
-    assert {pid: loaded.get("tcp", 0) for pid, loaded in modules_by_worker(base).items()} == dict.fromkeys(
-        children(process.pid), 0)
-    config.write_text(MODULES + EXTRA_MODULE)
-    os.kill(process.pid, signal.SIGHUP)
-    until(lambda: {loaded.get("tcp", 0) for loaded in modules_by_worker(base).values()} == {1})
-    # /-/reload lands on one worker; the parent has the other reload too.
+def test_the_default_is_one_worker_per_usable_cpu(tmp_path: Path) -> None:
+    config = tmp_path / "modules.yml"
     config.write_text(MODULES)
-    get(base + "/-/reload", method="POST")
-    until(lambda: {loaded.get("tcp", 0) for loaded in modules_by_worker(base).values()} == {0})
-    assert len(modules_by_worker(base)) == 2
+    with start_exporter(config, workers=len(os.sched_getaffinity(0)), extra=("--web.workers", "0")) as started:
+        assert len(started.workers()) == len(os.sched_getaffinity(0))
 
 
-def test_sigterm_stops_every_worker(exporter: tuple[subprocess.Popen[bytes], str, Path]) -> None:
-    process, _, _ = exporter
-    workers = children(process.pid)
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=15) == 0
+def test_two_workers_share_the_port_and_report_as_one(exporter: Exporter) -> None:
+    workers = exporter.workers()
+    for _ in range(40):
+        assert "\nprobe_success 1\n" in get(exporter.probe_url())
+    # Whichever worker answers, /metrics lists both workers and counts every probe once.
+    for _ in range(10):
+        metrics = get(exporter.base + "/metrics")
+        assert {int(pid) for pid, _ in WORKER_INFO.findall(metrics)} == workers
+        assert sample(metrics, SUCCESSES) == 40
+
+
+def test_sighup_and_reload_endpoint_reach_every_worker(exporter: Exporter) -> None:
+    assert loaded_tcp_modules(exporter.base) == {0}
+    exporter.config.write_text(MODULES + EXTRA_MODULE)
+    os.kill(exporter.process.pid, signal.SIGHUP)
+    until(lambda: loaded_tcp_modules(exporter.base) == {1})
+    # /-/reload lands on one worker, which has the others reload too.
+    exporter.config.write_text(MODULES)
+    get(exporter.base + "/-/reload", method="POST")
+    until(lambda: loaded_tcp_modules(exporter.base) == {0})
+
+
+def test_sigterm_stops_every_worker(exporter: Exporter) -> None:
+    workers = exporter.workers()
+    exporter.process.send_signal(signal.SIGTERM)
+    assert exporter.process.wait(timeout=40) == 0
     assert not any(running(pid) for pid in workers)
 
 
-def test_a_worker_that_dies_stops_the_rest(exporter: tuple[subprocess.Popen[bytes], str, Path]) -> None:
-    process, _, _ = exporter
-    first, second = sorted(children(process.pid))
+def test_a_worker_that_dies_is_replaced(exporter: Exporter) -> None:
+    first, second = sorted(exporter.workers())
     os.kill(first, signal.SIGKILL)
-    assert process.wait(timeout=15) == 1
-    assert not running(second)
-    assert b"Worker exited" in process.stderr.read()  # type: ignore[union-attr]
+    until(lambda: len(exporter.workers()) == 2 and first not in exporter.workers())
+    assert second in exporter.workers() and running(second)
+    assert exporter.process.poll() is None
+    until(lambda: sample(get(exporter.base + "/metrics"), "probe_exporter_worker_restarts_total") == 1)
 
 
-def test_workers_do_not_outlive_a_killed_parent(exporter: tuple[subprocess.Popen[bytes], str, Path]) -> None:
-    process, base, _ = exporter
-    workers = children(process.pid)
-    process.kill()  # SIGKILL: nothing relays; the workers' parent-death signal stops them
-    process.wait()
+def test_workers_do_not_outlive_a_killed_parent(exporter: Exporter) -> None:
+    workers = exporter.workers()
+    exporter.process.kill()  # SIGKILL: nothing relays; the workers' parent-death signal stops them
+    exporter.process.wait()
     until(lambda: not any(running(pid) for pid in workers))
-    assert not _answers(base + "/-/healthy")
+    assert not answers(exporter.base + "/-/healthy")
+
+
+def test_one_worker_runs_without_a_supervisor(tmp_path: Path) -> None:
+    config = tmp_path / "modules.yml"
+    config.write_text(MODULES)
+    with start_exporter(config, workers=0, extra=("--web.workers", "1")) as started:
+        assert started.workers() == set()
+        assert "\nprobe_success 1\n" in get(started.probe_url())
+
+

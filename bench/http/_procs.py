@@ -207,14 +207,14 @@ def nginx_target(workdir: Path, tls: bool = False) -> Iterator[Proc]:
 
 
 @contextlib.contextmanager
-def probe_exporter(workdir: Path, module_file: Path, variant: str = "", workers: int = 1,
+def probe_exporter(workdir: Path, module_file: Path, variant: str = "", workers: int = 0,
                    source: Path | None = None) -> Iterator[Proc]:
     """The exporter as shipped, or with a `variant` of _serve_variant.py (a setting undone, for comparison),
-    with `--web.workers` when `workers` > 1, or from another source tree (`source`, for an A/B of a change:
-    `python -m probe_exporter` run there imports that tree's package)."""
+    with `--web.workers` when `workers` > 0 (0: the default, one per CPU), or from another source tree
+    (`source`, for an A/B of a change: `python -m probe_exporter` run there imports that tree's package)."""
     port = free_port()
     flags = ["--config.file", str(module_file), "--web.listen-address", f"127.0.0.1:{port}"]
-    if workers > 1:
+    if workers > 0:
         flags += ["--web.workers", str(workers)]
     if source is not None:
         argv = [str(VENV_BIN / "python"), "-m", "probe_exporter", *flags]
@@ -227,7 +227,7 @@ def probe_exporter(workdir: Path, module_file: Path, variant: str = "", workers:
         # `python -m` is what the probe-exporter script runs, and works without `pip install -e .`.
         argv = [str(VENV_BIN / "python"), "-m", "probe_exporter", *flags]
         name = "probe_exporter"
-    if workers > 1:
+    if workers > 0:
         name += f" x{workers} workers"
         variant += f"w{workers}"
     url = f"http://127.0.0.1:{port}"

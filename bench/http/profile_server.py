@@ -138,7 +138,8 @@ def main() -> int:
         workdir = Path(tmp)
         module_file = workdir / "http.yml"
         module_file.write_text(HTTP_MODULE)
-        with nginx_target(workdir) as nginx, probe_exporter(workdir, module_file, args.variant) as exporter:
+        with nginx_target(workdir) as nginx, probe_exporter(workdir, module_file, args.variant,
+                                                                    workers=1) as exporter:
             url = f"{exporter.url}/probe?target={nginx.url}/&module=http_2xx"
             warm_up(url, 200)
             result: dict[str, object] = {}

@@ -201,8 +201,9 @@ def main() -> int:
                         help="also run these probe_exporter variants, comma-separated: asyncio-h11 (without "
                              "uvloop/httptools), no-gc-freeze (default GC settings), httpcore-path (HTTP "
                              "modules on httpcore, not the lean exchange)")
-    parser.add_argument("--workers", default="1",
-                        help="probe_exporter rows with these --web.workers counts, comma-separated (default 1)")
+    parser.add_argument("--workers", default="0",
+                        help="probe_exporter rows with these --web.workers counts, comma-separated "
+                             "(default 0: the exporter's default, one worker per CPU)")
     parser.add_argument("--baseline", type=Path, action="append", default=[], metavar="DIR",
                         help="also run probe_exporter from this source tree (A/B of a change; e.g. "
                              "`git archive HEAD probe_exporter modules | tar -x -C DIR`); repeatable")

@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repo, for pr
 
 from probe_exporter.config import Module
 from probe_exporter.pipeline import run_probe
-from tests.probers._servers_dns import dns_server
-from tests.probers._servers_grpc import grpc_health_server
-from tests.probers._servers_tcp import make_pki, serve, ssh_banner
+from tests.support.dns_server import dns_server
+from tests.support.grpc_server import grpc_health_server
+from tests.support.tcp_servers import make_pki, serve, ssh_banner
 
 
 async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

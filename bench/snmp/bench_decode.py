@@ -26,8 +26,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from probe_exporter.probers.snmp import ber, values  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
 from tests.probers.snmp import recordings  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 ROOTS = [(1, 3, 6, 1, 2, 1, 2), (1, 3, 6, 1, 2, 1, 31, 1, 1)]
 

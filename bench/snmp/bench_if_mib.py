@@ -29,8 +29,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from tests.conftest import free_port  # noqa: E402
 from tests.probers.snmp import recordings  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 GO_BINARY = "/usr/bin/prometheus-snmp-exporter"
 VARBINDS = 2091

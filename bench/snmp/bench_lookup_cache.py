@@ -25,9 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from bench.snmp.bench_if_mib import GO_BINARY, cpu_seconds, process, wait_agent, wait_http  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
 from tests.probers.snmp import recordings  # noqa: E402
 from tests.probers.snmp.lookup_module import if_status_module  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 _SENT = re.compile(r'^snmp_scrape_packets_sent\{module="if_status"\} (\S+)$', re.M)
 
@@ -80,7 +80,7 @@ def main() -> None:
                                 ("probe_exporter, --snmp.lookup-cache=1h", ["--snmp.lookup-cache=1h"])):
                 port = free_port()
                 with process([sys.executable, "-m", "probe_exporter", f"--config.file={config}",
-                              f"--web.listen-address=127.0.0.1:{port}", "--log.level=error", *flags],
+                              f"--web.listen-address=127.0.0.1:{port}", "--log.level=error", "--web.workers=1", *flags],
                              {**os.environ, "PYTHONPATH": str(REPO)}) as ours:
                     wait_http(f"http://127.0.0.1:{port}/-/healthy")
                     results[name] = measure(name, f"http://127.0.0.1:{port}{query}", ours.pid, args.scrapes)

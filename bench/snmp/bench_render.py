@@ -33,8 +33,8 @@ from probe_exporter.exposition import render_text  # noqa: E402
 from probe_exporter.logs import ProbeLog  # noqa: E402
 from probe_exporter.probers.snmp import render, scrape  # noqa: E402
 from probe_exporter.probers.snmp.values import OCTETS, UNSIGNED  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
 from tests.probers.snmp import recordings  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 
 async def record(config_path: Path, target: str) -> list[tuple[Any, list[Any]]]:

@@ -38,8 +38,8 @@ sys.path.insert(0, str(HERE))
 
 from bench_if_mib import GO_BINARY, cpu_seconds, process, wait_http  # noqa: E402
 
-from tests.conftest import free_port  # noqa: E402
 from tests.probers.snmp import agents, recordings  # noqa: E402
+from tests.support.ports import free_port  # noqa: E402
 
 MODULES = ("system", "if_mib", "hrSWRun", "hrStorage", "ip_mib")
 AUTHS = {

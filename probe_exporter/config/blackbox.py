@@ -245,6 +245,9 @@ class HTTPProbe(HTTPClientConfig, ResolverSettings):
     compression: str = ""
     body_size_limit: Base2Bytes = 0
     enable_http3: bool = False
+    # Send the module's credentials on after a redirect to another origin (scheme, host, port), as
+    # blackbox_exporter does. Off by default: a redirect must not hand them to whoever it points at.
+    follow_redirects_with_credentials: bool = False
 
     @field_validator("headers", mode="before")
     @classmethod

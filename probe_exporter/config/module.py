@@ -64,6 +64,18 @@ class Module(StrictModel):
         TargetPolicy(entries)  # raises ValueError with the bad entry
         return entries
 
+    @model_validator(mode="before")
+    @classmethod
+    def _allowed_targets_for_sql(cls, data: Any) -> Any:
+        """One allowlist for every prober: a SQL module that lists only the module's allowed_targets has
+        them as sql_exporter's target_allow too (so it may carry credentials, and names are checked by
+        what they resolve to, as target_allow does)."""
+        if isinstance(data, dict) and data.get("allowed_targets") and isinstance(data.get("sql"), dict):
+            sql = data["sql"]
+            if not sql.get("target_allow"):
+                sql["target_allow"] = data["allowed_targets"]  # in place: keeps the YAML scalar texts
+        return data
+
     @model_validator(mode="after")
     def _fold_sql_limits(self) -> Module:
         """sql_exporter-style limits in the sql: block are spellings of the module's own: one limiter

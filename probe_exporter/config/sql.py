@@ -342,8 +342,8 @@ class SQLModule(StrictModel):
         if self.driver == "sqlalchemy" and not self.dsn:
             raise ValueError("dsn is required for the sqlalchemy driver")
         if self.has_credentials() and not (self.target_allow or self.target_allow_paths):
-            raise ValueError("a module with credentials needs target_allow (or target_allow_paths): without it, "
-                             "/probe would send the credentials to any host")
+            raise ValueError("a module with credentials needs target_allow, target_allow_paths or the module's "
+                             "allowed_targets: without one, /probe would send the credentials to any host")
         return self
 
     def has_credentials(self) -> bool:

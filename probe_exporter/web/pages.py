@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
@@ -17,6 +18,7 @@ from probe_exporter import __version__
 from probe_exporter.config.types import format_go_duration
 from probe_exporter.exporter import Exporter
 from probe_exporter.history import ProbeRecord
+from probe_exporter.workers.history import RemoteRecord
 
 
 def _e(value: object) -> str:
@@ -39,15 +41,15 @@ def _when(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp))
 
 
-def _result_cell(record: ProbeRecord) -> str:
+def _result_cell(record: ProbeRecord | RemoteRecord) -> str:
     if record.success:
         return '<span class="ok">Success</span>'
     return '<strong class="fail">Failure</strong>'
 
 
-def _history_rows(exporter: Exporter) -> str:
+def _history_rows(records: Sequence[ProbeRecord | RemoteRecord]) -> str:
     rows = []
-    for record in exporter.history.records():
+    for record in records:
         outcome = record.outcome
         reason = f'<div class="muted">{_e(outcome.reason)}</div>' if outcome.reason else ""
         rows.append(
@@ -119,7 +121,10 @@ def _form_result(result: FormResult | None) -> str:
             f'{reason}<pre id="probe-debug">{_e(result.debug_text)}</pre></div>')
 
 
-def landing_page(exporter: Exporter, result: FormResult | None = None) -> str:
+def landing_page(exporter: Exporter, result: FormResult | None = None,
+                 records: Sequence[ProbeRecord | RemoteRecord] | None = None) -> str:
+    """`records`: the history to show (every worker's, see workers/history.py); this worker's by default."""
+    shown = exporter.history.records() if records is None else records
     limiter = exporter.limiter
     concurrency = (f"at most {limiter.max_concurrent} probes at once" if limiter.max_concurrent
                    else "no global concurrency limit")
@@ -142,7 +147,7 @@ def landing_page(exporter: Exporter, result: FormResult | None = None) -> str:
 <h2>Recent probes</h2>
 <div class="muted">{_e(history)}; newest first.</div>
 <div class="scroll"><table id="history" class="cards"><thead><tr><th>Finished (UTC)</th><th>Module</th><th>Target</th>
-<th>Result</th><th>Duration</th><th>Debug</th></tr></thead><tbody>{_history_rows(exporter)}</tbody></table></div>
+<th>Result</th><th>Duration</th><th>Debug</th></tr></thead><tbody>{_history_rows(shown)}</tbody></table></div>
 <h2>Modules</h2>
 <div class="scroll"><table id="modules" class="cards"><thead><tr><th>Module</th><th>Prober</th><th>Timeout</th>
 <th>File</th><th>Limits</th></tr></thead><tbody>{_module_rows(exporter)}</tbody></table></div>

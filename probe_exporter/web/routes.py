@@ -18,6 +18,7 @@ from probe_exporter.history import ProbeRecord
 from probe_exporter.pipeline import ProbeRequest, Verdict
 from probe_exporter.web import openapi_docs, pages
 from probe_exporter.web.responses import first_params, metrics_response, plain_error, probe_module_names
+from probe_exporter.workers.history import history_records, log_by_id, log_by_target
 
 DEFAULT_MODULE = "http_2xx"
 
@@ -72,9 +73,6 @@ async def reload(request: Request) -> Response:
         await _exporter(request).reload()
     except ConfigError as err:
         return plain_error(500, f"failed to reload config: {err}")
-    after_reload = getattr(request.app.state, "after_reload", None)
-    if after_reload is not None:  # with --web.workers: the other workers reload too
-        after_reload()
     return Response(b"", status_code=200)
 
 
@@ -96,7 +94,7 @@ async def landing(request: Request) -> Response:
     result = None
     if "target" in params or "module" in params:
         result = await _run_from_form(exporter, params)
-    return HTMLResponse(pages.landing_page(exporter, result))
+    return HTMLResponse(pages.landing_page(exporter, result, await history_records(exporter)))
 
 
 async def _run_from_form(exporter: Exporter, form: dict[str, str]) -> pages.FormResult:
@@ -132,7 +130,7 @@ async def stylesheet() -> Response:
 @router.get("/logs", openapi_extra=openapi_docs.LOGS)
 async def probe_logs(request: Request) -> Response:
     """A probe's debug text from the history, by id or by target (blackbox_exporter's /logs)."""
-    history = _exporter(request).history
+    exporter = _exporter(request)
     params = first_params(request)
     probe_id, target, module_name = params.get("id", ""), params.get("target", ""), params.get("module", "")
     if probe_id and target:
@@ -144,11 +142,11 @@ async def probe_logs(request: Request) -> Response:
     if probe_id:
         if not (probe_id.isascii() and probe_id.isdigit() and len(probe_id) <= 19):  # int() limits; ids are int64
             return plain_error(400, "Invalid probe id")
-        record = history.by_id(int(probe_id))
-        if record is None:
+        text = await log_by_id(exporter, int(probe_id))
+        if text is None:
             return plain_error(404, "Probe id not found")
     else:
-        record = history.by_target(target, module_name or None)
-        if record is None:
+        text = await log_by_target(exporter, target, module_name or None)
+        if text is None:
             return plain_error(404, "Probe target not found")
-    return PlainTextResponse(record.debug_text())
+    return PlainTextResponse(text)

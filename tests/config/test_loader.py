@@ -6,7 +6,7 @@ import pytest
 
 from probe_exporter.config import ConfigError, load_config
 from probe_exporter.config.render import config_as_yaml
-from tests.conftest import DEBIAN_BLACKBOX_EXAMPLES, REPO, require_file
+from tests.support.paths import DEBIAN_BLACKBOX_EXAMPLES, REPO, require_file
 
 
 def write(tmp_path: Path, text: str, name: str = "c.yml") -> str:

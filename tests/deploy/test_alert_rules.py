@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy._tools import DEPLOY, REPO, require_binary, run_checked
+from tests.support.deploy_tools import DEPLOY, REPO, require_binary, run_checked
 
 RULES_DIR = DEPLOY / "prometheus"
 ALERTS = RULES_DIR / "alerts.yml"

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy._tools import require_binary, run_checked
 from tests.deploy.dashboard import (
     dashboard_queries,
     iter_panels,
@@ -19,6 +18,7 @@ from tests.deploy.dashboard import (
     panel_queries,
     substitute_variables,
 )
+from tests.support.deploy_tools import require_binary, run_checked
 
 DATASOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 

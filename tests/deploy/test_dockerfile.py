@@ -19,9 +19,9 @@ import pytest
 import trustme
 from dockerfile_parse import DockerfileParser
 
-from tests.conftest import free_port
-from tests.deploy._tools import REPO
-from tests.exporter_process import ExporterProcess
+from tests.support.deploy_tools import REPO
+from tests.support.exporter_process import ExporterProcess
+from tests.support.ports import free_port
 
 DOCKERFILE = REPO / "Dockerfile"
 

@@ -17,7 +17,7 @@ import yaml
 
 from probe_exporter.cli import build_parser
 from probe_exporter.config import load_config
-from tests.deploy._tools import DEPLOY, REPO
+from tests.support.deploy_tools import DEPLOY, REPO
 
 GUIDE = REPO / "docs" / "deployment.md"
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]

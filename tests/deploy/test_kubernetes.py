@@ -18,7 +18,7 @@ from probe_exporter.config import load_config
 from probe_exporter.exporter import Exporter
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
-from tests.deploy._tools import DEPLOY, REPO
+from tests.support.deploy_tools import DEPLOY, REPO
 
 K8S = DEPLOY / "kubernetes"
 CORE_MANIFESTS = ["configmap.yaml", "deployment.yaml", "service.yaml", "poddisruptionbudget.yaml"]

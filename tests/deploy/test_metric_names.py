@@ -19,8 +19,8 @@ from probe_exporter.exporter import Exporter
 from probe_exporter.selfmetrics import SelfMetrics
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
-from tests.deploy._tools import DEPLOY, REPO
 from tests.deploy.dashboard import dashboard_queries
+from tests.support.deploy_tools import DEPLOY, REPO
 
 # Prometheus' own series, and the five per-module SNMP self metrics (snmp_exporter's names; the
 # SNMP prober's source is checked for them below rather than running an agent here).

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy._tools import DEPLOY, REPO, require_binary, run_checked
+from tests.support.deploy_tools import DEPLOY, REPO, require_binary, run_checked
 
 UNIT = DEPLOY / "systemd" / "probe-exporter.service"
 INSTALLED_BINARY = "/opt/probe-exporter/bin/probe-exporter"

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO
 from tests.deploy.dashboard import dashboard_queries
-from tests.e2e.conftest import EXAMPLE_CONFIG, IN_CI, Stack, require_binary
+from tests.support.deploy_tools import require_binary
+from tests.support.paths import REPO
+from tests.support.prometheus_stack import EXAMPLE_CONFIG, IN_CI, Stack
 
 # Prometheus spreads first scrapes over the interval; the slowest jobs scrape every 3 s and a dead SNMP
 # agent holds its scrape for 2.5 s, so everything has been scraped well within this.

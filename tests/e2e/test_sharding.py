@@ -20,19 +20,17 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import (
+from tests.support.ports import free_port
+from tests.support.processes import http_get, running, stop_process
+from tests.support.prometheus_stack import (
     ProbeJob,
     Prometheus,
     derive_job,
     exporter_argv,
-    free_port,
-    http_get,
     load_example,
     prometheus_url,
-    running,
     self_metrics_jobs,
     start_prometheus,
-    stop_process,
 )
 
 SHARDS = 2

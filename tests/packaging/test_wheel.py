@@ -17,8 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO
-from tests.exporter_process import ExporterProcess, non_json_lines
+from tests.support.exporter_process import ExporterProcess, non_json_lines
+from tests.support.paths import REPO
 
 pytestmark = pytest.mark.packaging
 

@@ -12,11 +12,10 @@ import pytest_asyncio
 from pydantic import ValidationError
 
 from probe_exporter.config import Module
-from tests.conftest import free_port
-
-from ._network_helpers import ADDRESS_METRICS, ALWAYS, log_text, names, probe, value
-from ._servers_dns import DNSServer, dns_server
-from ._servers_tcp import PKI, make_pki
+from tests.support.dns_server import DNSServer, dns_server
+from tests.support.network_probe import ADDRESS_METRICS, ALWAYS, log_text, names, probe, value
+from tests.support.ports import free_port
+from tests.support.tcp_servers import PKI, make_pki
 
 DNS_METRICS = {"probe_dns_duration_seconds", "probe_dns_answer_rrs", "probe_dns_authority_rrs",
                "probe_dns_additional_rrs", "probe_dns_query_succeeded"}

@@ -9,8 +9,7 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from probe_exporter.config import load_config
 from probe_exporter.pipeline import run_probe
-
-from .conftest import LocalServer, Resp
+from tests.support.http_server import LocalServer, Resp
 
 
 async def test_http_header_on_is_sent_as_on(http_server: LocalServer, tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from ._network_helpers import ADDRESS_METRICS, ALWAYS, label_sets, log_text, names, probe, value
-from ._servers_grpc import NOT_SERVING, SERVING, grpc_health_server
-from ._servers_tcp import PKI, make_pki, serve
+from tests.support.grpc_server import NOT_SERVING, SERVING, grpc_health_server
+from tests.support.network_probe import ADDRESS_METRICS, ALWAYS, label_sets, log_text, names, probe, value
+from tests.support.tcp_servers import PKI, make_pki, serve
 
 GRPC_METRICS = {"probe_grpc_duration_seconds", "probe_grpc_ssl", "probe_grpc_status_code",
                 "probe_grpc_healthcheck_response"}

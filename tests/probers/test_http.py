@@ -10,8 +10,8 @@ import brotli
 import pytest
 
 from probe_exporter.config.loader import ConfigError
-from tests.probers.conftest import LocalServer, Req, Resp, Takeover, TLSMaterial, redirect
-from tests.probers.httpprobe import http_module, probe
+from tests.support.http_probe import http_module, probe
+from tests.support.http_server import LocalServer, Req, Resp, Takeover, TLSMaterial, redirect
 
 # Every case runs on both exchange paths (the lean HTTP/1.1 one and httpcore).
 pytestmark = pytest.mark.usefixtures("http_path")
@@ -781,12 +781,13 @@ async def test_absolute_redirect_uses_the_new_host(http_server: LocalServer) -> 
 
     url = http_server.route(handler)
     result = await probe(url, {"headers": {"Host": "vhost.example", "Authorization": "Token user-set"},
-                               "bearer_token": "configured"})
+                               "bearer_token": "configured", "follow_redirects_with_credentials": True})
     assert result.success, result.log
     first, second = http_server.seen(url)
     assert first.host == "vhost.example"
     assert second.host == f"localhost:{http_server.port}"
-    # the user's Authorization header stays on the first host; configured credentials go everywhere
+    # With the opt-in, as Go's client: the user's Authorization header stays on the first host, configured
+    # credentials go everywhere.
     assert first.header("Authorization") == "Token user-set"
     assert second.header("Authorization") == "Bearer configured"
 

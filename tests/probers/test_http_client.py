@@ -13,8 +13,8 @@ import pytest
 
 from probe_exporter.config.blackbox import ProxyConfig
 from probe_exporter.probers.http.client import ProxyChoice
-from tests.probers.conftest import LocalServer, Req, Resp, TLSMaterial
-from tests.probers.httpprobe import http_module, probe
+from tests.support.http_probe import http_module, probe
+from tests.support.http_server import LocalServer, Req, Resp, TLSMaterial
 
 # Every case runs on both exchange paths (the lean HTTP/1.1 one and httpcore).
 pytestmark = pytest.mark.usefixtures("http_path")

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from probe_exporter.probers.http import client
-from tests.probers.conftest import LocalServer, Req, Resp, Takeover, TLSMaterial, redirect
-from tests.probers.httpprobe import ProbeResult, http_module, probe
+from tests.support.http_probe import ProbeResult, http_module, probe
+from tests.support.http_server import LocalServer, Req, Resp, Takeover, TLSMaterial, redirect
 
 # Families whose values are durations: only their label sets are compared.
 TIMING = {"probe_duration_seconds", "probe_http_duration_seconds", "probe_dns_lookup_time_seconds"}

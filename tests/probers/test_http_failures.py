@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.probers.conftest import LocalServer, Req, Resp, Takeover, TLSMaterial
-from tests.probers.httpprobe import http_module, probe
+from tests.support.http_probe import http_module, probe
+from tests.support.http_server import LocalServer, Req, Resp, Takeover, TLSMaterial
 
 # Every case runs on both exchange paths (the lean HTTP/1.1 one and httpcore).
 pytestmark = pytest.mark.usefixtures("http_path")

@@ -16,7 +16,7 @@ import pytest
 import uvloop
 
 from probe_exporter.probers.http.stream import AsyncioBackend, AsyncioStream
-from tests.probers.conftest import LocalServer, Resp, TLSMaterial
+from tests.support.http_server import LocalServer, Resp, TLSMaterial
 
 LOOPS = ["asyncio", "uvloop"]
 

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from probe_exporter.probers.net.tls_info import GO_ZERO_TIME, go_name_string, iana_cipher_name
-from tests.probers.conftest import LocalServer, Resp, TLSMaterial
-from tests.probers.httpprobe import probe
+from tests.support.http_probe import probe
+from tests.support.http_server import LocalServer, Resp, TLSMaterial
 
 # Every case runs on both exchange paths (the lean HTTP/1.1 one and httpcore).
 pytestmark = pytest.mark.usefixtures("http_path")
@@ -220,7 +220,7 @@ async def test_unreadable_ca_file_fails_before_connecting(https_server: LocalSer
 async def test_ssl_context_is_built_once_per_module(https_server: LocalServer) -> None:
     from probe_exporter.probers.http.client import ModuleClient
     from probe_exporter.probers.http.probe import HTTP_CLIENT
-    from tests.probers.httpprobe import http_module
+    from tests.support.http_probe import http_module
 
     module = http_module({"tls_config": {"insecure_skip_verify": True}})
     url = https_server.route(lambda req: Resp())

@@ -20,8 +20,16 @@ from pydantic import ValidationError
 
 from probe_exporter.config import Module
 from probe_exporter.probers import icmp
-
-from ._network_helpers import ADDRESS_METRICS, ALWAYS, LOOPBACK_V4_HASH, label_sets, log_text, names, probe, value
+from tests.support.network_probe import (
+    ADDRESS_METRICS,
+    ALWAYS,
+    LOOPBACK_V4_HASH,
+    label_sets,
+    log_text,
+    names,
+    probe,
+    value,
+)
 
 ICMP_METRICS = {"probe_icmp_duration_seconds", "probe_icmp_reply_hop_limit"}
 REPO = Path(__file__).resolve().parents[2]
@@ -148,7 +156,7 @@ def test_ttl_bounds(ttl: int, message: str) -> None:
 NETNS_SCRIPT = textwrap.dedent("""
     import asyncio, json, sys
     sys.path.insert(0, sys.argv[1])
-    from tests.probers._network_helpers import probe, names
+    from tests.support.network_probe import probe, names
 
     async def main():
         results = {}

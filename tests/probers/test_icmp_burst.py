@@ -23,9 +23,8 @@ from probe_exporter.config import ConfigError, Module, load_config
 from probe_exporter.config.render import module_as_yaml
 from probe_exporter.pipeline import ProbeOutcome
 from probe_exporter.probers import icmp
-
-from ..promtool import promtool_problems
-from ._network_helpers import ADDRESS_METRICS, ALWAYS, log_text, names, probe, samples, text, value
+from tests.support.network_probe import ADDRESS_METRICS, ALWAYS, log_text, names, probe, samples, text, value
+from tests.support.promtool import promtool_problems
 
 BURST_COUNTS = {"probe_icmp_packets_sent", "probe_icmp_packets_received", "probe_icmp_duplicate_packets"}
 RTT_STATS = {"probe_icmp_rtt_min_seconds", "probe_icmp_rtt_max_seconds", "probe_icmp_rtt_mean_seconds",
@@ -184,7 +183,7 @@ table ip burst_test_dup {
 NETNS_SCRIPT = textwrap.dedent("""
     import asyncio, json, sys
     sys.path.insert(0, sys.argv[1])
-    from tests.probers._network_helpers import probe, samples
+    from tests.support.network_probe import probe, samples
 
     async def main():
         results = {}

@@ -116,7 +116,7 @@ def test_serving_imports_the_configured_probers_before_it_listens(tmp_path: Path
 
         uvicorn.Server.run = serve
         try:
-            cli.main(["--config.file", {str(config)!r}, "--web.listen-address", "127.0.0.1:0"])
+            cli.main(["--config.file", {str(config)!r}, "--web.listen-address", "127.0.0.1:0", "--web.workers", "1"])
         except Served:
             print("probe_exporter.probers.dns" in sys.modules, "probe_exporter.probers.http" in sys.modules)
     """)

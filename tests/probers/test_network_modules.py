@@ -13,11 +13,19 @@ from probe_exporter.config import Module, load_config
 from probe_exporter.exporter import Exporter
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
-from tests.conftest import REPO
-
-from ._network_helpers import label_sets, log_text, probe
-from ._servers_grpc import grpc_health_server
-from ._servers_tcp import PKI, irc_server, make_pki, pg_ssl_server, send_lines, serve, ssh_banner, starttls_server
+from tests.support.grpc_server import grpc_health_server
+from tests.support.network_probe import label_sets, log_text, probe
+from tests.support.paths import REPO
+from tests.support.tcp_servers import (
+    PKI,
+    irc_server,
+    make_pki,
+    pg_ssl_server,
+    send_lines,
+    serve,
+    ssh_banner,
+    starttls_server,
+)
 
 
 @pytest.fixture(scope="module")

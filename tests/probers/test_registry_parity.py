@@ -23,12 +23,11 @@ from probe_exporter.pipeline import run_probe
 
 # The SNMP agent fixtures live with the SNMP tests; imported here, pytest serves them to this module too.
 from tests.probers.snmp.conftest import snmpsim_agent, test_auths_yml  # noqa: F401
-
-from ._network_helpers import log_text, names
-from ._servers_dns import dns_server
-from ._servers_grpc import grpc_health_server
-from ._servers_tcp import send_lines, serve
-from .conftest import LocalServer, Resp
+from tests.support.dns_server import dns_server
+from tests.support.grpc_server import grpc_health_server
+from tests.support.http_server import LocalServer, Resp
+from tests.support.network_probe import log_text, names
+from tests.support.tcp_servers import send_lines, serve
 
 
 @dataclass

@@ -27,11 +27,10 @@ from probe_exporter.config.blackbox import parse_server
 from probe_exporter.config.render import module_as_yaml
 from probe_exporter.probers import resolver
 from probe_exporter.probers.net.addr import ip_hash
-
-from ._network_helpers import ADDRESS_METRICS, ALWAYS, LOOPBACK_V4_HASH, log_text, names, probe, value
-from ._servers_dns import DNSServer, _rrset, dns_server
-from ._servers_grpc import grpc_health_server
-from ._servers_tcp import serve
+from tests.support.dns_server import DNSServer, _rrset, dns_server
+from tests.support.grpc_server import grpc_health_server
+from tests.support.network_probe import ADDRESS_METRICS, ALWAYS, LOOPBACK_V4_HASH, log_text, names, probe, value
+from tests.support.tcp_servers import serve
 
 SITE = "site.split.test."
 OTHER = "other.split.test."  # an HTTP redirect target only the module's servers know

@@ -14,8 +14,7 @@ import pytest
 from probe_exporter.config import load_config
 from probe_exporter.probers.net.tls_info import GO_ZERO_TIME
 from probe_exporter.probers.query_response import go_expand
-
-from ._network_helpers import (
+from tests.support.network_probe import (
     ADDRESS_METRICS,
     ALWAYS,
     LOOPBACK_V4_HASH,
@@ -25,7 +24,7 @@ from ._network_helpers import (
     probe,
     value,
 )
-from ._servers_tcp import (
+from tests.support.tcp_servers import (
     PKI,
     Handler,
     irc_server,

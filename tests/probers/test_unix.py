@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from ._network_helpers import ALWAYS, log_text, names, probe, value
-from ._servers_tcp import PKI, Handler, make_pki, send_lines
+from tests.support.network_probe import ALWAYS, log_text, names, probe, value
+from tests.support.tcp_servers import PKI, Handler, make_pki, send_lines
 
 QR_METRICS = {"probe_failed_due_to_regex", "probe_failed_due_to_bytes"}
 TLS_METRICS = {"probe_ssl_earliest_cert_expiry", "probe_ssl_last_chain_expiry_timestamp_seconds",

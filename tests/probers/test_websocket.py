@@ -15,9 +15,8 @@ from typing import Any
 from websockets.asyncio.server import Request, Response, ServerConnection, serve
 
 from probe_exporter.config import load_config
-
-from ._network_helpers import ADDRESS_METRICS, ALWAYS, LOOPBACK_V4_HASH, log_text, names, probe, value
-from .conftest import LocalServer, Resp, TLSMaterial
+from tests.support.http_server import LocalServer, Resp, TLSMaterial
+from tests.support.network_probe import ADDRESS_METRICS, ALWAYS, LOOPBACK_V4_HASH, log_text, names, probe, value
 
 WS_METRICS = {"probe_websocket_status_code", "probe_websocket_connection_upgraded",
               "probe_websocket_failed_due_to_regex", "probe_websocket_duration_seconds"}
@@ -284,7 +283,7 @@ def test_websocket_modules_load_and_bad_ones_are_refused(tmp_path: Path) -> None
 
 
 def _phase_labels(outcome: Any) -> list[dict[str, str]]:
-    from ._network_helpers import label_sets
+    from tests.support.network_probe import label_sets
 
     return label_sets(outcome, "probe_websocket_duration_seconds")
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.conftest import free_port
-from tests.probers.conftest import LocalServer, Req, Resp, Takeover, TLSMaterial, redirect
-from tests.reference.conftest import REQUIRES_BLACKBOX, assert_same_samples, blackbox_exporter, probe_both
+from tests.support.blackbox_reference import REQUIRES_BLACKBOX, assert_same_samples, blackbox_exporter, probe_both
+from tests.support.http_server import LocalServer, Req, Resp, Takeover, TLSMaterial, redirect
+from tests.support.ports import free_port
 
 pytestmark = REQUIRES_BLACKBOX
 TIMEOUT = 3.0

@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
-from tests.conftest import free_port
-from tests.probers._servers_dns import dns_server
-from tests.probers._servers_grpc import NOT_SERVING, SERVING, grpc_health_server
-from tests.probers._servers_tcp import PKI, irc_server, make_pki, send_lines, serve, ssh_banner, starttls_server
-from tests.reference.conftest import REQUIRES_BLACKBOX, assert_same_samples, blackbox_exporter, probe_both
+from tests.support.blackbox_reference import REQUIRES_BLACKBOX, assert_same_samples, blackbox_exporter, probe_both
+from tests.support.dns_server import dns_server
+from tests.support.grpc_server import NOT_SERVING, SERVING, grpc_health_server
+from tests.support.ports import free_port
+from tests.support.tcp_servers import PKI, irc_server, make_pki, send_lines, serve, ssh_banner, starttls_server
 
 pytestmark = REQUIRES_BLACKBOX
 TIMEOUT = 2.0

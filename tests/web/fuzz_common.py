@@ -3,7 +3,7 @@ targets answer) and the check of the scrape-timeout header's 500."""
 
 from __future__ import annotations
 
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 
 def fuzz_modules(sqlite_alias: str = "demo", extra: str = "") -> str:

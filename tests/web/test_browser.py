@@ -14,7 +14,7 @@ import pytest
 from probe_exporter.exporter import Exporter
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
-from tests.conftest import REPO, require_file
+from tests.support.paths import REPO, require_file
 from tests.web.conftest import running_server
 
 CHROMIUM = Path("/usr/bin/chromium")

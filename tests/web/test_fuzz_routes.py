@@ -31,7 +31,8 @@ from hypothesis import strategies as st
 
 from probe_exporter.exporter import Exporter, Settings
 from probe_exporter.web.app import create_app
-from tests.conftest import REPO, free_port
+from tests.support.paths import REPO
+from tests.support.ports import free_port
 from tests.web.fuzz_common import fuzz_modules, is_number
 
 MAX_EXAMPLES = 200

@@ -231,3 +231,89 @@ async def test_changed_module_limit_takes_effect_and_cancelled_waits_release_not
             assert waited < 0.05
     async with asyncio.timeout(1), limiter.slot("m", 1):  # back to 1 after the "reload": a fresh semaphore
         pass
+
+
+# --- normalised targets ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("path", "allowed"), [
+    ("/redir", True),
+    ("/redir/sub", True),
+    ("/redir/./sub", True),
+    ("/redir/sub/../other", True),
+    ("/redir/../other", False),
+    ("/redir/%2e%2e/other2", False),
+    ("/redir/%2E%2e/other2", False),
+    ("/redir/.%2e/other2", False),
+    ("/redir%2f..%2fother", False),
+    ("/redir/../../other3", False),
+    ("/redir/..", False),
+    ("/other/../redir/x", True),
+])
+def test_url_prefix_is_matched_on_the_normalised_path(path: str, allowed: bool) -> None:
+    assert TargetPolicy(["http://127.0.0.1:8080/redir"]).allows("http://127.0.0.1:8080" + path, "http") is allowed
+
+
+@pytest.mark.parametrize("target", ["http://127.0.0.1:8080/redir\t/../../other3", "http://127.0.0.1:8080/redir\n",
+                                    "127.0.0.1\x00:8080", "http://127.0.0.1:8080/redir\x7f"])
+def test_target_with_a_control_character_is_never_allowed(target: str) -> None:
+    assert not TargetPolicy(["http://127.0.0.1:8080/redir", "127.0.0.0/8"]).allows(target, "http")
+
+
+def test_prefix_escapes_answer_403_and_control_characters_400(tmp_path: Path) -> None:
+    server = _RecordingServer()
+    prefix = f"http://127.0.0.1:{server.port}/redir"
+    path = tmp_path / "m.yml"
+    path.write_text("modules:\n"
+                    f"  guarded:\n    prober: http\n    allowed_targets: ['{prefix}']\n"
+                    "  tcp_open:\n    prober: tcp\n")
+    with TestClient(create_app(Exporter(Settings(config_files=[str(path)])))) as client:
+        for escape in ("/redir/../other", "/redir/%2e%2e/other2", "/redir/%2E%2E/other2"):
+            response = client.get("/probe", params={"module": "guarded", "target": f"http://127.0.0.1:{server.port}"
+                                                                                    + escape})
+            assert response.status_code == 403, escape
+            assert "not in its allowed_targets" in response.text
+        for target, char in ((prefix + "\t/../../other3", "0009"), (prefix + "\r\n", "000D"),
+                             (f"127.0.0.1\x00:{server.port}", "0000"), (prefix + "\x1b", "001B")):
+            module = "tcp_open" if "\x00" in target else "guarded"
+            response = client.get("/probe", params={"module": module, "target": target})
+            assert response.status_code == 400, repr(target)
+            assert response.text == f"Target contains a control character (U+{char})\n"
+        assert client.get("/probe", params={"module": "guarded", "target": prefix + "/ok"}).status_code == 200
+    server.close()
+    assert server.paths == ["/redir/ok"]  # only the allowed probe reached the server
+
+
+class _RecordingServer:
+    """A real HTTP server on loopback that records the paths it was asked for (and the NUL-byte TCP
+    target would have connected to it)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.paths: list[str] = []
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        break
+                    head += chunk
+                if head:
+                    self.paths.append(head.split(b" ", 2)[1].decode())
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+    def close(self) -> None:
+        self._listener.close()

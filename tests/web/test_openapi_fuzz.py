@@ -32,8 +32,9 @@ from probe_exporter.settings import Settings
 from probe_exporter.web import openapi_docs
 from probe_exporter.web.app import create_app
 from probe_exporter.web.routes import PROBE_METHODS
-from tests.conftest import REPO
-from tests.e2e.conftest import free_port, running
+from tests.support.paths import REPO
+from tests.support.ports import free_port
+from tests.support.processes import running
 from tests.web.fuzz_common import fuzz_modules, is_number
 
 # Generated examples per operation (plus the explicit ones): 20 operations, 20-40 s in all.

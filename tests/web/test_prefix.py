@@ -17,7 +17,8 @@ from probe_exporter.exporter import Exporter
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
 from probe_exporter.web.prefix import external_url, route_prefix
-from tests.conftest import REPO, free_port
+from tests.support.paths import REPO
+from tests.support.ports import free_port
 
 MODULES = str(REPO / "modules" / "network.yml")
 

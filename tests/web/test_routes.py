@@ -127,7 +127,7 @@ def test_landing_page_lists_modules(client: TestClient) -> None:
 
 
 def test_promtool_accepts_probe_and_self_metrics_pages(client: TestClient, plain_http_target: str) -> None:
-    from tests.promtool import promtool_problems
+    from tests.support.promtool import promtool_problems
 
     for params in ({"target": plain_http_target}, {"target": plain_http_target + "/status/500"},
                    {"target": "http://127.0.0.1:9/"}):

@@ -24,7 +24,7 @@ from probe_exporter import logs
 from probe_exporter.exporter import Exporter
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
-from tests.conftest import REPO
+from tests.support.paths import REPO
 
 HTTP_SECRETS = {
     "basic_auth": "Sekrit-basic-0a1",

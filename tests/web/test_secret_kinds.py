@@ -24,8 +24,9 @@ from probe_exporter.config.render import config_as_yaml, module_as_yaml
 from probe_exporter.config.secrets import secret_values
 from probe_exporter.config.sql import DSN_UNPARSABLE
 from probe_exporter.masking import SECRET_MARK, mask, mask_tree
-from tests.conftest import REPO, free_port
-from tests.e2e.conftest import http_get, running
+from tests.support.paths import REPO
+from tests.support.ports import free_port
+from tests.support.processes import http_get, running
 
 PROXY_PASSWORD = "Sekrit-proxy-4a1"
 TOKEN_URL_PASSWORD = "Sekrit-tokenurl-4b2"

@@ -23,7 +23,7 @@ from probe_exporter.settings import Settings
 from probe_exporter.web import security
 from probe_exporter.web.app import create_app
 from probe_exporter.web.security import BasicAuthChecker
-from tests.conftest import REPO
+from tests.support.paths import REPO
 from tests.web.conftest import running_server
 
 PASSWORD = "correct horse battery staple"

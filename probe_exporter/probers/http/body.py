@@ -4,6 +4,8 @@ set, whatever Content-Encoding says), then `body_size_limit`, counting the bytes
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from typing import Protocol
@@ -145,17 +147,81 @@ def decoder_for(algorithm: str) -> _Decoder | None:
 MAX_KEPT_BODY = 64 << 20
 
 
+# After this many bytes of bodies were given back, free heap memory goes back to the system: CPython
+# frees a body's chunks to malloc, and glibc keeps them in its heap unless asked (RSS would stay up).
+_TRIM_AFTER = 32 << 20
+
+
+def _malloc_trim() -> object:
+    """glibc's malloc_trim, or None elsewhere (musl, macOS: their allocators give memory back)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+class MemoryBudget:
+    """The bytes of response bodies held for regex/CEL matching (--probes.body-memory-limit; 0 is no
+    limit). The limit is the whole exporter's: with --web.workers N, each worker holds at most 1/N of it.
+    A probe whose body would pass it fails."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.workers = 1  # how many worker processes share the limit
+        self.held = 0
+        self._released = 0
+        self._trim: object = ...
+
+    def take(self, size: int) -> bool:
+        if self.limit and self.held + size > self.limit // self.workers:
+            return False
+        self.held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
+        self._released += size
+        if self._released >= _TRIM_AFTER and (self.held == 0 or self._released >= 4 * _TRIM_AFTER):
+            self._released = 0
+            if self._trim is ...:
+                self._trim = _malloc_trim()
+            if callable(self._trim):
+                self._trim(0)
+
+    def reason(self) -> str:
+        return (f"response bodies held for matching would exceed --probes.body-memory-limit "
+                f"({_size_text(self.limit)}): set body_size_limit")
+
+
+def _size_text(size: int) -> str:
+    return f"{size >> 20}MiB" if size % (1 << 20) == 0 else f"{size}B"
+
+
+# The process's budget; its limit is set from the flag (probe_exporter.probers.http.probe).
+BODY_BUDGET = MemoryBudget(256 << 20)
+
+
 class BodyReader:
-    """Pulls a response body through the decoder and the size limit; `count` is what came out."""
+    """Pulls a response body through the decoder and the size limit; `count` is what came out. What it
+    keeps counts against `budget` (the probes pass the process's) until `release()`."""
 
-    __slots__ = ("_decoder", "_kept", "_limit", "_stream", "count")
+    __slots__ = ("_budget", "_decoder", "_kept", "_limit", "_stream", "count")
 
-    def __init__(self, stream: AsyncIterator[bytes], decoder: _Decoder | None, limit: int) -> None:
+    def __init__(self, stream: AsyncIterator[bytes], decoder: _Decoder | None, limit: int,
+                 budget: MemoryBudget | None = None) -> None:
         self._stream = stream
         self._decoder = decoder
         self._limit = limit
+        self._budget = budget if budget is not None else MemoryBudget(0)
         self._kept = 0
         self.count = 0
+
+    def release(self) -> None:
+        """The kept body is no longer needed (matched, or the probe failed): give its bytes back."""
+        if self._kept:
+            self._budget.give_back(self._kept)
+            self._kept = 0
 
     async def read_all(self, keep: bool) -> bytes:
         """The whole (decoded) body if `keep`, else b"" after counting it; raises BodyError."""
@@ -167,7 +233,16 @@ class BodyReader:
             await self._take_all(self._decoder.feed(raw), chunks, keep)
         if self._decoder is not None:
             await self._take_all(self._decoder.finish(), chunks, keep)
-        return b"".join(chunks)
+        if len(chunks) == 1:
+            return chunks[0]
+        # Joining holds the body twice for a moment: that counts too.
+        if not self._budget.take(self._kept):
+            raise BodyError(self._budget.reason())
+        try:
+            return b"".join(chunks)
+        finally:
+            chunks.clear()
+            self._budget.give_back(self._kept)
 
     async def _take_all(self, pieces: Iterator[bytes], chunks: list[bytes], keep: bool) -> None:
         for number, piece in enumerate(pieces, 1):
@@ -189,6 +264,9 @@ class BodyReader:
             # Counted up to the bound, so the count does not depend on how the body was cut into chunks.
             self.count += MAX_KEPT_BODY - self._kept
             raise BodyError(f"body larger than {MAX_KEPT_BODY >> 20}MiB to match against: set body_size_limit")
+        if keep and not self._budget.take(len(data)):
+            self.count += len(data)
+            raise BodyError(self._budget.reason())
         self.count += len(data)
         if keep:
             self._kept += len(data)

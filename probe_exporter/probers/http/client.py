@@ -13,6 +13,7 @@ import base64
 import functools
 import ipaddress
 import json
+import logging
 import os
 import ssl
 import time
@@ -25,12 +26,16 @@ import httpx
 
 from probe_exporter.config.blackbox import HTTPProbe, OAuth2, ProxyConfig
 from probe_exporter.config.tls import TLSConfig
+from probe_exporter.masking import SECRET_HEADER_NAMES
 from probe_exporter.probers.http.exchange import HopRequest, HopResponse, core_exchange
 from probe_exporter.probers.http.lean import lean_exchange
 from probe_exporter.probers.http.stream import AsyncioBackend
 from probe_exporter.probers.net.hostport import ip_literal
 
 USER_AGENT = "Blackbox-Exporter/0.28.0"
+# httpcore's SOCKS trace logs the proxy's username and password (`auth=(b'user', b'password')`) at
+# debug level: never let those lines out, whatever level someone sets on the libraries' loggers.
+logging.getLogger("httpcore.socks").setLevel(logging.INFO)
 
 # crypto/tls defaultCipherSuites (Go 1.23+, AES hardware), by their OpenSSL names. TLS 1.3 suites are
 # not configurable from Python's ssl module and keep OpenSSL's order.
@@ -46,6 +51,11 @@ def canonical_header_key(name: str) -> str:
     if not name or any(c in name for c in " \t\r\n:"):
         return name
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+# Headers that carry credentials whatever block sets them (the masking rules' list): never sent to an
+# origin other than the first unless the module sets follow_redirects_with_credentials.
+CREDENTIAL_HEADERS = frozenset(canonical_header_key(name).encode() for name in SECRET_HEADER_NAMES)
 
 
 def read_secret_file(path: str) -> str:
@@ -264,7 +274,8 @@ def choose_path(cfg: HTTPProbe) -> ExchangePath:
     if cfg.enable_http3:
         return ExchangePath("http3", "enable_http3: HTTP/3 over QUIC (aioquic)")
     if cfg.proxy_url or cfg.proxy_from_environment:
-        return ExchangePath("httpcore", "a proxy is configured: httpcore tunnels through it (HTTP CONNECT)")
+        return ExchangePath("httpcore", "a proxy is configured: httpcore goes through it (HTTP forwarding and "
+                                        "CONNECT, or SOCKS5)")
     if FORCED_PATH == "httpcore":
         return ExchangePath("httpcore", "forced (differential test)")
     if cfg.enable_http2:
@@ -288,7 +299,7 @@ class ModuleClient:
         self.tls_material_configured = any((tls.ca, tls.ca_file, tls.cert, tls.cert_file, tls.key, tls.key_file))
         self.http2 = cfg.enable_http2
         self.proxy = ProxyChoice(cfg)
-        self._proxy_pools: dict[str, httpcore.AsyncHTTPProxy] = {}
+        self._proxy_pools: dict[str, httpcore.AsyncHTTPProxy | httpcore.AsyncSOCKSProxy] = {}
         self.host_header: str | None = None
         headers: list[tuple[bytes, bytes]] = []
         has_user_agent = False
@@ -305,6 +316,11 @@ class ModuleClient:
         self.headers = headers
         # common's auth round trippers leave a request alone that already has an Authorization header.
         self.user_sets_authorization = any(k == b"Authorization" for k, _ in headers)
+        # What stays behind on a redirect to another origin: the names above, and http_headers whose
+        # values come from secrets or files.
+        self.credential_headers = CREDENTIAL_HEADERS | {
+            canonical_header_key(name).encode() for name, header in (cfg.http_headers or {}).items()
+            if header.secrets or header.files}
         self.compression = cfg.compression.lower()
         self.oauth2 = OAuth2Tokens(cfg.oauth2) if cfg.oauth2 is not None else None
         self._static_auth: list[tuple[bytes, bytes]] | None = None
@@ -361,7 +377,8 @@ class ModuleClient:
             self._static_auth = headers
         return headers
 
-    def connect(self, scheme: str, host: str, port: int) -> httpcore.AsyncHTTPConnection | httpcore.AsyncHTTPProxy:
+    def connect(self, scheme: str, host: str,
+                port: int) -> httpcore.AsyncHTTPConnection | httpcore.AsyncHTTPProxy | httpcore.AsyncSOCKSProxy:
         """A fresh connection for one hop (direct or through the configured proxy)."""
         if self.cfg.enable_http3:
             from probe_exporter.probers.http.http3 import HTTP3Connection
@@ -384,7 +401,7 @@ class ModuleClient:
         if self.path.name == "lean":
             return functools.partial(lean_exchange, ssl_context=self.ssl_context if scheme == "https" else None)
         connection = self.connect(scheme, host, port)
-        owns = not isinstance(connection, httpcore.AsyncHTTPProxy)
+        owns = not isinstance(connection, (httpcore.AsyncHTTPProxy, httpcore.AsyncSOCKSProxy))
         return functools.partial(core_exchange, connection, owns)
 
     async def aclose(self) -> None:
@@ -394,10 +411,25 @@ class ModuleClient:
             await self.oauth2.aclose()
 
 
+# Proxy URL schemes, as Go's http.Transport takes them: an HTTP proxy (forwarding http://, CONNECT for
+# https://) reached over plain TCP or TLS, or SOCKS5. Go sends the host name to a SOCKS5 proxy for both
+# socks5 and socks5h (the proxy resolves it); so does httpcore's SOCKS client.
+_HTTP_PROXY_SCHEMES = ("http", "https")
+_SOCKS_PROXY_SCHEMES = ("socks5", "socks5h")
+
+
 def _proxy_pool(proxy: str, cfg: HTTPProbe, ssl_context: ssl.SSLContext,
-                backend: httpcore.AsyncNetworkBackend) -> httpcore.AsyncHTTPProxy:
+                backend: httpcore.AsyncNetworkBackend) -> httpcore.AsyncHTTPProxy | httpcore.AsyncSOCKSProxy:
     url = httpx.URL(proxy if "://" in proxy else "http://" + proxy)
     auth = (urllib.parse.unquote(url.username), urllib.parse.unquote(url.password)) if url.username else None
+    if url.scheme in _SOCKS_PROXY_SCHEMES:
+        # proxy_connect_header has no place in SOCKS5 (Go sends it on CONNECT only).
+        socks = url.copy_with(scheme="socks5", username=None, password=None)
+        return httpcore.AsyncSOCKSProxy(proxy_url=str(socks), proxy_auth=auth, ssl_context=ssl_context,
+                                        max_connections=None, max_keepalive_connections=0, http2=cfg.enable_http2,
+                                        network_backend=backend)
+    if url.scheme not in _HTTP_PROXY_SCHEMES:
+        raise ValueError(f"proxyconnect: unknown proxy scheme {url.scheme!r}")
     headers = [(name.encode(), value.reveal().encode())
                for name, values in (cfg.proxy_connect_header or {}).items() for value in values]
     proxy_ssl = TLSConfig().ssl_context() if url.scheme == "https" else None

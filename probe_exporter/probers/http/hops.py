@@ -20,8 +20,15 @@ def configured_host(cfg: HTTPProbe) -> str | None:
 
 
 async def request_headers(client: ModuleClient, host_header: str, userinfo: bytes | None,
-                           cross_host: bool) -> list[tuple[bytes, bytes]]:
+                           cross_host: bool, credentials: bool = True) -> list[tuple[bytes, bytes]]:
+    """A hop's headers; `credentials` False (another origin than the first, no opt-in) leaves out every
+    credential: the configured auth, userinfo and Authorization-like headers from any block."""
     headers = [(b"Host", host_header.encode())]
+    if not credentials:
+        headers += [h for h in client.headers if h[0] not in client.credential_headers]
+        if client.cfg.http_headers:
+            headers += [h for h in await client.auth_headers() if h[0] not in client.credential_headers]
+        return headers
     configured = await client.auth_headers()
     if cross_host:
         # Go's client drops the user's Authorization and Cookie headers on a redirect to another
@@ -54,11 +61,13 @@ def basic_from_userinfo(parts: urllib.parse.SplitResult) -> bytes | None:
 
 
 class Location:
-    __slots__ = ("host_header", "hostname", "path", "port", "scheme", "wire_host")
+    __slots__ = ("host_header", "hostname", "location", "path", "port", "scheme", "wire_host")
 
-    def __init__(self, scheme: str, wire_host: str, hostname: str, port: int, path: str, host_header: str) -> None:
+    def __init__(self, scheme: str, wire_host: str, hostname: str, port: int, path: str, host_header: str,
+                 location: str = "") -> None:
         self.scheme, self.wire_host, self.hostname = scheme, wire_host, hostname
         self.port, self.path, self.host_header = port, path, host_header
+        self.location = location  # the Location header as sent
 
 
 def next_location(current_url: str, location: str, first_host_header: str, first_wire_host: str) -> Location:
@@ -76,7 +85,15 @@ def next_location(current_url: str, location: str, first_host_header: str, first
     port = parts.port or (443 if scheme == "https" else 80)
     relative = not urllib.parse.urlsplit(location).scheme
     host_header = first_host_header if (relative and first_host_header != first_wire_host) else wire_host
-    return Location(scheme, wire_host, hostname, port, request_target(parts.path, parts.query), host_header)
+    return Location(scheme, wire_host, hostname, port, request_target(parts.path, parts.query), host_header,
+                    location)
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of a URL: what credentials are bound to."""
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower().removesuffix("."), parts.port or (443 if scheme == "https" else 80)
 
 
 def strip_userinfo(url: str) -> str:

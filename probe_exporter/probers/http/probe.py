@@ -19,10 +19,12 @@ import httpx
 
 from probe_exporter.config.blackbox import HTTPProbe
 from probe_exporter.config.module import Module
-from probe_exporter.logs import ProbeLog
+from probe_exporter.limits import TargetPolicy, target_policy
+from probe_exporter.logs import ProbeLog, mask_target
 from probe_exporter.modulecache import CacheKey
 from probe_exporter.probe_metrics import ProbeMetrics
 from probe_exporter.probers.base import BadRequest, ProbeContext
+from probe_exporter.probers.http import body as http_body
 from probe_exporter.probers.http import hops
 from probe_exporter.probers.http.client import ModuleClient
 from probe_exporter.probers.http.exchange import HopRequest, HopResponse, describe
@@ -80,6 +82,8 @@ class _Chain:
     first_dial_host: str
     userinfo: bytes | None
     proxy_set: bool
+    policy: TargetPolicy | None  # the module's allowed_targets, checked again at every redirect
+    first_origin: tuple[str, str, int]  # where the module's credentials go (all origins with the opt-in)
 
 
 @dataclass(slots=True)
@@ -99,6 +103,10 @@ class _Hop:
     referer: str = ""
     cross_host: bool = False
     cookies: httpx.Cookies | None = None
+    # The URL as the target names it (host names, not the addresses dialled): what allowed_targets and
+    # the credentials' origin are checked against.
+    logical_url: str = ""
+    credentials: bool = True
 
     @property
     def url(self) -> str:
@@ -107,6 +115,9 @@ class _Hop:
 
 async def probe_http(ctx: ProbeContext) -> bool:
     metrics, log = ctx.metrics, ctx.log
+    # One flag for the whole exporter; each worker process holds its share (web_workers: as resolved at startup).
+    http_body.BODY_BUDGET.limit = ctx.settings.body_memory_limit
+    http_body.BODY_BUDGET.workers = max(ctx.settings.web_workers, 1)
     gauges = Gauges(metrics, ctx.module.http)
     start = await _prepare(ctx, gauges, metrics, log)
     if start is None:
@@ -219,10 +230,13 @@ async def _prepare(ctx: ProbeContext, gauges: Gauges, metrics: ProbeMetrics,
     # Upstream's TLS ServerName: tls_config.server_name, else the Host header, else the target host.
     server_name = cfg.tls_config.server_name or (host_override if host_override is not None else hostname)
     dial_host = resolved_ip or hostname
+    logical_url = urllib.parse.urlunsplit(parts._replace(scheme=scheme))
     chain = _Chain(client, server_name, wire_host, host_header, dial_host, hops.basic_from_userinfo(parts),
-                   bool(cfg.proxy_url) or cfg.proxy_from_environment)
+                   bool(cfg.proxy_url) or cfg.proxy_from_environment, target_policy(ctx.module),
+                   hops.origin(logical_url))
     hop = _Hop(scheme, wire_host, host_header, dial_host, parts.port or (443 if scheme == "https" else 80),
-               hops.request_target(parts.path, parts.query), cfg.method or "GET", body, chunked, server_name)
+               hops.request_target(parts.path, parts.query), cfg.method or "GET", body, chunked, server_name,
+               logical_url=logical_url)
     return chain, hop
 
 
@@ -244,6 +258,8 @@ async def _follow(chain: _Chain, hop: _Hop, traces: list[Trace], gauges: Gauges,
             await response.aclose()
         if isinstance(outcome, bool):
             return outcome
+        if not _may_follow(chain, hop, outcome, log):
+            return False
         resolved, pending_resolve = await _redirect(chain, hop, outcome, response.status, log)
         if not resolved:
             failed = Trace(tls=hop.scheme == "https")
@@ -256,7 +272,8 @@ async def _send(chain: _Chain, hop: _Hop, trace: Trace, log: ProbeLog) -> HopRes
     """One request on a connection of its own; None with the reason logged when it fails."""
     client = chain.client
     try:
-        headers = await hops.request_headers(client, hop.host_header, chain.userinfo, hop.cross_host)
+        headers = await hops.request_headers(client, hop.host_header, chain.userinfo, hop.cross_host,
+                                             hop.credentials)
     except OSError as err:
         log.error("Error for HTTP request", err=f"unable to read a credentials file: {err.strerror or err}")
         return None
@@ -301,7 +318,7 @@ async def _on_response(chain: _Chain, hop: _Hop, response: HopResponse, round_tr
     # Go does not follow a 307/308 whose body it cannot replay (body_file).
     if response.status in _REDIRECT_CODES and location is not None and not (
             response.status in (307, 308) and hop.chunked_body):
-        log.info("Received redirect", location=location)
+        log.info("Received redirect", location=mask_target(location))
         gauges.redirects.set(round_trips)  # upstream's len(via), which counts a refused redirect too
         if round_trips > MAX_REDIRECTS or not chain.client.cfg.follow_redirects:
             log.info("Not following redirect")
@@ -313,6 +330,19 @@ async def _on_response(chain: _Chain, hop: _Hop, response: HopResponse, round_tr
                 log.error("Error for HTTP request", err=f"failed to parse Location header {location!r}: {err}")
                 return False
     return await judge(response, chain.client, hop.method, refused, gauges, trace, metrics, log)
+
+
+def _may_follow(chain: _Chain, hop: _Hop, to: hops.Location, log: ProbeLog) -> bool:
+    """The allowlist holds at every hop: a redirect outside the module's allowed_targets ends the probe
+    before anything contacts it. Leaving the first origin drops the credentials unless opted in."""
+    hop.logical_url = urllib.parse.urljoin(hop.logical_url, to.location)
+    if chain.policy is not None and not chain.policy.allows(hop.logical_url, "http"):
+        log.error("Error for HTTP request",
+                  err=f"redirect to {mask_target(hop.logical_url)} is not in allowed_targets")
+        return False
+    hop.credentials = (chain.client.cfg.follow_redirects_with_credentials
+                       or hops.origin(hop.logical_url) == chain.first_origin)
+    return True
 
 
 async def _redirect(chain: _Chain, hop: _Hop, to: hops.Location, status: int, log: ProbeLog) -> tuple[bool, float]:

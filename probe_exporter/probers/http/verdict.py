@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from probe_exporter.config.blackbox import HTTPProbe
 from probe_exporter.logs import ProbeLog
 from probe_exporter.probe_metrics import Gauge, ProbeMetrics
-from probe_exporter.probers.http.body import BodyError, BodyReader, decoder_for
+from probe_exporter.probers.http.body import BODY_BUDGET, BodyError, BodyReader, decoder_for
 from probe_exporter.probers.http.client import ModuleClient
 from probe_exporter.probers.http.exchange import HopResponse, describe
 from probe_exporter.probers.http.timings import Trace
@@ -202,34 +202,44 @@ async def check_response(response: HopResponse, client: ModuleClient, cfg: HTTPP
             cel_gauge.set(1)
     else:
         wants_regex = success and has_regex
-        reader = BodyReader(response.body(), decoder, cfg.body_size_limit)
-        error = ""
+        reader = BodyReader(response.body(), decoder, cfg.body_size_limit, BODY_BUDGET)
         try:
-            body = await reader.read_all(keep=wants_regex or (success and cel_gauge is not None))
-        except BodyError as err:
-            body, error = b"", str(err)
-        except Exception as err:  # the connection broke mid-body
-            body, error = b"", describe(err)
-        body_bytes = reader.count
-        if wants_regex:
-            if error:
-                log.error("Error reading HTTP body", err=error)
-                success = False
-            else:
-                success = _match_body(body, cfg, log)
-            regex_gauge.set(0 if success else 1)
-        if success and cel_gauge is not None:
-            if error:
-                log.error("Error reading HTTP body", err=error)
-                success = False
-            else:
-                # Upstream reads the body once: after the regexes have consumed it, CEL sees nothing.
-                success = _match_cel(b"" if wants_regex else body, cfg, log)
-            cel_gauge.set(0 if success else 1)
-        if error:
-            log.error("Failed to read HTTP response body", err=error)
-            success = False
+            success, body_bytes = await _check_body(reader, wants_regex, success, cfg, regex_gauge, cel_gauge, log)
+        finally:
+            reader.release()
     return success, body_bytes, _content_length(response, method, body_bytes, refused)
+
+
+async def _check_body(reader: BodyReader, wants_regex: bool, success: bool, cfg: HTTPProbe, regex_gauge: Gauge,
+                      cel_gauge: Gauge | None, log: ProbeLog) -> tuple[bool, int]:
+    """Read the body (kept only for the checks that need it) and run the regex and CEL checks."""
+    error = ""
+    try:
+        body = await reader.read_all(keep=wants_regex or (success and cel_gauge is not None))
+    except BodyError as err:
+        body, error = b"", str(err)
+    except Exception as err:  # the connection broke mid-body
+        body, error = b"", describe(err)
+    body_bytes = reader.count
+    if wants_regex:
+        if error:
+            log.error("Error reading HTTP body", err=error)
+            success = False
+        else:
+            success = _match_body(body, cfg, log)
+        regex_gauge.set(0 if success else 1)
+    if success and cel_gauge is not None:
+        if error:
+            log.error("Error reading HTTP body", err=error)
+            success = False
+        else:
+            # Upstream reads the body once: after the regexes have consumed it, CEL sees nothing.
+            success = _match_cel(b"" if wants_regex else body, cfg, log)
+        cel_gauge.set(0 if success else 1)
+    if error:
+        log.error("Failed to read HTTP response body", err=error)
+        success = False
+    return success, body_bytes
 
 
 def _content_length(response: HopResponse, method: str, body_bytes: int, refused: bool) -> int:

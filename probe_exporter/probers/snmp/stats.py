@@ -26,7 +26,7 @@ class SnmpStats:
         self.packets = Counter("snmp_packets", "Number of SNMP packet sent, including retries.", registry=None)
         self.retries = Counter("snmp_packet_retries", "Number of SNMP packet retries.", registry=None)
         self.in_flight = Gauge("snmp_request_in_flight", "Current number of SNMP scrapes being requested.",
-                               registry=None)
+                               registry=None, multiprocess_mode="livesum")
         # --snmp.lookup-cache: lookup walks served from the cache, and those walked (lookupcache.py).
         self.lookup_cache_hits = Counter("probe_exporter_snmp_lookup_cache_hits", "SNMP lookup walks served from "
                                          "the lookup cache, by module.", ["module"], registry=None)

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 
 from probe_exporter.probers.snmp import ber
-from tests.conftest import free_port
 from tests.probers.snmp import recordings
+from tests.support.ports import free_port
 
 SNMPSIM = Path(sys.executable).with_name("snmpsim-command-responder")
 

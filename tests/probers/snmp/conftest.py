@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
 from tests.probers.snmp import agents, recordings
+from tests.support.ports import free_port
 
 # The type-coverage recording, line for line as in the reference spec §4.4.
 TYPES_SNMPREC = """\

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-from tests.conftest import SHARED, require_file
+from tests.support.paths import SHARED, require_file
 
 SHARED_SNMP_YML = SHARED / "snmp_exporter" / "snmp.yml"
 CISCO_16_SWITCH_GZ = Path("/usr/share/doc/snmpsim/examples/data/cisco_16_switch.snmprec.gz")

@@ -24,9 +24,9 @@ from probe_exporter.probers.snmp.stats import STATS
 from probe_exporter.probers.snmp.values import parse_oid
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
-from tests.conftest import free_port
 from tests.probers.snmp import agents
 from tests.probers.snmp.lookup_module import IF_ALIAS, IF_DESCR, IF_NAME, IF_OPER_STATUS, if_status_module
+from tests.support.ports import free_port
 
 HOUR = Settings(snmp_lookup_cache=3600.0)
 

@@ -21,9 +21,9 @@ from asgi_lifespan import LifespanManager
 from probe_exporter.exporter import Exporter
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
-from tests.conftest import free_port
 from tests.probers.snmp import agents
 from tests.probers.snmp.conftest import TYPES_MODULE
+from tests.support.ports import free_port
 
 BINARY = Path("/usr/bin/prometheus-snmp-exporter")
 

@@ -16,9 +16,9 @@ from probe_exporter.exposition import collect_sorted, render_text
 from probe_exporter.pipeline import run_probe
 from probe_exporter.probers.snmp import ber, packets
 from probe_exporter.settings import Settings, from_args
-from tests.conftest import free_port
 from tests.probers.snmp import agents
 from tests.probers.snmp.lookup_module import if_status_module
+from tests.support.ports import free_port
 
 SECRET = "s3cret-community"
 

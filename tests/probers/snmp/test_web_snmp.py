@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from probe_exporter.exporter import Exporter
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from asgi_lifespan import LifespanManager
 from probe_exporter.exporter import Exporter
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 MODULES = """auths:
   cisco: {community: cisco_16_switch, version: 2}

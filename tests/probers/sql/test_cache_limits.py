@@ -8,8 +8,7 @@ from pathlib import Path
 
 from probe_exporter.probers.sql.cache import CollectorCache, CollectorResult, QueryStat
 from probe_exporter.probers.sql.rows import SampleData
-
-from .conftest import exporter_for, gauge, value, write_config
+from tests.support.sql_probe import exporter_for, gauge, value, write_config
 
 
 def result(name: str, ok: bool = True) -> CollectorResult:

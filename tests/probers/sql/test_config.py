@@ -13,8 +13,8 @@ from probe_exporter.config import ConfigError
 from probe_exporter.config.loader import load_config
 from probe_exporter.config.render import config_as_yaml
 from probe_exporter.config.sql import load_collector_file
-
-from .conftest import DATA, REPO
+from tests.support.paths import REPO
+from tests.support.sql_probe import DATA
 
 # Collector files in sql_exporter's format: our own test files and the shipped ones.
 COLLECTOR_FILES = sorted(glob.glob(str(DATA / "collectors" / "*.yml"))
@@ -156,3 +156,16 @@ def test_password_like_dsn_parameters_and_options_are_credentials(tmp_path: Path
     page = config_as_yaml(load_config([str(_module(tmp_path, block + "      target_allow: [127.0.0.1]\n"))]))
     assert "dsn-q-789" not in page and "opt-pw-012" not in page
     assert "sslmode=require&sslpassword=<secret>" in page and "sslmode: verify-full" in page
+
+
+def test_the_modules_allowed_targets_serve_as_target_allow(tmp_path: Path) -> None:
+    """One allowlist model: `allowed_targets` on a SQL module with credentials is its target_allow."""
+    (tmp_path / "c.collector.yml").write_text(GOOD_COLLECTOR)
+    path = tmp_path / "sql.yml"
+    path.write_text("modules:\n  m:\n    prober: sql\n    allowed_targets: [10.0.0.0/8]\n    sql:\n"
+                    "      driver: postgresql\n      auth: {username: u, password: p}\n"
+                    "      collector_files: [c.collector.yml]\n")
+    sql = load_config([str(path)]).modules["m"].sql
+    assert sql is not None and sql.target_allow == ["10.0.0.0/8"]
+    policy = sql.target_allow_policy()
+    assert policy.allows("10.1.2.3", "sql") and not policy.allows("11.0.0.1", "sql")

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import PG_ADDRESS, _require, assert_inside_deadline, exporter_for, gauge, value, write_config
+from tests.support.sql_probe import assert_inside_deadline, exporter_for, gauge, value, write_config
+from tests.support.sql_servers import PG_ADDRESS
+from tests.support.sql_servers import require_server as _require
 
 pytest.importorskip("sqlalchemy", reason="the sqlalchemy extra is not installed: pip install -e '.[sqlalchemy]'")
 

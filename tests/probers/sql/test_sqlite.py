@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import REPO, assert_inside_deadline, exporter_for, gauge, metric_lines, value, wait_until
+from tests.support.paths import REPO
+from tests.support.sql_probe import assert_inside_deadline, exporter_for, gauge, metric_lines, value, wait_until
 
 SLOW = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) AS n FROM c"
 # About 0.2 s on a laptop: long enough for concurrent probes to overlap.

@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import (
-    MARIADB_BLOCK,
-    PG_BLOCK,
+from tests.support.sql_probe import (
     SilentServer,
     assert_inside_deadline,
     closed_port,
@@ -19,6 +17,7 @@ from .conftest import (
     value,
     write_config,
 )
+from tests.support.sql_servers import MARIADB_BLOCK, PG_BLOCK
 
 BLOCKS = pytest.mark.parametrize("block", [PG_BLOCK, MARIADB_BLOCK], ids=["postgresql", "mysql"])
 

@@ -10,13 +10,13 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from ._servers_tcp import PKI
+from tests.support.tcp_servers import PKI
 
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
 
-class RecordingHealth(health.aio.HealthServicer):
+class RecordingHealth(health.aio.HealthServicer):  # type: ignore[misc]  # grpc_health ships no types
     """The stock servicer, remembering the metadata of every Check."""
 
     def __init__(self) -> None:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 DEPLOY = REPO / "deploy"
 
 
-def require_binary(name: str, debian_package: str) -> str:
+def require_binary(name: str, debian_package: str = "prometheus") -> str:
     """Path of an external checker: skip on a laptop without it, fail in CI (where .ci/run installs it)."""
-    path = shutil.which(name)
+    path = shutil.which(name) or (f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None)
     if path is None:
         if os.environ.get("CI"):
             pytest.fail(f"{name} missing: .ci/run should install the Debian package {debian_package}")

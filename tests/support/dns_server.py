@@ -12,7 +12,7 @@ import contextlib
 import socket
 import ssl
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
 import dns.flags
@@ -110,7 +110,7 @@ class _UDPHandler(asyncio.DatagramProtocol):
             self.transport.sendto(response.to_wire(), addr)
 
 
-def _stream_handler(server: DNSServer):
+def _stream_handler(server: DNSServer) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
