@@ -424,7 +424,7 @@ async def _scrape_snmp_exporter(ctx: ProbeContext, modules: list[tuple[str, Modu
     deadline = asyncio.get_running_loop().time() + max(ctx.timeout - SNMP_DEADLINE_MARGIN, 0.0)
     result = await scrape(ctx.target, modules, ctx.config, ctx.params, deadline, ctx.log, stop_on_error=True,
                           wrap_counters=ctx.settings.snmp_wrap_large_counters,
-                          module_concurrency=ctx.settings.snmp_module_concurrency)
+                          module_concurrency=ctx.settings.snmp_module_concurrency, settings=ctx.settings)
     for family in result.families.rendered.families.values():
         ctx.metrics.add_family(family)
     for family in result.self_metric_families():

@@ -90,6 +90,22 @@ def positive_seconds(text: str) -> float:
     return seconds
 
 
+def source_address(text: str) -> str:
+    """`addr:port` (`[v6]:port`) with an IP address; an empty or 0 port is any free port."""
+    import ipaddress
+
+    if not text:  # the default: the system picks
+        return text
+    host, _, port = text.rpartition(":")
+    try:
+        ipaddress.ip_address(host.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not IP:PORT (e.g. 192.0.2.1:0 or [2001:db8::1]:)") from None
+    if port and not (port.isdigit() and int(port) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r}: port {port!r} is not a number from 0 to 65535")
+    return text
+
+
 BOTH = (SERVE, PROBE)
 
 
@@ -113,6 +129,21 @@ class Settings:
         "--snmp.module-concurrency", "SNMP modules of one request walked at once, as snmp_exporter (default 1); "
         "each has its own session and request IDs, and results merge in module order.", commands=BOTH,
         parse=positive_int))
+    snmp_lookup_cache: float = field(default=0.0, metadata=flag(
+        "--snmp.lookup-cache", "Keep SNMP lookup walks (ifAlias, ifDescr, ifName columns that only label metrics) "
+        "across scrapes for this long, per target, auth and context, e.g. 1h; a reboot (sysUpTime going back) "
+        "drops them. A module's lookup_cache overrides it (default 0: off).", commands=BOTH, metavar="DURATION",
+        parse=auto_reload_interval))
+    snmp_lookup_cache_size: int = field(default=10_000, metadata=flag(
+        "--snmp.lookup-cache-size", "(target, auth, context) entries the SNMP lookup cache keeps at most; the "
+        "least recently used is dropped first (default 10000).", commands=BOTH, parse=positive_int))
+    snmp_source_address: str = field(default="", metadata=flag(
+        "--snmp.source-address", "Source address SNMP packets are sent from, as IP:PORT, as snmp_exporter; an empty "
+        "or 0 port picks a free one (e.g. 192.0.2.1:0). Default: chosen by the system.", commands=BOTH,
+        metavar="IP:PORT", parse=source_address))
+    snmp_debug_packets: bool = field(default=False, metadata=flag(
+        "--snmp.debug-packets", "Hex-dump every SNMP packet into the probe's debug log (communities and SNMPv3 "
+        "HMACs masked), as snmp_exporter; per request: the snmp_debug_packets=true parameter.", commands=BOTH))
     expand_environment_variables: bool = field(default=False, metadata=flag(
         "--config.expand-environment-variables", "Expand ${VAR} in SNMP auth username, password and "
         "priv_password.", commands=BOTH))

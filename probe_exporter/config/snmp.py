@@ -157,6 +157,8 @@ class SnmpModule(StrictModel):
     allow_nonincreasing_oids: bool = False
     use_unconnected_udp_socket: bool = False
     filters: list[DynamicFilter] = Field(default_factory=list)
+    # Ours, not snmp_exporter's: maximum age of the cached lookup walks (--snmp.lookup-cache; 0s off).
+    lookup_cache: GoDuration | None = None
     # The pre-0.23 format kept the SNMP version and credentials in the module; such a module
     # uses them when the request names no `auth`.
     version: int | None = Field(default=None, exclude=True)

@@ -53,7 +53,7 @@ async def probe_snmp_modules(ctx: ProbeContext, module_names: list[str]) -> bool
     deadline = asyncio.get_running_loop().time() + max(ctx.timeout - DEADLINE_MARGIN, 0.0)
     result = await scrape(ctx.target, modules, config, ctx.params, deadline, log,
                           wrap_counters=ctx.settings.snmp_wrap_large_counters,
-                          module_concurrency=ctx.settings.snmp_module_concurrency)
+                          module_concurrency=ctx.settings.snmp_module_concurrency, settings=ctx.settings)
     for family in result.families.rendered.families.values():
         metrics.add_family(family)
     for family in result.self_metric_families():

@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import random
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from probe_exporter.probers.snmp import ber, v3
@@ -22,31 +23,42 @@ from probe_exporter.probers.snmp import ber, v3
 _Parsed = tuple[int, bytes, int, int, int, list[Any]] | bytes
 
 
+def parse_answer(data: bytes) -> tuple[int, _Parsed] | None:
+    """(request-id or msgID, parsed answer), or None for what we cannot read (as if lost)."""
+    try:
+        msg_id = v3.peek_msg_id(data)
+        if msg_id is None:
+            parsed = ber.decode_response(data)
+            return parsed[2], parsed
+    except (ber.BerError, IndexError, ValueError):
+        return None
+    return msg_id, data
+
+
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, pending: dict[int, tuple[asyncio.Future[_Parsed], tuple[str, int]]]) -> None:
+    def __init__(self, pending: dict[int, tuple[asyncio.Future[_Parsed], tuple[str, int]]],
+                 taps: dict[int, Callable[[bytes], None]]) -> None:
         self.pending = pending
+        self.taps = taps
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
-        parsed: _Parsed
-        try:
-            msg_id = v3.peek_msg_id(data)
-            if msg_id is None:
-                parsed = ber.decode_response(data)
-                msg_id = parsed[2]
-            else:
-                parsed = data
-        except (ber.BerError, IndexError, ValueError):
+        answer = parse_answer(data)
+        if answer is None:
             return  # not an answer we can read: as if lost (the request times out)
+        msg_id, parsed = answer
         entry = self.pending.get(msg_id)
         if entry is None:
             return
         future, expected = entry
         if addr[0] != expected[0] or addr[1] != expected[1] or future.done():
             return  # only the agent we asked may answer
+        tap = self.taps.get(msg_id)
+        if tap is not None:
+            tap(data)
         future.set_result(parsed)
 
     def error_received(self, exc: Exception) -> None:
@@ -60,18 +72,30 @@ class CommunityTransport:
     def __init__(self) -> None:
         self.pending: dict[int, tuple[asyncio.Future[_Parsed], tuple[str, int]]] = {}
         self._endpoints: dict[int, _Protocol] = {}
+        # request-id -> what sees the raw answer (--snmp.debug-packets)
+        self.taps: dict[int, Callable[[bytes], None]] = {}
+        # --snmp.source-address: (family, host, port) the sockets of that family are bound to.
+        self.source: tuple[int, str, int] | None = None
         self._ids = itertools.count(random.randrange(1, 1 << 30))
 
     def next_request_id(self) -> int:
         return next(self._ids) & 0x7FFFFFFF or 1
+
+    def use_source(self, source: tuple[int, str, int] | None) -> None:
+        """Bind the sockets to --snmp.source-address (those open elsewhere are closed first)."""
+        if source != self.source:
+            self.close()
+            self.source = source
 
     async def _endpoint(self, family: int) -> _Protocol:
         protocol = self._endpoints.get(family)
         if protocol is None:
             loop = asyncio.get_running_loop()
             local = ("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)
-            _, protocol = await loop.create_datagram_endpoint(lambda: _Protocol(self.pending), local_addr=local,
-                                                              family=family)
+            if self.source is not None and self.source[0] == family:
+                local = self.source[1:]
+            _, protocol = await loop.create_datagram_endpoint(lambda: _Protocol(self.pending, self.taps),
+                                                              local_addr=local, family=family)
             self._endpoints[family] = protocol
         return protocol
 
@@ -109,6 +133,7 @@ class CommunityTransport:
         return future, None
 
     def done(self, request_id: int) -> None:
+        self.taps.pop(request_id, None)
         entry = self.pending.pop(request_id, None)
         if entry is not None and not entry[0].done():
             entry[0].cancel()

@@ -33,7 +33,7 @@ from pysnmp.proto.proxy import rfc2576
 
 from probe_exporter import logs
 from probe_exporter.config.snmp import SnmpAuth
-from probe_exporter.probers.snmp import ber, stats, usm, v3, values
+from probe_exporter.probers.snmp import ber, packets, stats, usm, v3, values
 from probe_exporter.probers.snmp.community import CommunityTransport
 
 # v1/v2c requests skip pysnmp's dispatcher and pyasn1 (see community.py); off: everything via pysnmp.
@@ -186,8 +186,12 @@ class Session:
 
     def __init__(self, engine: Engine, domain: tuple[int, ...], address: tuple[Any, ...], security: Security,
                  timeout: float, retries: int, deadline: float, exchange: Exchange,
-                 context_engine_id: bytes | None = None) -> None:
+                 context_engine_id: bytes | None = None, channel: Any = None,
+                 packet_log: packets.PacketLog | None = None) -> None:
         self.engine = engine
+        # Where requests go: the process's UDP sockets, or a tcp:// target's connection (stream.py).
+        self.channel = channel if channel is not None else engine.community
+        self.packet_log = packet_log  # --snmp.debug-packets
         self.domain = domain
         self.address = address
         self.security = security
@@ -199,6 +203,8 @@ class Session:
         self.version = {0: 1, 1: 2, 3: 3}[security.mp_model]
         self.fast = (FAST_COMMUNITY_PATH and security.community is not None) or (
             FAST_V3_PATH and security.user is not None)
+        if channel is not None and not self.fast:
+            raise SnmpError("tcp transport: this auth is served by pysnmp, which only speaks UDP here")
 
     async def get(self, oids: list[tuple[int, ...]]) -> Response:
         if self.fast:
@@ -248,10 +254,13 @@ class Session:
 
     async def _exchange(self, data: bytes, request_id: int) -> Any:
         """Send `data` until answered, within the module's timeout and retries and the deadline."""
-        transport = self.engine.community
+        transport = self.channel
         loop = self.engine.loop
         attempt = 0
         future = None
+        packet_log = self.packet_log
+        if packet_log is not None:
+            transport.taps[request_id] = lambda raw: packets.log_packet(packet_log, "received", self.address, raw)
         try:
             while True:
                 remaining = self.deadline - loop.time()
@@ -259,6 +268,8 @@ class Session:
                     raise SnmpTimeout("request timeout (deadline reached)")
                 wait = min(self.timeout, remaining)
                 self._sent(retry=attempt > 0)
+                if packet_log is not None:
+                    packets.log_packet(packet_log, "sent", self.address, data)
                 started = time.perf_counter()
                 try:
                     future, parsed = await transport.exchange(data, request_id, self.address, wait, future)

@@ -64,6 +64,9 @@ class ModulePlan:
     # The metrics no shorter metric OID is a prefix of: for them a PDU one arc longer (a table cell
     # with a one-arc index, or a scalar's .0) is claimed with one lookup.
     unshadowed: dict[tuple[int, ...], MetricPlan] = field(default_factory=dict)
+    # Walk roots whose PDUs only feed lookups (no metric OID overlaps them): what --snmp.lookup-cache keeps.
+    lookup_only: frozenset[tuple[int, ...]] = frozenset()
+    lookup_cache: float | None = None  # the module's `lookup_cache` (None: the flag's)
 
     def match(self, oid: tuple[int, ...]) -> tuple[MetricPlan, tuple[int, ...]] | None:
         found = self.unshadowed.get(oid[:-1])
@@ -86,6 +89,19 @@ def _filter(flt: DynamicFilter) -> FilterPlan:
     return FilterPlan(parse_oid(flt.oid), [t.strip().lstrip(".") for t in flt.targets], list(flt.values))
 
 
+def _overlaps(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
+    return a[:len(b)] == b or b[:len(a)] == a
+
+
+def _lookup_only(walks: list[tuple[int, ...]],
+                 metrics: dict[tuple[int, ...], MetricPlan]) -> frozenset[tuple[int, ...]]:
+    lookup_oids = {oid for plan in metrics.values() for lookup in plan.lookups
+                   for oid in (lookup.oid, lookup.previous_oid) if oid}
+    return frozenset(root for root in walks
+                     if not any(_overlaps(root, oid) for oid in metrics)
+                     and any(_overlaps(root, oid) for oid in lookup_oids))
+
+
 def compile_module(module: SnmpModule) -> ModulePlan:
     metrics: dict[tuple[int, ...], MetricPlan] = {}
     recipes: dict[str, int] = {}
@@ -99,8 +115,9 @@ def compile_module(module: SnmpModule) -> ModulePlan:
         recipe = repr(([i.model_dump() for i in metric.indexes], [lookup.model_dump() for lookup in metric.lookups]))
         metrics[oid] = MetricPlan(metric, oid, previous, lookups, label_recipe=recipes.setdefault(recipe, len(recipes)),
                                   scaled=metric.scale != 0.0 or metric.offset != 0.0)
+    walks = [parse_oid(oid) for oid in module.walk]
     return ModulePlan(
-        walk=[parse_oid(oid) for oid in module.walk],
+        walk=walks,
         get=[parse_oid(oid) for oid in module.get],
         filters=[_filter(flt) for flt in module.filters],
         max_repetitions=module.max_repetitions,
@@ -111,4 +128,6 @@ def compile_module(module: SnmpModule) -> ModulePlan:
         lengths=sorted({len(oid) for oid in metrics}),
         unshadowed={oid: plan for oid, plan in metrics.items()
                      if not any(oid[:length] in metrics for length in range(1, len(oid)))},
+        lookup_only=_lookup_only(walks, metrics),
+        lookup_cache=module.lookup_cache,
     )

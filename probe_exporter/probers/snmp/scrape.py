@@ -21,11 +21,13 @@ from probe_exporter.config.snmp import DEFAULT_AUTH, SnmpAuth, SnmpModule
 from probe_exporter.logs import ProbeLog
 from probe_exporter.modulecache import CacheKey
 from probe_exporter.probers.base import BadRequest
-from probe_exporter.probers.snmp import stats, walk
+from probe_exporter.probers.snmp import lookupcache, stats, walk
 from probe_exporter.probers.snmp.engine import Exchange, Session, SnmpError, get_engine
 from probe_exporter.probers.snmp.plan import ModulePlan, compile_module
 from probe_exporter.probers.snmp.render import Families, render_module_sliced
-from probe_exporter.probers.snmp.target import parse_target, resolve
+from probe_exporter.probers.snmp.stream import StreamTransport
+from probe_exporter.probers.snmp.target import parse_target, resolve, source_of
+from probe_exporter.settings import Settings
 
 # Varbinds one module may return before the scrape is stopped (memory bound for a hostile agent).
 MAX_VARBINDS = 200_000
@@ -116,10 +118,13 @@ def engine_id_of(params: Mapping[str, str]) -> bytes | None:
 
 async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Config | None,
                  params: Mapping[str, str], deadline: float, log: ProbeLog, stop_on_error: bool = False,
-                 wrap_counters: bool = True, module_concurrency: int = 1) -> ScrapeResult:
+                 wrap_counters: bool = True, module_concurrency: int = 1,
+                 settings: Settings | None = None) -> ScrapeResult:
     """Scrape `target_text` with each module in order; raises BadRequest before any traffic.
     `module_concurrency` is --snmp.module-concurrency: modules walked at once, each with its own
-    session and request IDs; results merge in module order whatever the timing."""
+    session and request IDs; results merge in module order whatever the timing. `settings` brings
+    --snmp.lookup-cache and its size."""
+    settings = settings if settings is not None else Settings()
     wrap = wrap_counters  # --snmp.wrap-large-counters
     plans = [(name, module, snmp_module(module), plan_of(module)) for name, module in modules]
     auths = [pick_auth(config, params, snmp) for _, _, snmp, _ in plans]
@@ -140,6 +145,10 @@ async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Co
         log.error("Error connecting to target", err=reason)
         return outcome
     engine = get_engine()
+    source = source_of(settings.snmp_source_address)
+    engine.community.use_source(source)
+    # snmp_exporter: the flag, or `snmp_debug_packets=true` for one request.
+    debug_packets = settings.snmp_debug_packets or params.get("snmp_debug_packets") == "true"
     concurrency = max(1, module_concurrency)
     slots = asyncio.Semaphore(concurrency)  # FIFO: modules start in the order they were asked for
 
@@ -149,15 +158,26 @@ async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Co
                 return None
             start = time.monotonic()
             security = engine.security(auth, context)
-            session = Session(engine, domain, address, security, plan.timeout, plan.retries, deadline,
-                              result.exchange, engine_id if auth.version == 3 else None)
+            channel = StreamTransport(source) if target.stream else None
+            max_age = settings.snmp_lookup_cache if plan.lookup_cache is None else plan.lookup_cache
+            context_engine_id = engine_id if auth.version == 3 else None
+            tables = None
+            if max_age > 0 and plan.lookup_only:
+                key = (target.transport, address, lookupcache.auth_key(auth, context, context_engine_id))
+                tables = lookupcache.ScrapeTables(lookupcache.shared_cache(settings.snmp_lookup_cache_size), key,
+                                                  max_age, name)
             try:
-                pdus = await walk.scrape(session, plan, log, MAX_VARBINDS, target.host)
+                session = Session(engine, domain, address, security, plan.timeout, plan.retries, deadline,
+                                  result.exchange, context_engine_id, channel, log.debug if debug_packets else None)
+                pdus = await walk.scrape(session, plan, log, MAX_VARBINDS, target.host, tables)
             except SnmpError as err:
                 result.error = str(err)
                 log.error("Error scraping target", module=name, err=str(err))
                 stats.STATS.collection_duration.labels(name).observe(time.monotonic() - start)
                 return None
+            finally:
+                if channel is not None:
+                    channel.close()
             result.walk_seconds = time.monotonic() - start
             result.exchange.pdus_returned = len(pdus)
             module_families = Families()

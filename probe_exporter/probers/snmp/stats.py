@@ -27,6 +27,12 @@ class SnmpStats:
         self.retries = Counter("snmp_packet_retries", "Number of SNMP packet retries.", registry=None)
         self.in_flight = Gauge("snmp_request_in_flight", "Current number of SNMP scrapes being requested.",
                                registry=None, multiprocess_mode="livesum")
+        # --snmp.lookup-cache: lookup walks served from the cache, and those walked (lookupcache.py).
+        self.lookup_cache_hits = Counter("probe_exporter_snmp_lookup_cache_hits", "SNMP lookup walks served from "
+                                         "the lookup cache, by module.", ["module"], registry=None)
+        self.lookup_cache_misses = Counter("probe_exporter_snmp_lookup_cache_misses", "SNMP lookup walks the "
+                                           "lookup cache could not serve (walked), by module.", ["module"],
+                                           registry=None)
         # Module names of the loaded config, so every module's duration series exists from the start.
         self.module_names: Callable[[], Iterable[str]] = lambda: ()
 
@@ -34,7 +40,8 @@ class SnmpStats:
         for name in self.module_names():
             self.collection_duration.labels(name)
         for metric in (self.collection_duration, self.request_errors, self.unexpected_pdu_type,
-                       self.packet_duration, self.packets, self.retries, self.in_flight):
+                       self.packet_duration, self.packets, self.retries, self.in_flight, self.lookup_cache_hits,
+                       self.lookup_cache_misses):
             yield from metric.collect()
 
 

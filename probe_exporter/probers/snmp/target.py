@@ -12,7 +12,8 @@ from pysnmp.carrier.asyncio.dgram import udp, udp6
 from probe_exporter.probers.net.hostport import HostPortError, split_host_port
 from probe_exporter.probers.snmp.engine import SnmpError
 
-_FAMILIES = {"udp": socket.AF_UNSPEC, "udp4": socket.AF_INET, "udp6": socket.AF_INET6}
+_FAMILIES = {"udp": socket.AF_UNSPEC, "udp4": socket.AF_INET, "udp6": socket.AF_INET6,
+             "tcp": socket.AF_UNSPEC, "tcp4": socket.AF_INET, "tcp6": socket.AF_INET6}
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,11 @@ class Target:
     transport: str
     host: str
     port: int
+
+    @property
+    def stream(self) -> bool:
+        """SNMP over TCP (snmp_exporter 0.23's `tcp://`, RFC 3430)."""
+        return self.transport.startswith("tcp")
 
 
 def parse_target(text: str) -> Target:
@@ -42,7 +48,7 @@ def parse_target(text: str) -> Target:
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     if transport not in _FAMILIES:
-        raise SnmpError(f"unsupported transport {transport!r} (udp, udp4 and udp6 are supported)")
+        raise SnmpError(f"unsupported transport {transport!r} (udp, udp4, udp6, tcp, tcp4 and tcp6 are supported)")
     return Target(transport, host, port)
 
 
@@ -54,9 +60,9 @@ def _literal(target: Target) -> tuple[tuple[int, ...], tuple[str, int] | tuple[s
         address = ipaddress.ip_address(target.host)
     except ValueError:
         return None
-    if address.version == 4 and target.transport != "udp6":
+    if address.version == 4 and not target.transport.endswith("6"):
         return udp.DOMAIN_NAME, (str(address), target.port)
-    if address.version == 6 and target.transport != "udp4":
+    if address.version == 6 and not target.transport.endswith("4"):
         # As the kernel spells an answer's source (inet_ntop): answers are matched on it.
         return udp6.DOMAIN_NAME, (socket.inet_ntop(socket.AF_INET6, address.packed), target.port, 0, 0)
     return None
@@ -78,3 +84,13 @@ async def resolve(target: Target) -> tuple[tuple[int, ...], tuple[str, int] | tu
     if family == socket.AF_INET6:
         return udp6.DOMAIN_NAME, (str(address[0]), int(address[1]), 0, 0)
     return udp.DOMAIN_NAME, (str(address[0]), int(address[1]))
+
+
+def source_of(text: str) -> tuple[int, str, int] | None:
+    """--snmp.source-address (checked by its flag) as (address family, host, port)."""
+    if not text:
+        return None
+    host, _, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
+    return family, host, int(port or 0)

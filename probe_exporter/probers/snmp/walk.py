@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from probe_exporter.probers.snmp import values
+from probe_exporter.probers.snmp import lookupcache, values
 from probe_exporter.probers.snmp.engine import Session, SnmpError
+from probe_exporter.probers.snmp.lookupcache import ScrapeTables
 from probe_exporter.probers.snmp.plan import ModulePlan
 from probe_exporter.probers.snmp.values import END_OF_MIB, NO_SUCH, Value
 
@@ -96,8 +97,10 @@ async def get(session: Session, oids: list[tuple[int, ...]], max_repetitions: in
     return found
 
 
-async def scrape(session: Session, plan: ModulePlan, log: Any, limit: int, host: str) -> list[OidValue]:
-    """The module's PDUs, in upstream's order: filters, gets, walks (a later duplicate wins later)."""
+async def scrape(session: Session, plan: ModulePlan, log: Any, limit: int, host: str,
+                 tables: ScrapeTables | None = None) -> list[OidValue]:
+    """The module's PDUs, in upstream's order: filters, gets, walks (a later duplicate wins later).
+    With `tables` (--snmp.lookup-cache), the lookup-only walks come from the cache when fresh."""
     from probe_exporter.probers.snmp.render import display_string
 
     walks = list(plan.walk)
@@ -130,10 +133,30 @@ async def scrape(session: Session, plan: ModulePlan, log: Any, limit: int, host:
             pdus.extend(await get(session, gets, plan.max_repetitions, log.debug))
         except SnmpError as err:
             raise SnmpError(f"error getting target {host}: {err}") from None
-    for root in walks:
+    cacheable = plan.lookup_only if tables is not None else frozenset()
+    if tables is not None and any(root in cacheable for root in walks):
         try:
-            pdus.extend(await walk(session, root, plan.max_repetitions, plan.allow_nonincreasing,
-                                   limit - len(pdus)))
+            await _guard(session, tables)
+        except SnmpError as err:
+            raise SnmpError(f"error getting target {host}: {err}") from None
+    for root in walks:
+        cached = tables.take(root) if tables is not None and root in cacheable else None
+        if cached is not None:
+            pdus.extend(cached)
+            continue
+        try:
+            walked = await walk(session, root, plan.max_repetitions, plan.allow_nonincreasing, limit - len(pdus))
         except SnmpError as err:
             raise SnmpError(f"error walking target {host}: {err}") from None
+        if tables is not None and root in cacheable:
+            tables.keep(root, walked)
+        pdus.extend(walked)
     return pdus
+
+
+async def _guard(session: Session, tables: ScrapeTables) -> None:
+    """sysUpTime.0 (and the v3 engine boots it resynced to): the cache's reboot check."""
+    response = await session.get([lookupcache.SYS_UPTIME])
+    uptime = None if response.error_status else lookupcache.uptime_of(response.varbinds)
+    state = session.engine.v3_engines.get(session.address) if session.version == 3 else None
+    tables.guard(uptime, state.boots if state is not None else None)

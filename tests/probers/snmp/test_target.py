@@ -33,6 +33,8 @@ from probe_exporter.probers.snmp.target import _FAMILIES, Target, _literal, pars
     # Go's SplitHostPort fails (too many colons): the whole text is the host, which will not resolve.
     ("[::1]:1161:5", Target("udp", "[::1]:1161:5", 161)),
     ("a:b:c", Target("udp", "a:b:c", 161)),
+    ("tcp://127.0.0.1:1161", Target("tcp", "127.0.0.1", 1161)),
+    ("tcp6://[::1]", Target("tcp6", "::1", 161)),
 ])
 def test_parse_target(text: str, expected: Target) -> None:
     assert parse_target(text) == expected
@@ -42,7 +44,7 @@ def test_parse_target(text: str, expected: Target) -> None:
     ("localhost:abc", "error converting port number"),
     ("localhost:65536", "out of range"),
     ("localhost:-1", "error converting port number"),
-    ("tcp://localhost", "unsupported transport"),
+    ("sctp://localhost", "unsupported transport"),
 ])
 def test_parse_target_errors(text: str, message: str) -> None:
     with pytest.raises(SnmpError, match=message):
