@@ -191,6 +191,16 @@ class ProbeLimiter:
         start = time.monotonic()
         held_target = held_module = held_global = False
         shared_held: list[str] = []  # --web.workers: slots counted over every worker (workers/slots.py)
+
+        def release_all() -> None:
+            """Whatever was taken, in reverse order: on cancellation while waiting, or after the probe."""
+            self._release_shared(shared_held)
+            if held_global and self._global is not None:
+                self._global.release(module_name)
+            if held_module and module_semaphore is not None:
+                module_semaphore.release()
+            if held_target and target_semaphore is not None:
+                target_semaphore.release()
         self._queue_change(module_name, +1)
         try:
             if target_semaphore is not None:
@@ -213,13 +223,7 @@ class ProbeLimiter:
                     shared_held.append(self.shared.GLOBAL)
             wait.stage = ""
         except BaseException:
-            self._release_shared(shared_held)
-            if held_global and self._global is not None:
-                self._global.release(module_name)
-            if held_module and module_semaphore is not None:
-                module_semaphore.release()
-            if held_target and target_semaphore is not None:
-                target_semaphore.release()
+            release_all()
             raise
         finally:
             self._queue_change(module_name, -1)
@@ -229,13 +233,7 @@ class ProbeLimiter:
         try:
             yield wait.waited
         finally:
-            self._release_shared(shared_held)
-            if held_global and self._global is not None:
-                self._global.release(module_name)
-            if held_module and module_semaphore is not None:
-                module_semaphore.release()
-            if held_target and target_semaphore is not None:
-                target_semaphore.release()
+            release_all()
 
     def _release_shared(self, names: list[str]) -> None:
         if self.shared is not None:
