@@ -36,5 +36,10 @@ class CaptureServer:
                 except OSError:
                     pass
 
+    @property
+    def paths(self) -> list[str]:
+        """The request targets it was asked for, in order."""
+        return [head.split(b" ", 2)[1].decode() for head in self.requests if head.count(b" ") >= 2]
+
     def close(self) -> None:
         self._listener.close()

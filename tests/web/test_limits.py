@@ -17,6 +17,7 @@ from probe_exporter.exporter import Exporter
 from probe_exporter.limits import TargetPolicy
 from probe_exporter.settings import Settings
 from probe_exporter.web.app import create_app
+from tests.support.capture_server import CaptureServer
 
 # --- allowed_targets matching --------------------------------------------------------------------------
 
@@ -261,7 +262,7 @@ def test_target_with_a_control_character_is_never_allowed(target: str) -> None:
 
 
 def test_prefix_escapes_answer_403_and_control_characters_400(tmp_path: Path) -> None:
-    server = _RecordingServer()
+    server = CaptureServer()
     prefix = f"http://127.0.0.1:{server.port}/redir"
     path = tmp_path / "m.yml"
     path.write_text("modules:\n"
@@ -282,38 +283,3 @@ def test_prefix_escapes_answer_403_and_control_characters_400(tmp_path: Path) ->
         assert client.get("/probe", params={"module": "guarded", "target": prefix + "/ok"}).status_code == 200
     server.close()
     assert server.paths == ["/redir/ok"]  # only the allowed probe reached the server
-
-
-class _RecordingServer:
-    """A real HTTP server on loopback that records the paths it was asked for (and the NUL-byte TCP
-    target would have connected to it)."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self.paths: list[str] = []
-        self.connections = 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self._listener.getsockname()[1]
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            with conn:
-                head = b""
-                while b"\r\n\r\n" not in head:
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        break
-                    head += chunk
-                if head:
-                    self.paths.append(head.split(b" ", 2)[1].decode())
-                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-
-    def close(self) -> None:
-        self._listener.close()
