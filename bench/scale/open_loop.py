@@ -24,36 +24,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from storm import BLACKBOX, MODULES, PYTHON, REPO, free_port, get, started
+from storm import BLACKBOX, MODULES, PYTHON, REPO, TARGET, free_port, get, started
 
 TARGET_SECONDS = 0.050
-# The target, in a process of its own: every request is answered after TARGET_SECONDS.
-TARGET = f"""
-import asyncio, sys
-
-async def handle(reader, writer):
-    try:
-        while (await reader.readline()) not in (b"\\r\\n", b""):
-            pass
-        await asyncio.sleep({TARGET_SECONDS})
-        writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nConnection: close\\r\\n\\r\\nok\\n")
-        await writer.drain()
-    except OSError:
-        pass
-    finally:
-        writer.close()
-
-async def main():
-    server = await asyncio.start_server(handle, "127.0.0.1", int(sys.argv[1]), backlog=8192)
-    async with server:
-        await server.serve_forever()
-
-try:
-    import uvloop
-    uvloop.run(main())
-except ImportError:
-    asyncio.run(main())
-"""
 DURATION = re.compile(rb"^probe_duration_seconds ([0-9.e+-]+)$", re.M)
 
 
@@ -97,7 +70,8 @@ def main() -> None:
         modules = workdir / "modules.yml"
         modules.write_text(MODULES)
         target_port = free_port()
-        target = subprocess.Popen([str(PYTHON), "-c", TARGET, str(target_port)], cwd=REPO)
+        # storm.py's target, with /slow answering after TARGET_SECONDS.
+        target = subprocess.Popen([str(PYTHON), "-c", TARGET, str(target_port), str(TARGET_SECONDS)], cwd=REPO)
         try:
             time.sleep(1.0)
             exporters = {
@@ -106,7 +80,7 @@ def main() -> None:
                 "probe_exporter": lambda port: [str(PYTHON), "-m", "probe_exporter", f"--config.file={modules}",
                                                 f"--web.listen-address=127.0.0.1:{port}"],
             }
-            path = f"/probe?module=http_2xx&target=http://127.0.0.1:{target_port}/"
+            path = f"/probe?module=http_2xx&target=http://127.0.0.1:{target_port}/slow"
             results: dict[tuple[str, float], dict[str, float]] = {}
             for rate in rates:  # interleaved, so both see the same machine at each rate
                 for name, argv in exporters.items():

@@ -17,16 +17,17 @@ import contextlib
 import os
 import resource
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
+
+from _procs import free_port, wait_http
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = REPO / ".venv" / "bin" / "python"
@@ -42,8 +43,9 @@ MODULES = """modules:
       preferred_ip_protocol: ip4
 """
 
-# The target, in a process of its own: /slow answers 200 after SLOW_SECONDS, anything else at once.
-TARGET = f"""
+# The target, in a process of its own (argv: port, seconds): /slow answers 200 after that many
+# seconds, anything else at once. bench/scale/open_loop.py runs it too.
+TARGET = """
 import asyncio, sys
 
 async def handle(reader, writer):
@@ -52,7 +54,7 @@ async def handle(reader, writer):
         while (await reader.readline()) not in (b"\\r\\n", b""):
             pass
         if b" /slow" in line:
-            await asyncio.sleep({SLOW_SECONDS})
+            await asyncio.sleep(float(sys.argv[2]))
         writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nConnection: close\\r\\n\\r\\nok\\n")
         await writer.drain()
     except OSError:
@@ -69,28 +71,9 @@ asyncio.run(main())
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _systemd_like_limit() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (SOFT_OPEN_FILES, hard))
-
-
-def wait_http(url: str, deadline: float = 30.0) -> None:
-    end = time.monotonic() + deadline
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                response.read()
-                return
-        except OSError:
-            if time.monotonic() > end:
-                raise RuntimeError(f"{url} did not answer within {deadline}s") from None
-            time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -99,7 +82,7 @@ def started(argv: list[str], health_url: str, log_path: Path) -> Iterator[subpro
         process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_systemd_like_limit,
                                    cwd=REPO)
     try:
-        wait_http(health_url)
+        wait_http(health_url, deadline=30.0)
         yield process
     finally:
         process.send_signal(signal.SIGTERM)
@@ -221,7 +204,7 @@ def main() -> None:
         modules = workdir / "blackbox.yml"
         modules.write_text(MODULES)
         target_port = free_port()
-        target = subprocess.Popen([sys.executable, "-c", TARGET, str(target_port)])
+        target = subprocess.Popen([sys.executable, "-c", TARGET, str(target_port), str(SLOW_SECONDS)])
         try:
             wait_http(f"http://127.0.0.1:{target_port}/fast")
             results = {}
