@@ -8,9 +8,11 @@ labels sorted by name, Go's shortest float formatting (`1`, `1e+06`, `-6.2135596
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from operator import itemgetter
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -81,6 +83,76 @@ def _labels_text(labels: dict[str, str], suffix_label: str | None = None) -> str
     return "{" + text + "}"
 
 
+class LabelSet:
+    """A plain family's label set prepared for TextFamily.add, once for every series that has it
+    (a table row's columns): its text, and its sort key (label count, then the values in label-name
+    order, the order _series_key gives). `with_label` adds one label without sorting again."""
+
+    __slots__ = ("key", "labels", "names", "pieces", "text")
+
+    def __init__(self, labels: Mapping[str, str]) -> None:
+        names = sorted(labels)
+        values = [labels[name] for name in names]
+        self.labels = labels
+        self.names = names
+        self.pieces = [f'{name}="{_escape_label(value)}"' for name, value in zip(names, values, strict=True)]
+        self.key: tuple[int | str, ...] = (len(names), *values)
+        self.text = "{" + ",".join(self.pieces) + "}" if names else ""
+
+    def with_label(self, name: str, value: str) -> LabelSet:
+        """These labels and `name` (not among them), as a new set."""
+        position = bisect.bisect_left(self.names, name)
+        extended = LabelSet.__new__(LabelSet)
+        extended.labels = {**self.labels, name: value}
+        extended.names = [*self.names[:position], name, *self.names[position:]]
+        extended.pieces = [*self.pieces[:position], f'{name}="{_escape_label(value)}"', *self.pieces[position:]]
+        key = self.key
+        extended.key = (key[0] + 1, *key[1:position + 1], value, *key[position + 1:])  # type: ignore[operator]
+        extended.text = "{" + ",".join(extended.pieces) + "}"
+        return extended
+
+
+# A TextFamily series: (sort key, text line, labels, value).
+_Series = tuple[tuple[int | str, ...], str, Mapping[str, str], float]
+_KEY_THEN_LINE = itemgetter(0, 1)  # never compares the labels dicts
+
+
+class TextFamily(Metric):
+    """A gauge, counter or untyped family whose series become text lines as they are added. A
+    producer of thousands of series per response (an SNMP walk) formats each line once, inside the
+    slices it renders in, and builds no Sample objects; a label set's sort key and text are made
+    once (LabelSet) and shared by every series that has it, such as the columns of a table row.
+    The producer keeps series unique: lines are sorted, never checked for duplicates."""
+
+    def __init__(self, name: str, documentation: str, typ: str) -> None:
+        super().__init__(name, documentation, typ)
+        self.series: list[_Series] = []
+
+    def add(self, labels: LabelSet, value: float) -> None:
+        self.series.append((labels.key, f"{self.name}{labels.text} {go_float(value)}\n", labels.labels, value))
+
+    def sorted_lines(self) -> list[str]:
+        self.series.sort(key=_KEY_THEN_LINE)
+        return [line for _, line, _, _ in self.series]
+
+    @property
+    def samples(self) -> list[Sample]:
+        """The series as prometheus_client samples, in exposition order, built on each call (for
+        tests and tools; the writer uses the lines)."""
+        ordered = sorted(self.series, key=_KEY_THEN_LINE)
+        return [Sample(self.name, dict(labels), value) for _, _, labels, value in ordered]
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        if value:  # Metric.__init__ sets [] ; anything else would be lost
+            raise TypeError("a TextFamily's series are added with add()")
+
+
+def series_count(family: Metric) -> int:
+    """How many series a family holds, without building samples."""
+    return len(family.series) if isinstance(family, TextFamily) else len(family.samples)
+
+
 def _series_key(sample: Sample, suffix_label: str | None) -> tuple[int, list[str]]:
     names = sorted(name for name in sample.labels if name != suffix_label)
     return len(names), [sample.labels[name] for name in names]
@@ -117,6 +189,8 @@ def _drop_duplicate_series(samples: list[Sample]) -> list[Sample]:
 
 
 def _header_name(family: Metric) -> str:
+    if isinstance(family, TextFamily):  # its series are named as the family
+        return family.name
     if family.type == "counter" and family.samples and family.samples[0].name == family.name + "_total":
         return family.name + "_total"
     if family.type == "info":
@@ -137,6 +211,12 @@ def render_text(families: Iterable[Metric]) -> bytes:
     out: list[str] = []
     append = out.append
     for family in families:
+        if isinstance(family, TextFamily):
+            if family.series:
+                kind = _TEXT_TYPE.get(family.type, family.type)
+                append(f"# HELP {family.name} {_escape_help(family.documentation)}\n# TYPE {family.name} {kind}\n")
+                out.extend(family.sorted_lines())
+            continue
         samples = _sorted_samples(family)
         if not samples:
             continue
@@ -156,16 +236,20 @@ def render_openmetrics(families: Iterable[Metric]) -> bytes:
     Prometheus stores are named exactly as in the text format."""
     out: list[str] = []
     for family in families:
-        samples = _sorted_samples(family)
-        if not samples:
+        text_family = isinstance(family, TextFamily)
+        samples = [] if text_family else _sorted_samples(family)
+        if not (series_count(family) if text_family else samples):
             continue
         name, kind = family.name, family.type
-        if kind == "counter" and samples[0].name != name + "_total":
-            kind = "unknown"
+        if kind == "counter" and (text_family or samples[0].name != name + "_total"):
+            kind = "unknown"  # a TextFamily's series are named as the family, never name_total
         elif kind == "untyped":
             kind = "unknown"
         help_text = _escape_help(family.documentation).replace('"', '\\"')
         out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
+        if isinstance(family, TextFamily):  # no timestamps: the lines are the same in both formats
+            out.extend(family.sorted_lines())
+            continue
         suffix_label = _SUFFIX_LABEL.get(family.type)
         for sample in samples:
             labels = _labels_text(sample.labels, suffix_label) if sample.labels else ""

@@ -425,11 +425,8 @@ async def _scrape_snmp_exporter(ctx: ProbeContext, modules: list[tuple[str, Modu
     result = await scrape(ctx.target, modules, ctx.config, ctx.params, deadline, ctx.log, stop_on_error=True,
                           wrap_counters=ctx.settings.snmp_wrap_large_counters,
                           module_concurrency=ctx.settings.snmp_module_concurrency, settings=ctx.settings)
-    for family in result.families.rendered.families.values():
+    for family in result.all_families():
         ctx.metrics.add_family(family)
-    for family in result.self_metric_families():
-        if family.samples:
-            ctx.metrics.add_family(family)
     outcome.module_errors.extend((module.name, module.error) for module in result.modules if module.error)
     outcome.module_success.update((module.name, module.success) for module in result.modules)
     return not outcome.module_errors

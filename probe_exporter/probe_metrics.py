@@ -13,6 +13,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.samples import Sample
 
+from probe_exporter.exposition import series_count
+
 
 class Gauge:
     __slots__ = ("value",)
@@ -79,7 +81,7 @@ class ProbeMetrics:
     def sample_count(self) -> int:
         """How many samples collect() would yield, without building them."""
         gauges = sum(1 if isinstance(metric, Gauge) else len(metric.children) for _, metric in self._families.values())
-        return gauges + sum(len(family.samples) for family in self._extra)
+        return gauges + sum(series_count(family) for family in self._extra)
 
     def collect(self) -> Iterator[Metric]:
         for name, (documentation, metric) in self._families.items():

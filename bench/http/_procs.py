@@ -7,7 +7,6 @@ benchmark can read its CPU time and RSS from /proc and stop it by pid.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import socket
@@ -20,9 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from bench import proctree  # noqa: E402
+
 VENV_BIN = REPO / ".venv" / "bin"
 BLACKBOX_BINARY = Path("/usr/bin/prometheus-blackbox-exporter")
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 # The modules both exporters run: a blackbox.yml file, so blackbox_exporter reads the same file.
 HTTP_MODULE = """modules:
@@ -109,47 +111,18 @@ class Proc:
     def pid(self) -> int:
         return self.process.pid
 
-    def pids(self) -> list[int]:
-        """The process and its descendants (`--web.workers` forks worker processes)."""
-        found, todo = [], [self.pid]
-        while todo:
-            pid = todo.pop()
-            found.append(pid)
-            with contextlib.suppress(OSError):
-                for task in Path(f"/proc/{pid}/task").iterdir():
-                    todo += [int(child) for child in (task / "children").read_text().split()]
-        return found
-
     def cpu_seconds(self) -> float:
-        """utime + stime of the process tree (all threads), from /proc/PID/stat."""
-        total = 0
-        for pid in self.pids():
-            with contextlib.suppress(OSError):
-                stat = Path(f"/proc/{pid}/stat").read_text()
-                fields = stat[stat.rindex(")") + 2:].split()  # the command name may contain spaces
-                total += int(fields[11]) + int(fields[12])
-        return total / CLOCK_TICKS
+        return proctree.cpu_seconds(self.pid)
 
     def rss_mib(self) -> float:
         """VmRSS summed over the process tree (forked workers share some pages: this overcounts them)."""
-        total = 0
-        for pid in self.pids():
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
+        total = proctree.status_kib(self.pid, "VmRSS")
         if not total:
             raise RuntimeError(f"no VmRSS for {self.name}")
         return total / 1024
 
     def pss_mib(self) -> float:
-        """Proportional set size summed over the process tree: shared pages counted once in all."""
-        total = 0
-        for pid in self.pids():
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
-        return total / 1024
+        return proctree.tree_pss_kib(self.pid) / 1024
 
 
 @contextlib.contextmanager

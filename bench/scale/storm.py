@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import resource
 import signal
 import statistics
@@ -27,7 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
 
-from _procs import free_port, wait_http
+from _procs import free_port, wait_http  # also puts the repo on sys.path
+
+from bench.proctree import cpu_seconds, status_kib
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = REPO / ".venv" / "bin" / "python"
@@ -93,32 +94,6 @@ def started(argv: list[str], health_url: str, log_path: Path) -> Iterator[subpro
             process.wait()
 
 
-def process_tree(pid: int) -> list[int]:
-    """The exporter and its worker processes (probe_exporter forks one per core by default)."""
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [pid, *(tree_pid for child in children for tree_pid in process_tree(int(child)))]
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime over the process tree (a worker's own children counted once it is reaped)."""
-    total = 0
-    for tree_pid in process_tree(pid):
-        stat = Path(f"/proc/{tree_pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2:].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mib(pid: int) -> float:
-    """VmHWM summed over the process tree: an upper bound (pages the workers share count once each)."""
-    total = 0
-    for tree_pid in process_tree(pid):
-        for line in Path(f"/proc/{tree_pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                total += int(line.split()[1])
-    return total / 1024
-
-
 async def get(port: int, path: str) -> tuple[int, bytes]:
     """One HTTP/1.0 GET (no keep-alive): (status, body); status 0 when the connection failed."""
     try:
@@ -181,7 +156,7 @@ def run_one(name: str, argv: list[str], port: int, target_port: int, workdir: Pa
         cpu_before = cpu_seconds(process.pid)
         result = asyncio.run(storm(port, target_port, probes, fast))
         result["cpu_seconds"] = cpu_seconds(process.pid) - cpu_before
-        result["peak_rss_mib"] = peak_rss_mib(process.pid)
+        result["peak_rss_mib"] = status_kib(process.pid, "VmHWM") / 1024  # an upper bound
     # Why probes failed, by the exporter's own account (probe_exporter logs one line per failure).
     reasons = Counter(line.split("reason=", 1)[1][:90] for line in (workdir / f"{name}.log").read_text().splitlines()
                       if 'msg="Probe failed"' in line and "reason=" in line)

@@ -29,17 +29,12 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench.proctree import cpu_seconds  # noqa: E402
 from tests.probers.snmp import recordings  # noqa: E402
 from tests.support.ports import free_port  # noqa: E402
 
 GO_BINARY = "/usr/bin/prometheus-snmp-exporter"
 VARBINDS = 2091
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
 
 
 @contextlib.contextmanager

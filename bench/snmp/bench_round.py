@@ -9,8 +9,10 @@ round at concurrency 1 and 20 rounds at once.
 (FAST_COMMUNITY_PATH and FAST_V3_PATH off), the path v3 took before it moved to our codec.
 
 A round is the five modules, one request each (0.21 has no multi-module requests). Both exporters
-load the same pre-0.23-format file (one copy of each module per auth); the two runs alternate
-exporter order per security so neither always sees a warmer agent. Prints a table; asserts nothing.
+load the same pre-0.23-format file (one copy of each module per auth). The exporters take turns
+round by round, in alternating order, so drift on a shared machine hits all of them alike; CPU is
+read over each exporter's process tree (probe_exporter forks a worker per core by default). Prints a
+table; asserts nothing.
 """
 
 from __future__ import annotations
@@ -85,21 +87,39 @@ async def one_round(client: httpx.AsyncClient, base: str, target: str, security:
     return time.perf_counter() - start, pdus
 
 
-async def measure(base: str, pid: int, target: str, security: str, rounds: int) -> dict[str, float]:
+async def measure(exporters: list[tuple[str, str, int]], target: str, security: str,
+                  rounds: int) -> dict[str, dict[str, float]]:
+    """Each exporter's CPU per round (from /proc, over its process tree) and wall per round, with the
+    exporters interleaved: round i runs on every exporter in turn (the order alternating) before
+    round i+1, and so do the batches of 20 concurrent rounds. Whatever else the shared machine does
+    then lands on all of them alike, so the ratios hold even when the absolute figures drift."""
+    concurrent = 20
+    cpu = {name: 0.0 for name, _, _ in exporters}
+    cpu20 = dict(cpu)
+    walls: dict[str, list[float]] = {name: [] for name in cpu}
+    walls20: dict[str, list[float]] = {name: [] for name in cpu}
+    pdus: dict[str, int] = {}
     async with httpx.AsyncClient(timeout=120) as client:
-        for _ in range(3):
-            await one_round(client, base, target, security)  # warm up: discovery, keys, plans
-        cpu0 = cpu_seconds(pid)
-        results = [await one_round(client, base, target, security) for _ in range(rounds)]
-        cpu = (cpu_seconds(pid) - cpu0) / rounds
-        concurrent = 20
-        cpu1 = cpu_seconds(pid)
-        start = time.perf_counter()
-        await asyncio.gather(*(one_round(client, base, target, security) for _ in range(concurrent)))
-        total20 = time.perf_counter() - start
-        cpu20 = (cpu_seconds(pid) - cpu1) / concurrent
-    return {"cpu": cpu, "wall": statistics.median(r[0] for r in results), "pdus": results[-1][1],
-            "cpu20": cpu20, "wall20": total20}
+        for _name, base, _pid in exporters:
+            for _ in range(3):
+                await one_round(client, base, target, security)  # warm up: discovery, keys, plans
+        for turn in range(rounds):
+            for name, base, pid in exporters if turn % 2 == 0 else exporters[::-1]:
+                before = cpu_seconds(pid)
+                wall, pdus[name] = await one_round(client, base, target, security)
+                cpu[name] += cpu_seconds(pid) - before
+                walls[name].append(wall)
+        batches = max(1, rounds // 10)
+        for turn in range(batches):
+            for name, base, pid in exporters if turn % 2 == 0 else exporters[::-1]:
+                before = cpu_seconds(pid)
+                start = time.perf_counter()
+                await asyncio.gather(*(one_round(client, base, target, security) for _ in range(concurrent)))
+                walls20[name].append(time.perf_counter() - start)
+                cpu20[name] += cpu_seconds(pid) - before
+    return {name: {"cpu": cpu[name] / rounds, "wall": statistics.median(walls[name]), "pdus": pdus[name],
+                   "cpu20": cpu20[name] / (batches * concurrent), "wall20": statistics.median(walls20[name])}
+            for name in cpu}
 
 
 _PYSNMP_ONLY = ("import runpy; from probe_exporter.probers.snmp import engine; "
@@ -145,12 +165,10 @@ def main() -> None:
                     exporters.append(start_pysnmp_exporter(stack, config))
                 print(f"{'security':<8} {'exporter':<15} {'PDUs':>5} {'CPU/round':>10} {'wall p50':>9} "
                       f"{'CPU/round @20':>14} {'20 rounds':>10}")
-                for turn, security in enumerate(s for s in AUTHS if args.only in (None, s)):
-                    numbers = {}
-                    for name, base, pid in (exporters if turn % 2 == 0 else exporters[::-1]):
-                        if name == "pysnmp path" and security == "v2c":
-                            continue
-                        numbers[name] = result = asyncio.run(measure(base, pid, target, security, args.rounds))
+                for security in (s for s in AUTHS if args.only in (None, s)):
+                    runs = [e for e in exporters if not (e[0] == "pysnmp path" and security == "v2c")]
+                    numbers = asyncio.run(measure(runs, target, security, args.rounds))
+                    for name, result in numbers.items():
                         print(f"{security:<8} {name:<15} {result['pdus']:>5.0f} {result['cpu'] * 1000:>8.1f}ms "
                               f"{result['wall'] * 1000:>7.1f}ms {result['cpu20'] * 1000:>12.1f}ms "
                               f"{result['wall20']:>9.2f}s")

@@ -31,6 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
+from bench import proctree  # noqa: E402
 from tests.probers.snmp import agents, recordings  # noqa: E402
 
 SCRAPE_TIMEOUT = 5.0
@@ -132,14 +133,7 @@ def targets(ports: dict[str, int], snmp_port: int) -> list[tuple[str, dict[str, 
 
 def rss_mib(pid: int) -> float:
     """RSS of the exporter and its worker processes (--web.workers), in MiB."""
-    total = 0.0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            total += int(line.split()[1]) / 1024
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            total += rss_mib(int(child))
-    return total
+    return proctree.status_kib(pid, "VmRSS") / 1024
 
 
 # --- the load generator (its own process, so its CPU is not the exporter's) ---------------------------

@@ -54,11 +54,8 @@ async def probe_snmp_modules(ctx: ProbeContext, module_names: list[str]) -> bool
     result = await scrape(ctx.target, modules, config, ctx.params, deadline, log,
                           wrap_counters=ctx.settings.snmp_wrap_large_counters,
                           module_concurrency=ctx.settings.snmp_module_concurrency, settings=ctx.settings)
-    for family in result.families.rendered.families.values():
+    for family in result.all_families():
         metrics.add_family(family)
-    for family in result.self_metric_families():
-        if family.samples:
-            metrics.add_family(family)
     success = metrics.gauge_vec(MODULE_SUCCESS, MODULE_SUCCESS_HELP, ["module"])
     for module_result in result.modules:
         success.labels(module_result.name).set(1 if module_result.success else 0)

@@ -39,6 +39,10 @@ class MetricPlan:
     # columns): the number of that label recipe within the module, so a row's labels are made once.
     label_recipe: int = 0
     scaled: bool = True  # scale or offset set: values need _scaled()
+    # How many phases of the module's traffic (the gets, then each walk root in order) must be complete
+    # before this metric's samples can be rendered: its lookups and combined-type column come from
+    # them. 0: it needs no other PDU (progressive.py renders those as they arrive).
+    ready_after: int = 0
 
 
 @dataclass
@@ -67,6 +71,9 @@ class ModulePlan:
     # Walk roots whose PDUs only feed lookups (no metric OID overlaps them): what --snmp.lookup-cache keeps.
     lookup_only: frozenset[tuple[int, ...]] = frozenset()
     lookup_cache: float | None = None  # the module's `lookup_cache` (None: the flag's)
+    # No OID can arrive twice (no filters, roots and gets apart, OIDs must increase), so "a later PDU
+    # with the same OID wins" cannot change a sample once rendered: rendering may start mid-walk.
+    progressive: bool = False
 
     def match(self, oid: tuple[int, ...]) -> tuple[MetricPlan, tuple[int, ...]] | None:
         found = self.unshadowed.get(oid[:-1])
@@ -102,6 +109,27 @@ def _lookup_only(walks: list[tuple[int, ...]],
                      and any(_overlaps(root, oid) for oid in lookup_oids))
 
 
+def _phases_of(oid: tuple[int, ...], gets: list[tuple[int, ...]], walks: list[tuple[int, ...]]) -> list[int]:
+    """The phases (0: the gets, i + 1: walk root i) that can return PDUs under `oid`."""
+    phases = [0] if any(get[:len(oid)] == oid for get in gets) else []
+    return phases + [index + 1 for index, root in enumerate(walks) if _overlaps(root, oid)]
+
+
+def _ready_after(plan: MetricPlan, gets: list[tuple[int, ...]], walks: list[tuple[int, ...]]) -> int:
+    needed = [oid for lookup in plan.lookups for oid in (lookup.oid, lookup.previous_oid) if oid]
+    if plan.previous_oid:
+        needed.append(plan.previous_oid)
+    phases = [phase for oid in needed for phase in _phases_of(oid, gets, walks)]
+    return max(phases) + 1 if phases else 0
+
+
+def _progressive(module: SnmpModule, gets: list[tuple[int, ...]], walks: list[tuple[int, ...]]) -> bool:
+    if module.filters or module.allow_nonincreasing_oids or len(set(gets)) != len(gets):
+        return False
+    roots = [*gets, *walks]
+    return not any(_overlaps(a, b) for i, a in enumerate(roots) for b in roots[i + 1:])
+
+
 def compile_module(module: SnmpModule) -> ModulePlan:
     metrics: dict[tuple[int, ...], MetricPlan] = {}
     recipes: dict[str, int] = {}
@@ -116,9 +144,12 @@ def compile_module(module: SnmpModule) -> ModulePlan:
         metrics[oid] = MetricPlan(metric, oid, previous, lookups, label_recipe=recipes.setdefault(recipe, len(recipes)),
                                   scaled=metric.scale != 0.0 or metric.offset != 0.0)
     walks = [parse_oid(oid) for oid in module.walk]
+    gets = [parse_oid(oid) for oid in module.get]
+    for metric_plan in metrics.values():
+        metric_plan.ready_after = _ready_after(metric_plan, gets, walks)
     return ModulePlan(
         walk=walks,
-        get=[parse_oid(oid) for oid in module.get],
+        get=gets,
         filters=[_filter(flt) for flt in module.filters],
         max_repetitions=module.max_repetitions,
         allow_nonincreasing=module.allow_nonincreasing_oids,
@@ -130,4 +161,5 @@ def compile_module(module: SnmpModule) -> ModulePlan:
                      if not any(oid[:length] in metrics for length in range(1, len(oid)))},
         lookup_only=_lookup_only(walks, metrics),
         lookup_cache=module.lookup_cache,
+        progressive=_progressive(module, gets, walks),
     )

@@ -13,10 +13,8 @@ import gc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client.metrics_core import Metric
-from prometheus_client.samples import Sample
-
 from probe_exporter.config.snmp import Metric as MetricConfig
+from probe_exporter.exposition import LabelSet, TextFamily
 from probe_exporter.probers.snmp import datetimes
 from probe_exporter.probers.snmp.plan import COMBINED_TYPES, MetricPlan, ModulePlan
 from probe_exporter.probers.snmp.strings import as_int, display_string, index_as_string, value_as_string
@@ -29,7 +27,7 @@ _WRAP = 1 << 53  # float64's mantissa: Counter64 values wrap here so rate() surv
 
 @dataclass
 class Rendered:
-    families: dict[str, Metric] = field(default_factory=dict)
+    families: dict[str, TextFamily] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     debug: list[str] = field(default_factory=list)
 
@@ -54,19 +52,21 @@ class Families:
         return None
 
     def add(self, name: str, help_text: str, kind: str, labels: dict[str, str], value: float,
-            frozen: frozenset[tuple[str, str]] | None = None) -> None:
+            row: _Row | None = None) -> None:
         """One sample; `labels` may be shared with other samples and is not changed afterwards.
-        `frozen` is frozenset(labels.items()) when the caller has it (its hash is then computed once)."""
+        `row` is the labels prepared (_row), when the caller has them: a table row's columns share one."""
         families = self.rendered.families
         family = families.get(name)
         if family is None:
-            family = families[name] = Metric(name, help_text, kind)
+            family = families[name] = TextFamily(name, help_text, kind)
         elif family.documentation != help_text or family.type != kind:
             conflict = self._conflict(name, help_text, kind)
             assert conflict is not None
             self.rendered.errors.append(conflict)
             return
-        key = frozenset(labels.items()) if frozen is None else frozen
+        if row is None:
+            row = _row(labels)
+        key = row[1]
         seen = self._seen.get(name)
         if seen is None:
             seen = self._seen[name] = set()
@@ -76,7 +76,7 @@ class Families:
                 f"collected metric {name} {{{label_text}}} was collected before with the same name and label values")
             return
         seen.add(key)
-        family.samples.append(Sample(name, labels, value))
+        family.add(row[2], value)
 
     def merge(self, other: Families) -> list[str]:
         """Add another module's families unless they clash with these; returns the clashes."""
@@ -92,7 +92,7 @@ class Families:
             if mine is None:
                 self.rendered.families[family.name] = family
             else:
-                mine.samples.extend(family.samples)
+                mine.series.extend(family.series)
         for name, theirs in other._seen.items():
             mine_seen = self._seen.get(name)
             if mine_seen is None:
@@ -163,20 +163,32 @@ def _scaled(metric: MetricConfig, value: float) -> float:
     return value + metric.offset
 
 
-# (label recipe, index) -> the row's labels, and the same as a frozenset for the duplicate check.
-_LabelCache = dict[tuple[int, tuple[int, ...]], tuple[dict[str, str], frozenset[tuple[str, str]]]]
+# A label set prepared once for all the samples that have it: (labels, the same as a frozenset for
+# the duplicate check, the same for the exposition).
+_Row = tuple[dict[str, str], frozenset[tuple[str, str]], LabelSet]
+# (label recipe, index) -> the row's labels, prepared.
+LabelCache = dict[tuple[int, tuple[int, ...]], _Row]
 
 
-def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Value,
+def _row(labels: dict[str, str]) -> _Row:
+    return labels, frozenset(labels.items()), LabelSet(labels)
+
+
+def _row_with(row: _Row, name: str, value: str) -> _Row:
+    """The row's labels and one more (a string metric's value as its own label)."""
+    prepared = row[2].with_label(name, value)
+    return prepared.labels, row[1] | {(name, value)}, prepared  # type: ignore[return-value]
+
+
+def render_pdu(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Value,
              pdus: dict[tuple[int, ...], Value], wrap_counters: bool, rendered: Rendered,
-             label_cache: _LabelCache) -> None:
+             label_cache: LabelCache) -> None:
     """pduToSamples for one PDU."""
     metric = plan.metric
     row = (plan.label_recipe, index)
     cached = label_cache.get(row)
     if cached is None:
-        labels = _labels(plan, index, pdus, wrap_counters)
-        cached = label_cache[row] = (labels, frozenset(labels.items()))
+        cached = label_cache[row] = _row(_labels(plan, index, pdus, wrap_counters))
     labels = cached[0]
     kind = metric.type
     if kind == "gauge" or kind == "counter":  # most samples: the row's labels as they are
@@ -185,12 +197,11 @@ def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Val
                                                                                                    wrap_counters)
         if plan.scaled:
             number = _scaled(metric, number)
-        out.add(metric.name, metric.help, kind, labels, number, cached[1])
+        out.add(metric.name, metric.help, kind, labels, number, cached)
         return
-    number = pdu_value(value, wrap_counters)
-    prom_type = "gauge"
+    # Strings and Bits never need the PDU as a number.
     if kind in ("Float", "Double"):
-        pass
+        number = pdu_value(value, wrap_counters)
     elif kind in ("DateAndTime", "ParseDateAndTime", "NTPTimeStamp"):
         try:
             if value[0] != OCTETS:
@@ -207,12 +218,13 @@ def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Val
     elif kind == "EnumAsInfo":
         if metric.name in labels:
             return
+        number = pdu_value(value, wrap_counters)
         state = metric.enum_values.get(int(number))
         out.add(metric.name + "_info", metric.help + " (EnumAsInfo)", "gauge",
                 {**labels, metric.name: state if state is not None else str(int(number))}, 1.0)
         return
     elif kind == "EnumAsStateSet":
-        current = int(number)
+        current = int(pdu_value(value, wrap_counters))
         help_text = metric.help + " (EnumAsStateSet)"
         state = metric.enum_values.get(current)
         out.add(metric.name, help_text, "gauge", {**labels, metric.name: state if state is not None else str(current)},
@@ -233,7 +245,6 @@ def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Val
             out.add(metric.name, help_text, "gauge", {**labels, metric.name: bit_name}, 1.0 if is_set else 0.0)
         return
     else:  # some form of string
-        number = 1.0
         string_kind = kind
         mapping = COMBINED_TYPES.get(kind)
         if mapping is not None and plan.previous_oid is not None:
@@ -245,8 +256,10 @@ def _samples(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Val
             _regex_extracts(out, metric, text, labels, rendered)
             return
         if metric.name not in labels:
-            labels = {**labels, metric.name: text}
-    out.add(metric.name, metric.help, prom_type, labels, _scaled(metric, number))
+            cached = _row_with(cached, metric.name, text)
+        out.add(metric.name, metric.help, "gauge", cached[0], _scaled(metric, 1.0) if plan.scaled else 1.0, cached)
+        return
+    out.add(metric.name, metric.help, "gauge", labels, _scaled(metric, number), cached)
 
 
 def _regex_extracts(out: Families, metric: MetricConfig, text: str, labels: dict[str, str],
@@ -356,7 +369,7 @@ def _render_slices(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], 
             yield
     rendered = out.rendered
     match = plan.match
-    label_cache: _LabelCache = {}
+    label_cache: LabelCache = {}
     countdown = RENDER_SLICE
     for oid, value in by_oid.items():
         countdown -= 1
@@ -367,7 +380,7 @@ def _render_slices(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], 
         if found is None:
             continue
         metric_plan, index = found
-        _samples(out, metric_plan, index, value, by_oid, wrap_counters, rendered, label_cache)
+        render_pdu(out, metric_plan, index, value, by_oid, wrap_counters, rendered, label_cache)
 
 
 def render_module(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], out: Families,
@@ -384,7 +397,7 @@ async def render_module_sliced(plan: ModulePlan, pdus: list[tuple[tuple[int, ...
     if len(pdus) <= RENDER_SLICE:
         render_module(plan, pdus, out, wrap_counters)
         return
-    with _full_collections_deferred():
+    with full_collections_deferred():
         for _ in _render_slices(plan, pdus, out, wrap_counters):
             await asyncio.sleep(0)
 
@@ -394,7 +407,7 @@ _saved_threshold = gc.get_threshold()
 
 
 @contextlib.contextmanager
-def _full_collections_deferred() -> Iterator[None]:
+def full_collections_deferred() -> Iterator[None]:
     """No full (generation 2) garbage collection while huge renders run. Each Sample is a tracked
     object (a tuple subclass is never untracked), so every full collection walks all samples made
     so far: a 200k-varbind render otherwise pauses the loop for 300-500 ms several times and takes

@@ -24,6 +24,7 @@ from probe_exporter.probers.base import BadRequest
 from probe_exporter.probers.snmp import lookupcache, stats, walk
 from probe_exporter.probers.snmp.engine import Exchange, Session, SnmpError, get_engine
 from probe_exporter.probers.snmp.plan import ModulePlan, compile_module
+from probe_exporter.probers.snmp.progressive import ProgressiveRender
 from probe_exporter.probers.snmp.render import Families, render_module_sliced
 from probe_exporter.probers.snmp.stream import StreamTransport
 from probe_exporter.probers.snmp.target import parse_target, resolve, source_of
@@ -50,6 +51,10 @@ class ModuleResult:
     duration: float = 0.0
 
 
+# Off: render every module after its walk, as before progressive.py (for tests and comparisons).
+PROGRESSIVE = True
+
+
 @dataclass
 class ScrapeResult:
     families: Families
@@ -58,6 +63,10 @@ class ScrapeResult:
     @property
     def success(self) -> bool:
         return all(m.success for m in self.modules)
+
+    def all_families(self) -> list[Metric]:
+        """What a response shows: the modules' samples, then the snmp_scrape_* gauges that have series."""
+        return [*self.families.rendered.families.values(), *(f for f in self.self_metric_families() if f.samples)]
 
     def self_metric_families(self) -> list[Metric]:
         """The five snmp_scrape_* gauges, one series per successful module (HEAD's `module` label)."""
@@ -166,10 +175,13 @@ async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Co
                 key = (target.transport, address, lookupcache.auth_key(auth, context, context_engine_id))
                 tables = lookupcache.ScrapeTables(lookupcache.shared_cache(settings.snmp_lookup_cache_size), key,
                                                   max_age, name)
+            module_families = Families()
+            # Rendering while the walk waits for the agent, where the plan allows it (progressive.py).
+            progress = ProgressiveRender(plan, module_families, wrap) if plan.progressive and PROGRESSIVE else None
             try:
                 session = Session(engine, domain, address, security, plan.timeout, plan.retries, deadline,
                                   result.exchange, context_engine_id, channel, log.debug if debug_packets else None)
-                pdus = await walk.scrape(session, plan, log, MAX_VARBINDS, target.host, tables)
+                pdus = await walk.scrape(session, plan, log, MAX_VARBINDS, target.host, tables, progress)
             except SnmpError as err:
                 result.error = str(err)
                 log.error("Error scraping target", module=name, err=str(err))
@@ -178,10 +190,14 @@ async def scrape(target_text: str, modules: list[tuple[str, Module]], config: Co
             finally:
                 if channel is not None:
                     channel.close()
+                if progress is not None:
+                    progress.cancel()
             result.walk_seconds = time.monotonic() - start
             result.exchange.pdus_returned = len(pdus)
-            module_families = Families()
-            await render_module_sliced(plan, pdus, module_families, wrap)
+            if progress is not None:
+                await progress.finish()
+            else:
+                await render_module_sliced(plan, pdus, module_families, wrap)
             for line in module_families.rendered.debug:
                 log.debug(line, module=name)
             result.duration = time.monotonic() - start

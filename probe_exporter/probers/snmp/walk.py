@@ -8,7 +8,7 @@ subtree turns the walk into a GET of the root (how a scalar instance is walked).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from probe_exporter.probers.snmp import lookupcache, values
 from probe_exporter.probers.snmp.engine import Session, SnmpError
@@ -27,9 +27,23 @@ class WalkError(SnmpError):
     pass
 
 
+class Progress(Protocol):
+    """Told about a module's PDUs as they arrive (progressive.ProgressiveRender)."""
+
+    def received(self, pdus: list[OidValue]) -> None: ...
+
+    def phase_done(self) -> None:
+        """The gets, or one walk root, are complete."""
+
+
+def _ignore(pdus: list[OidValue]) -> None:
+    pass
+
+
 async def walk(session: Session, root: tuple[int, ...], max_repetitions: int, allow_nonincreasing: bool,
-               limit: int) -> list[OidValue]:
-    """Every varbind under `root`; raises SnmpError (timeouts included) and WalkError."""
+               limit: int, received: Callable[[list[OidValue]], None] = _ignore) -> list[OidValue]:
+    """Every varbind under `root`, each answer's share also handed to `received` as it is taken;
+    raises SnmpError (timeouts included) and WalkError."""
     results: list[OidValue] = []
     depth = len(root)
     request_oid = root
@@ -48,11 +62,15 @@ async def walk(session: Session, root: tuple[int, ...], max_repetitions: int, al
         for oid, value in varbinds:
             kind = value[0]
             if kind == END_OF_MIB or kind == NO_SUCH:
+                received(varbinds[:kept])
                 results.extend(varbinds[:kept])
                 return results
             if len(oid) <= depth or oid[:depth] != root:
                 if first and kept == 0:
-                    return results + await _get_root(session, root)
+                    instance = await _get_root(session, root)
+                    received(instance)
+                    return results + instance
+                received(varbinds[:kept])
                 results.extend(varbinds[:kept])
                 return results
             # gosnmp only catches an OID equal to the one asked for; an OID going backwards would
@@ -60,6 +78,7 @@ async def walk(session: Session, root: tuple[int, ...], max_repetitions: int, al
             if not allow_nonincreasing and oid <= request_oid:
                 raise WalkError(f"OID not increasing: {values.oid_text(oid)}")
             kept += 1
+        received(varbinds)
         results.extend(varbinds)
         last = varbinds[-1][0]
         if len(results) > limit:
@@ -98,9 +117,10 @@ async def get(session: Session, oids: list[tuple[int, ...]], max_repetitions: in
 
 
 async def scrape(session: Session, plan: ModulePlan, log: Any, limit: int, host: str,
-                 tables: ScrapeTables | None = None) -> list[OidValue]:
+                 tables: ScrapeTables | None = None, progress: Progress | None = None) -> list[OidValue]:
     """The module's PDUs, in upstream's order: filters, gets, walks (a later duplicate wins later).
-    With `tables` (--snmp.lookup-cache), the lookup-only walks come from the cache when fresh."""
+    With `tables` (--snmp.lookup-cache), the lookup-only walks come from the cache when fresh.
+    `progress` hears of the gets' and walks' PDUs as they arrive, and of each phase's end."""
     from probe_exporter.probers.snmp.render import display_string
 
     walks = list(plan.walk)
@@ -127,12 +147,17 @@ async def scrape(session: Session, plan: ModulePlan, log: Any, limit: int, host:
         target_oid = values.parse_oid(target)
         gets.extend((*target_oid, int(index)) for index in sorted(allowed, key=int))
 
+    received = progress.received if progress is not None else _ignore
     pdus: list[OidValue] = []
     if gets:
         try:
-            pdus.extend(await get(session, gets, plan.max_repetitions, log.debug))
+            got = await get(session, gets, plan.max_repetitions, log.debug)
         except SnmpError as err:
             raise SnmpError(f"error getting target {host}: {err}") from None
+        pdus.extend(got)
+        received(got)
+    if progress is not None:
+        progress.phase_done()
     cacheable = plan.lookup_only if tables is not None else frozenset()
     if tables is not None and any(root in cacheable for root in walks):
         try:
@@ -142,15 +167,19 @@ async def scrape(session: Session, plan: ModulePlan, log: Any, limit: int, host:
     for root in walks:
         cached = tables.take(root) if tables is not None and root in cacheable else None
         if cached is not None:
-            pdus.extend(cached)
-            continue
-        try:
-            walked = await walk(session, root, plan.max_repetitions, plan.allow_nonincreasing, limit - len(pdus))
-        except SnmpError as err:
-            raise SnmpError(f"error walking target {host}: {err}") from None
-        if tables is not None and root in cacheable:
-            tables.keep(root, walked)
+            received(cached)
+            walked = cached
+        else:
+            try:
+                walked = await walk(session, root, plan.max_repetitions, plan.allow_nonincreasing, limit - len(pdus),
+                                    received)
+            except SnmpError as err:
+                raise SnmpError(f"error walking target {host}: {err}") from None
+            if tables is not None and root in cacheable:
+                tables.keep(root, walked)
         pdus.extend(walked)
+        if progress is not None:
+            progress.phase_done()
     return pdus
 
 
