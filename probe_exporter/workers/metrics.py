@@ -104,9 +104,10 @@ class ExporterWideRegistry(CollectorRegistry):
         for _ in range(FILE_RACE_RETRIES):
             try:
                 return list(self._files.collect())  # type: ignore[no-untyped-call]
-            # The parent removed a dead worker's gauge file between glob and open, or a starting worker's
-            # file is still empty (prometheus_client creates it, then sizes it).
-            except (FileNotFoundError, struct.error):
+            # The parent removed a dead worker's gauge file between glob and open, a starting worker's
+            # file is still empty (prometheus_client creates it, then sizes it), or an entry is half
+            # written (its key is then not JSON, or not UTF-8 yet: ValueError).
+            except (FileNotFoundError, struct.error, ValueError):
                 continue
         return list(self._files.collect())  # type: ignore[no-untyped-call]
 

@@ -204,6 +204,85 @@ def _field(data: bytes, pos: int, tag: int, what: str) -> tuple[int, int]:
 
 
 def decode_message(data: bytes) -> Incoming:
+    usual = _decode_usual(data)
+    return usual if usual is not None else _decode_checked(data)
+
+
+def _short(data: bytes, pos: int, tag: int, limit: int) -> int:
+    """The end of the short-form TLV at `pos` (content from pos + 2), or -1 when it is not one that
+    ends within `limit`."""
+    if data[pos] != tag:
+        return -1
+    end = pos + 2 + data[pos + 1]
+    return end if data[pos + 1] < 0x80 and end <= limit else -1
+
+
+_VERSION_3 = b"\x02\x01\x03"  # INTEGER 3: the version, and the USM security model
+
+
+def _decode_usual(data: bytes) -> Incoming | None:
+    """An answer in the shape agents send (short-form lengths in the header, minimal integers), read
+    field after field without a call per TLV. None for any other shape: _decode_checked then reads it,
+    and names what is wrong. Whatever this accepts, _decode_checked accepts the same way."""
+    try:
+        if data[0] != 0x30:
+            return None
+        first = data[1]
+        pos = 2 if first < 0x80 else 2 + (first & 0x7F)
+        end = pos + (first if first < 0x80 else int.from_bytes(data[2:pos], "big"))
+        size = len(data)
+        if end > size or data[pos:pos + 3] != _VERSION_3:
+            return None
+        header_end = _short(data, pos + 3, 0x30, end)
+        pos += 5
+        id_end = _short(data, pos, 0x02, header_end)
+        if id_end < 0:
+            return None
+        msg_id = int.from_bytes(data[pos + 2:id_end], "big", signed=True)
+        pos = _short(data, id_end, 0x02, header_end)  # msgMaxSize
+        if pos < 0 or data[pos:pos + 2] != b"\x04\x01" or data[pos + 3:pos + 6] != _VERSION_3 or pos + 6 != header_end:
+            return None
+        flags = data[pos + 2]
+        security_end = _short(data, header_end, 0x04, end)
+        if security_end < 0 or _short(data, header_end + 2, 0x30, security_end) != security_end:
+            return None
+        pos = header_end + 4
+        fields = []
+        for tag in (0x04, 0x02, 0x02, 0x04, 0x04, 0x04):
+            stop = _short(data, pos, tag, security_end)
+            if stop < 0:
+                return None
+            fields.append(pos + 2)
+            fields.append(stop)
+            pos = stop
+        if flags & FLAG_PRIV:
+            if data[security_end] != 0x04:
+                return None
+            length = data[security_end + 1]
+            start = security_end + 2
+            if length >= 0x80:
+                count = length & 0x7F
+                if not 0 < count <= 4:
+                    return None
+                length = int.from_bytes(data[start:start + count], "big")
+                start += count
+            if start + length > size:
+                return None
+            scoped = data[start:start + length]
+        else:
+            if data[security_end] != 0x30:
+                return None
+            _, start, stop = ber.tlv(data, security_end)
+            scoped = data[security_end:stop]
+    except (IndexError, ber.BerError):
+        return None
+    integer = int.from_bytes
+    return Incoming(msg_id, flags, data[fields[0]:fields[1]], integer(data[fields[2]:fields[3]], "big", signed=True),
+                    integer(data[fields[4]:fields[5]], "big", signed=True), data[fields[6]:fields[7]],
+                    data[fields[8]:fields[9]], data[fields[10]:fields[11]], fields[8], scoped)
+
+
+def _decode_checked(data: bytes) -> Incoming:
     tag, pos, end = ber.tlv(data, 0)
     if tag != 0x30:
         raise V3Error("malformed SNMPv3 message (not a SEQUENCE)")

@@ -3,6 +3,8 @@ keys, MACs, ciphers and every field, for every auth and priv protocol snmp_expor
 
 from __future__ import annotations
 
+import random
+
 import pysnmp.proto.secmod.rfc3414.service  # noqa: F401  (before eso.priv: pysnmp's modules import in a cycle)
 import pytest
 from pyasn1.codec.ber import decoder, encoder
@@ -216,3 +218,47 @@ def test_engine_clock_moves_on_and_learns_only_newer() -> None:
     assert (state.boots, state.time) == (2, 1000)
     state.learn(3, 5, 61.0)  # rebooted: taken
     assert (state.boots, state.time, state.synced_at) == (3, 5, 61.0)
+
+
+def _mutations(message: bytes, rng: random.Random, count: int) -> list[bytes]:
+    """The message, then `count` copies with one to three bytes changed, inserted or cut off."""
+    out = [message]
+    for _ in range(count):
+        mutated = bytearray(message)
+        for _ in range(rng.randint(1, 3)):
+            if not mutated:
+                break
+            choice = rng.random()
+            if choice < 0.5:
+                mutated[rng.randrange(len(mutated))] = rng.randrange(256)
+            elif choice < 0.8:
+                del mutated[rng.randrange(len(mutated)):]
+            else:
+                mutated.insert(rng.randrange(len(mutated)), rng.randrange(256))
+        out.append(bytes(mutated))
+    return out
+
+
+@pytest.mark.parametrize("level", [1, 3])
+def test_the_usual_shape_reader_agrees_with_the_checked_one(level: int) -> None:
+    """decode_message reads the usual answer without a call per field; whatever that reader accepts
+    must come out as the field-by-field reader (with its precise errors) reads it."""
+    rng = random.Random(level)
+    user = v3.User(b"u", level, "SHA" if level == 3 else "", "AES" if level == 3 else "", b"authpass123",
+                   b"privpass123")
+    state = v3.EngineState(b"\x80\x00\x1f\x88\x80" + bytes(range(12)), 5, 1000, 0.0)
+    accepted = 0
+    for rows in (0, 25, 200):  # 200 rows: a message with long-form lengths
+        varbinds = b"".join(ber.encode_tlv(0x30, ber.encode_tlv(0x06, ber.encode_oid((1, 3, 6, 1, 2, 1, 2, 2, 1, 2, i)))
+                                           + ber.encode_tlv(0x04, b"x" * 30)) for i in range(rows))
+        pdu = ber.encode_tlv(ber.RESPONSE, ber.encode_int(42) + ber.encode_int(0) + ber.encode_int(0)
+                             + ber.encode_tlv(0x30, varbinds))
+        message = v3.encode_message(7, user, state, v3.scoped_pdu(state.engine_id, b"ctx", pdu), 0.0)
+        assert v3._decode_usual(message) is not None
+        for data in _mutations(message, rng, 1500):
+            usual = v3._decode_usual(data)
+            if usual is None:
+                continue
+            accepted += 1
+            assert usual == v3._decode_checked(data), data.hex()
+    assert accepted > 1000
