@@ -28,12 +28,15 @@ _TEXT_TYPE = {"unknown": "untyped", "info": "gauge", "stateset": "gauge", "gauge
 
 def go_float(value: float) -> str:
     """strconv.FormatFloat(value, 'g', -1, 64), with Prometheus' spellings of the infinities."""
+    if -1e6 < value < 1e6:  # most values; NaN and the infinities fail the comparison
+        whole = int(value)
+        # An integer prints as one (also turning -0.0 into "0", as Go's writer does); elsewhere in this
+        # range Python's repr is Go's 'g' (see the end).
+        return str(whole) if whole == value else repr(float(value))
     if value != value:
         return "NaN"
     if value in (math.inf, -math.inf):
         return "+Inf" if value > 0 else "-Inf"
-    if value == int(value) and abs(value) < 1e6:
-        return str(int(value))  # also turns -0.0 into "0", as Go's writer does
     magnitude = abs(value)
     if 1e6 <= magnitude < 1e16:
         # Timestamps, hashes, byte counts: repr is fixed-point here ("3600000000.0") where Go's 'g' has
@@ -101,14 +104,20 @@ class LabelSet:
 
     def with_label(self, name: str, value: str) -> LabelSet:
         """These labels and `name` (not among them), as a new set."""
-        position = bisect.bisect_left(self.names, name)
+        names, pieces, key = self.names, self.pieces, self.key
+        piece = f'{name}="{_escape_label(value)}"'
         extended = LabelSet.__new__(LabelSet)
         extended.labels = {**self.labels, name: value}
-        extended.names = [*self.names[:position], name, *self.names[position:]]
-        extended.pieces = [*self.pieces[:position], f'{name}="{_escape_label(value)}"', *self.pieces[position:]]
-        key = self.key
-        extended.key = (key[0] + 1, *key[1:position + 1], value, *key[position + 1:])  # type: ignore[operator]
-        extended.text = "{" + ",".join(extended.pieces) + "}"
+        position = bisect.bisect_left(names, name)
+        if position == len(names):  # the usual case: a string metric named after its table sorts last
+            extended.names = [*names, name]
+            extended.pieces = [*pieces, piece]
+            extended.text = self.text[:-1] + "," + piece + "}" if names else "{" + piece + "}"
+        else:
+            extended.names = [*names[:position], name, *names[position:]]
+            extended.pieces = [*pieces[:position], piece, *pieces[position:]]
+            extended.text = "{" + ",".join(extended.pieces) + "}"
+        extended.key = (len(names) + 1, *key[1:position + 1], value, *key[position + 1:])
         return extended
 
 

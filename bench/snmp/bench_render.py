@@ -48,6 +48,7 @@ async def record(config_path: Path, target: str) -> list[tuple[Any, list[Any]]]:
         await original(plan, pdus, out, wrap)
 
     scrape.render_module_sliced = keep  # type: ignore[assignment]
+    scrape.PROGRESSIVE = False  # every module through render_module_sliced, where `keep` sees its PDUs
     try:
         for name in MODULES:
             module = config.modules[f"{name}_v2c"]
@@ -56,6 +57,7 @@ async def record(config_path: Path, target: str) -> list[tuple[Any, list[Any]]]:
             assert result.success, result.modules[0].error
     finally:
         scrape.render_module_sliced = original  # type: ignore[assignment]
+        scrape.PROGRESSIVE = True
     return recorded
 
 

@@ -12,6 +12,11 @@ its labels need have all arrived: MetricPlan.ready_after counts the phases (the 
 root in order) its lookups and combined-type columns come from. Samples that must wait are rendered
 when their last phase completes. The samples are the ones render_module makes; only the order they
 are added in differs, and the exposition sorts them.
+
+The overlap only pays while the worker would otherwise wait. With other walks in flight in the
+worker, their packets fill the waits already, and rendering between answers cost more CPU than it
+saved wall time (20 concurrent rounds: 1.37x snmp_exporter's CPU against 1.30x after the walk). So
+answers are then only queued, and rendered by `finish` (or once this walk is alone again).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ _Waiting = tuple[MetricPlan, tuple[int, ...], Value]
 # Work in arrival order: PDUs of an answer, the end of a phase (None), or waiting samples now ready.
 _Work = list[OidValue] | None | tuple[list[_Waiting]]
 
+_walking = 0  # ProgressiveRenders of this process not finished or cancelled yet
+
 
 class ProgressiveRender:
     """What walk.scrape reports to (`received`, `phase_done`) for a progressive module; `finish`
@@ -45,6 +52,9 @@ class ProgressiveRender:
         self._waiting: dict[int, list[_Waiting]] = {}  # phase count -> samples waiting for it
         self._phases_done = 0
         self._handle: asyncio.Handle | None = None
+        self._counted = True
+        global _walking
+        _walking += 1
 
     def received(self, pdus: list[OidValue]) -> None:
         if pdus:
@@ -57,7 +67,7 @@ class ProgressiveRender:
 
     def _schedule(self) -> None:
         # call_soon: the callback runs after the walk's current step, which sends the next request.
-        if self._handle is None:
+        if self._handle is None and _walking == 1:
             self._handle = asyncio.get_running_loop().call_soon(self._run_slice)
 
     def _run_slice(self) -> None:
@@ -129,6 +139,10 @@ class ProgressiveRender:
             self._work.extend((self._waiting.pop(phase),) for phase in sorted(self._waiting))
 
     def cancel(self) -> None:
+        global _walking
+        if self._counted:
+            self._counted = False
+            _walking -= 1
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None

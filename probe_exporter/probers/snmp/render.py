@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from probe_exporter.config.snmp import Metric as MetricConfig
@@ -37,9 +37,9 @@ class Families:
 
     def __init__(self) -> None:
         self.rendered = Rendered()
-        # name -> label sets seen: a frozenset compares as the sorted pairs would, without sorting,
-        # and a row's one frozenset serves all its columns (no new object per sample for the GC).
-        self._seen: dict[str, set[frozenset[tuple[str, str]]]] = {}
+        # name -> label sets seen, by their text: sorted and escaped, it is one string per label set,
+        # made once per table row (a row's columns share it) and hashed once.
+        self._seen: dict[str, dict[str, Mapping[str, str]]] = {}
 
     def _conflict(self, name: str, help_text: str, kind: str) -> str | None:
         family = self.rendered.families.get(name)
@@ -51,10 +51,10 @@ class Families:
             return f"collected metric {name} has type {kind} but should have {family.type}"
         return None
 
-    def add(self, name: str, help_text: str, kind: str, labels: dict[str, str], value: float,
-            row: _Row | None = None) -> None:
+    def add(self, name: str, help_text: str, kind: str, labels: Mapping[str, str], value: float,
+            row: LabelSet | None = None) -> None:
         """One sample; `labels` may be shared with other samples and is not changed afterwards.
-        `row` is the labels prepared (_row), when the caller has them: a table row's columns share one."""
+        `row` is the labels prepared, when the caller has them: a table row's columns share one."""
         families = self.rendered.families
         family = families.get(name)
         if family is None:
@@ -65,26 +65,26 @@ class Families:
             self.rendered.errors.append(conflict)
             return
         if row is None:
-            row = _row(labels)
-        key = row[1]
+            row = LabelSet(labels)
+        key = row.text
         seen = self._seen.get(name)
         if seen is None:
-            seen = self._seen[name] = set()
+            seen = self._seen[name] = {}
         elif key in seen:
-            label_text = ", ".join(f'{k}="{v}"' for k, v in sorted(key))
+            label_text = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
             self.rendered.errors.append(
                 f"collected metric {name} {{{label_text}}} was collected before with the same name and label values")
             return
-        seen.add(key)
-        family.add(row[2], value)
+        seen[key] = labels
+        family.add(row, value)
 
     def merge(self, other: Families) -> list[str]:
         """Add another module's families unless they clash with these; returns the clashes."""
         problems = [p for p in (self._conflict(f.name, f.documentation, f.type)
                                 for f in other.rendered.families.values()) if p]
-        problems += [f"collected metric {name} {dict(sorted(labels))} was collected before with the same name and "
-                     "label values" for name, theirs in other._seen.items()
-                     for labels in theirs & self._seen.get(name, set())]
+        problems += [f"collected metric {name} {dict(sorted(theirs[text].items()))} was collected before with the "
+                     "same name and label values" for name, theirs in other._seen.items()
+                     for text in theirs.keys() & self._seen.get(name, {}).keys()]
         if problems:
             return problems
         for family in other.rendered.families.values():
@@ -98,7 +98,7 @@ class Families:
             if mine_seen is None:
                 self._seen[name] = theirs  # taken, not copied (200k entries for a huge walk)
             else:
-                mine_seen |= theirs
+                mine_seen.update(theirs)
         return []
 
 
@@ -163,21 +163,8 @@ def _scaled(metric: MetricConfig, value: float) -> float:
     return value + metric.offset
 
 
-# A label set prepared once for all the samples that have it: (labels, the same as a frozenset for
-# the duplicate check, the same for the exposition).
-_Row = tuple[dict[str, str], frozenset[tuple[str, str]], LabelSet]
 # (label recipe, index) -> the row's labels, prepared.
-LabelCache = dict[tuple[int, tuple[int, ...]], _Row]
-
-
-def _row(labels: dict[str, str]) -> _Row:
-    return labels, frozenset(labels.items()), LabelSet(labels)
-
-
-def _row_with(row: _Row, name: str, value: str) -> _Row:
-    """The row's labels and one more (a string metric's value as its own label)."""
-    prepared = row[2].with_label(name, value)
-    return prepared.labels, row[1] | {(name, value)}, prepared  # type: ignore[return-value]
+LabelCache = dict[tuple[int, tuple[int, ...]], LabelSet]
 
 
 def render_pdu(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Value,
@@ -188,8 +175,8 @@ def render_pdu(out: Families, plan: MetricPlan, index: tuple[int, ...], value: V
     row = (plan.label_recipe, index)
     cached = label_cache.get(row)
     if cached is None:
-        cached = label_cache[row] = _row(_labels(plan, index, pdus, wrap_counters))
-    labels = cached[0]
+        cached = label_cache[row] = LabelSet(_labels(plan, index, pdus, wrap_counters))
+    labels = cached.labels
     kind = metric.type
     if kind == "gauge" or kind == "counter":  # most samples: the row's labels as they are
         value_kind = value[0]
@@ -256,13 +243,13 @@ def render_pdu(out: Families, plan: MetricPlan, index: tuple[int, ...], value: V
             _regex_extracts(out, metric, text, labels, rendered)
             return
         if metric.name not in labels:
-            cached = _row_with(cached, metric.name, text)
-        out.add(metric.name, metric.help, "gauge", cached[0], _scaled(metric, 1.0) if plan.scaled else 1.0, cached)
+            cached = cached.with_label(metric.name, text)
+        out.add(metric.name, metric.help, "gauge", cached.labels, _scaled(metric, 1.0) if plan.scaled else 1.0, cached)
         return
     out.add(metric.name, metric.help, "gauge", labels, _scaled(metric, number), cached)
 
 
-def _regex_extracts(out: Families, metric: MetricConfig, text: str, labels: dict[str, str],
+def _regex_extracts(out: Families, metric: MetricConfig, text: str, labels: Mapping[str, str],
                     rendered: Rendered) -> None:
     for suffix, rules in metric.regex_extracts.items():
         for rule in rules:

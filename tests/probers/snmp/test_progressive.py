@@ -144,3 +144,21 @@ def test_overlapping_walks_or_filters_render_after_the_walk(if_mib: SnmpModule) 
     assert not compile_module(overlapping).progressive
     nonincreasing = if_mib.model_copy(update={"allow_nonincreasing_oids": True})
     assert not compile_module(nonincreasing).progressive
+
+
+async def test_with_another_walk_in_flight_answers_wait_for_finish(if_mib: SnmpModule) -> None:
+    plan = compile_module(if_mib)
+    ifnumber = ((1, 3, 6, 1, 2, 1, 2, 1, 0), (UNSIGNED, 3))
+    other = ProgressiveRender(plan, render.Families())  # another module's walk in this worker
+    out = render.Families()
+    progress = ProgressiveRender(plan, out)
+    progress.phase_done()
+    progress.received([ifnumber])
+    await asyncio.sleep(0)
+    assert not out.rendered.families  # the other walk's packets fill the waits: nothing rendered meanwhile
+    other.cancel()
+    progress.received([])
+    progress.phase_done()  # alone again: the queue is rendered between answers once more
+    await asyncio.sleep(0)
+    assert list(out.rendered.families) == ["ifNumber"]
+    await progress.finish()
