@@ -29,8 +29,8 @@ from collections.abc import Iterator
 from probe_exporter.probers.snmp.plan import MetricPlan, ModulePlan
 from probe_exporter.probers.snmp.render import RENDER_SLICE, Families, LabelCache, full_collections_deferred, render_pdu
 from probe_exporter.probers.snmp.values import Value
+from probe_exporter.probers.snmp.walk import OidValue
 
-OidValue = tuple[tuple[int, ...], Value]
 _Waiting = tuple[MetricPlan, tuple[int, ...], Value]
 # Work in arrival order: PDUs of an answer, the end of a phase (None), or waiting samples now ready.
 _Work = list[OidValue] | None | tuple[list[_Waiting]]
