@@ -11,7 +11,7 @@ from __future__ import annotations
 import bisect
 import gzip
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from operator import itemgetter
 
 from prometheus_client.metrics_core import Metric
@@ -215,28 +215,34 @@ def collect_sorted(collectors: Iterable[Collector]) -> list[Metric]:
     return families
 
 
+def _sample_lines(family: Metric, stamp: Callable[[float], str]) -> list[str]:
+    """The family's series as lines, in order; `stamp` spells a sample's timestamp."""
+    if isinstance(family, TextFamily):  # no timestamps: its lines are the same in both formats
+        return family.sorted_lines()
+    suffix_label = _SUFFIX_LABEL.get(family.type)
+    lines = []
+    for sample in _sorted_samples(family):
+        labels = _labels_text(sample.labels, suffix_label) if sample.labels else ""
+        timestamp = "" if sample.timestamp is None else f" {stamp(float(sample.timestamp))}"
+        lines.append(f"{sample.name}{labels} {go_float(sample.value)}{timestamp}\n")
+    return lines
+
+
+def _milliseconds(seconds: float) -> str:
+    return str(round(seconds * 1000))
+
+
 def render_text(families: Iterable[Metric]) -> bytes:
     """Prometheus text format 0.0.4."""
     out: list[str] = []
-    append = out.append
     for family in families:
-        if isinstance(family, TextFamily):
-            if family.series:
-                kind = _TEXT_TYPE.get(family.type, family.type)
-                append(f"# HELP {family.name} {_escape_help(family.documentation)}\n# TYPE {family.name} {kind}\n")
-                out.extend(family.sorted_lines())
-            continue
-        samples = _sorted_samples(family)
-        if not samples:
+        lines = _sample_lines(family, _milliseconds)
+        if not lines:
             continue
         name = _header_name(family)
         kind = _TEXT_TYPE.get(family.type, family.type)
-        append(f"# HELP {name} {_escape_help(family.documentation)}\n# TYPE {name} {kind}\n")
-        suffix_label = _SUFFIX_LABEL.get(family.type)
-        for sample in samples:
-            labels = _labels_text(sample.labels, suffix_label) if sample.labels else ""
-            stamp = "" if sample.timestamp is None else f" {round(float(sample.timestamp) * 1000)}"  # ms
-            append(f"{sample.name}{labels} {go_float(sample.value)}{stamp}\n")
+        out.append(f"# HELP {name} {_escape_help(family.documentation)}\n# TYPE {name} {kind}\n")
+        out.extend(lines)
     return "".join(out).encode()
 
 
@@ -245,25 +251,15 @@ def render_openmetrics(families: Iterable[Metric]) -> bytes:
     Prometheus stores are named exactly as in the text format."""
     out: list[str] = []
     for family in families:
-        text_family = isinstance(family, TextFamily)
-        samples = [] if text_family else _sorted_samples(family)
-        if not (series_count(family) if text_family else samples):
+        lines = _sample_lines(family, go_float)  # timestamps in seconds
+        if not lines:
             continue
         name, kind = family.name, family.type
-        if kind == "counter" and (text_family or samples[0].name != name + "_total"):
-            kind = "unknown"  # a TextFamily's series are named as the family, never name_total
-        elif kind == "untyped":
+        if (kind == "counter" and _header_name(family) != name + "_total") or kind == "untyped":
             kind = "unknown"
         help_text = _escape_help(family.documentation).replace('"', '\\"')
         out.append(f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n")
-        if isinstance(family, TextFamily):  # no timestamps: the lines are the same in both formats
-            out.extend(family.sorted_lines())
-            continue
-        suffix_label = _SUFFIX_LABEL.get(family.type)
-        for sample in samples:
-            labels = _labels_text(sample.labels, suffix_label) if sample.labels else ""
-            stamp = "" if sample.timestamp is None else f" {go_float(float(sample.timestamp))}"  # seconds
-            out.append(f"{sample.name}{labels} {go_float(sample.value)}{stamp}\n")
+        out.extend(lines)
     out.append("# EOF\n")
     return "".join(out).encode()
 

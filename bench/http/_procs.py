@@ -138,12 +138,17 @@ def running(name: str, argv: list[str], health_url: str, base_url: str, log_path
             raise RuntimeError(f"{name} did not start; its log:\n{log_path.read_text()[-3000:]}") from None
         yield Proc(name, process, base_url)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=10)
+
+
+def stop(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM (a graceful stop), then SIGKILL after `timeout` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def find_nginx() -> str | None:

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import contextlib
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "http"))
 
-from _procs import free_port, wait_http  # also puts the repo on sys.path
+from _procs import free_port, stop, wait_http  # also puts the repo on sys.path
 
 from bench.proctree import cpu_seconds, status_kib
 
@@ -86,12 +85,7 @@ def started(argv: list[str], health_url: str, log_path: Path) -> Iterator[subpro
         wait_http(health_url, deadline=30.0)
         yield process
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=15)
 
 
 async def get(port: int, path: str) -> tuple[int, bytes]:
