@@ -42,8 +42,8 @@ PROBE_PARAMETERS = [
     *_EXPOSITION_HEADERS,
 ]
 
-# /probe is mounted as a plain Starlette route (the hot path skips FastAPI), so it is not in the generated
-# schema; this is its operation, for the schema and for the schema-based tests.
+# /probe and /snmp are mounted as plain Starlette routes (the hot paths skip FastAPI), so they are not in
+# the generated schema; these are their operations, for the schema and for the schema-based tests.
 PROBE_OPERATION: dict[str, Any] = {
     "summary": "Probe a target with a module",
     "description": "HTTP 200 with probe_success 0 or 1; 400 on bad input; 403 outside allowed_targets.",
@@ -52,16 +52,23 @@ PROBE_OPERATION: dict[str, Any] = {
                   "400": {"description": "A one-line reason."}},
 }
 
-SNMP = {"parameters": [
-    _param("target", "query", "The SNMP agent: [udp://]host[:port].", example="192.0.2.10", required=True),
-    _param("module", "query", "Modules to walk (default if_mib); repeatable and comma-separated.",
-           schema={"type": "array", "items": {"type": "string"}}, example=["if_mib", "system"]),
-    _param("auth", "query", "The auth from the config (default public_v2).", example="public_v2"),
-    _param("snmp_context", "query", "SNMPv3 context name."),
-    _param("snmp_engineid", "query", "SNMPv3 context engine ID."),
-    SCRAPE_TIMEOUT_HEADER,
-    *_EXPOSITION_HEADERS,
-]}
+SNMP_OPERATION: dict[str, Any] = {
+    "summary": "Walk an SNMP agent with modules, as snmp_exporter's /snmp",
+    "description": "HTTP 200 with the samples; 400 on bad input; 500 when a module fails.",
+    "responses": {"200": {"description": "The modules' samples and snmp_scrape_* metrics."},
+                  "400": {"description": "A one-line reason."},
+                  "500": {"description": "An error has occurred while serving metrics: and the reasons."}},
+    "parameters": [
+        _param("target", "query", "The SNMP agent: [udp://]host[:port].", example="192.0.2.10", required=True),
+        _param("module", "query", "Modules to walk (default if_mib); repeatable and comma-separated.",
+               schema={"type": "array", "items": {"type": "string"}}, example=["if_mib", "system"]),
+        _param("auth", "query", "The auth from the config (default public_v2).", example="public_v2"),
+        _param("snmp_context", "query", "SNMPv3 context name."),
+        _param("snmp_engineid", "query", "SNMPv3 context engine ID."),
+        SCRAPE_TIMEOUT_HEADER,
+        *_EXPOSITION_HEADERS,
+    ],
+}
 
 LOGS = {"parameters": [
     _param("id", "query", "A probe id from the history (digits).", example="1"),

@@ -18,7 +18,6 @@ from probe_exporter.config.snmp import DEFAULT_MODULE
 from probe_exporter.exporter import Exporter
 from probe_exporter.pipeline import ProbeRequest, Verdict
 from probe_exporter.probers.snmp.stats import STATS
-from probe_exporter.web import openapi_docs
 from probe_exporter.web.responses import first_params, metrics_response, module_list, plain_error
 
 GATHER_ERROR_PREFIX = "An error has occurred while serving metrics:\n\n"
@@ -50,8 +49,8 @@ def _bad_request(message: str) -> Response:
     return plain_error(400, message)
 
 
-@router.get("/snmp", openapi_extra=openapi_docs.SNMP)
 async def snmp(request: Request) -> Response:
+    """/snmp, mounted by create_app as a plain Starlette route (as /probe)."""
     exporter: Exporter = request.app.state.exporter
     query = request.query_params
     targets = query.getlist("target")

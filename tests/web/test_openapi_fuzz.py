@@ -50,7 +50,7 @@ FUZZ_MODULES = fuzz_modules()
 
 
 def openapi_schema() -> dict[str, Any]:
-    """The app's schema with the /probe operation added for every method the route accepts."""
+    """The app's schema with the /probe operation added for every method the route accepts, and /snmp."""
     app = create_app(Exporter(Settings(config_files=[str(REPO / "modules" / "http.yml")])))
     with warnings.catch_warnings():  # the duplicate operationIds of /-/reload's methods, fixed below
         warnings.simplefilter("ignore", UserWarning)
@@ -58,6 +58,7 @@ def openapi_schema() -> dict[str, Any]:
     schema["paths"]["/probe"] = {
         method.lower(): {**openapi_docs.PROBE_OPERATION, "operationId": f"probe_{method.lower()}"}
         for method in PROBE_METHODS}
+    schema["paths"]["/snmp"] = {"get": {**openapi_docs.SNMP_OPERATION, "operationId": "snmp"}}
     # FastAPI gives every method of one api_route the same operationId; make them unique.
     for path_item in schema["paths"].values():
         for method, operation in path_item.items():

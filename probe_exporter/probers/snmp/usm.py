@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import itertools
 import random
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -122,6 +123,7 @@ def priv_key(password: bytes, auth_protocol: str, priv_protocol: str, engine_id:
 def clear_cache() -> None:
     _cache.clear()
     _hmac_bases.clear()
+    _ciphers.clear()
 
 
 # --- authentication ---------------------------------------------------------------------------------
@@ -166,17 +168,77 @@ def _clock(boots: int, engine_time: int) -> bytes:
     return (boots & 0xFFFFFFFF).to_bytes(4, "big") + (engine_time & 0xFFFFFFFF).to_bytes(4, "big")
 
 
+def _xor(left: bytes, right: bytes, size: int) -> bytes:
+    return (int.from_bytes(left, "big") ^ int.from_bytes(right, "big")).to_bytes(size, "big")
+
+
+class _KeyCiphers:
+    """One privacy key's cipher contexts, made once and reused for every message under the key.
+
+    A `Cipher(...)` per message costs more than the AES itself on a short message (key schedule,
+    argument checks). Both modes chain on ciphertext: the next block's input is the ciphertext block
+    just fed (decrypting) or just produced (encrypting), so a context is moved to a message's IV by
+    one block before the message, whose output is dropped:
+    - decrypting, that block is the IV itself;
+    - encrypting, it is the block that encrypts to the IV from the context's last ciphertext block:
+      IV xor E(last) for CFB, D(IV) xor last for CBC (`steer` is the bare block cipher for that).
+    Zeros after the data keep the contexts block-aligned, so each message is one `update`."""
+
+    __slots__ = ("cbc", "decryptor", "encryptor", "last", "lock", "size", "steer")
+
+    def __init__(self, priv_protocol: str, key: bytes) -> None:
+        self.cbc = priv_protocol == "DES"
+        cipher: algorithms.AES | TripleDES
+        mode: modes.Mode
+        if self.cbc:
+            cipher, mode = TripleDES(key[:8] * 3), modes.CBC(b"\0" * 8)  # three equal keys: single DES
+        else:
+            cipher, mode = algorithms.AES(key), CFB(b"\0" * 16)
+        chained = Cipher(cipher, mode)
+        self.size = cipher.block_size // 8
+        self.decryptor = chained.decryptor()
+        self.encryptor = chained.encryptor()
+        block = Cipher(cipher, modes.ECB())
+        self.steer = block.decryptor() if self.cbc else block.encryptor()
+        self.last = b"\0" * self.size  # the encryptor's chaining block (its IV before any message)
+        self.lock = threading.Lock()  # encrypting reads and moves `last`: one message at a time
+
+    def decrypt(self, iv: bytes, data: bytes) -> bytes:
+        size = self.size
+        return self.decryptor.update(iv + data + b"\0" * (-len(data) % size))[size:size + len(data)]
+
+    def encrypt(self, iv: bytes, plaintext: bytes) -> bytes:
+        size = self.size
+        with self.lock:
+            if self.cbc:
+                steer = _xor(self.steer.update(iv), self.last, size)
+            else:
+                steer = _xor(self.steer.update(self.last), iv, size)
+            out = self.encryptor.update(steer + plaintext + b"\0" * (-len(plaintext) % size))
+            self.last = out[-size:]
+        return out[size:size + len(plaintext)]
+
+
+_ciphers: OrderedDict[tuple[str, bytes], _KeyCiphers] = OrderedDict()
+
+
+def _ciphers_of(priv_protocol: str, key: bytes) -> _KeyCiphers:
+    found = _ciphers.get((priv_protocol, key))
+    if found is None:
+        found = _ciphers[(priv_protocol, key)] = _KeyCiphers(priv_protocol, key)
+        if len(_ciphers) > _CACHE_SIZE:
+            _ciphers.popitem(last=False)
+    return found
+
+
 def encrypt(priv_protocol: str, key: bytes, boots: int, engine_time: int, plaintext: bytes) -> Encrypted:
+    ciphers = _ciphers_of(priv_protocol, key)
     if priv_protocol == "DES":
         salt = _clock(boots, next(_des_salts))
-        iv = bytes(a ^ b for a, b in zip(key[8:16], salt, strict=True))
         padded = plaintext + b"\0" * (-len(plaintext) % 8)
-        encryptor = Cipher(TripleDES(key[:8] * 3), modes.CBC(iv)).encryptor()
-        return Encrypted(encryptor.update(padded) + encryptor.finalize(), salt)
+        return Encrypted(ciphers.encrypt(_xor(key[8:16], salt, 8), padded), salt)
     salt = (next(_aes_salts) & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "big")
-    iv = _clock(boots, engine_time) + salt
-    encryptor = Cipher(algorithms.AES(key), CFB(iv)).encryptor()
-    return Encrypted(encryptor.update(plaintext) + encryptor.finalize(), salt)
+    return Encrypted(ciphers.encrypt(_clock(boots, engine_time) + salt, plaintext), salt)
 
 
 def decrypt(priv_protocol: str, key: bytes, boots: int, engine_time: int, salt: bytes, data: bytes) -> bytes:
@@ -186,9 +248,7 @@ def decrypt(priv_protocol: str, key: bytes, boots: int, engine_time: int, salt: 
     if priv_protocol == "DES":
         if len(data) % 8:
             raise UsmError("decryption error: DES data is not a multiple of 8 bytes")
-        iv = bytes(a ^ b for a, b in zip(key[8:16], salt, strict=True))
-        decryptor = Cipher(TripleDES(key[:8] * 3), modes.CBC(iv)).decryptor()
-        return decryptor.update(data) + decryptor.finalize()
-    iv = _clock(boots, engine_time) + salt
-    decryptor = Cipher(algorithms.AES(key), CFB(iv)).decryptor()
-    return decryptor.update(data) + decryptor.finalize()
+        iv = _xor(key[8:16], salt, 8)
+    else:
+        iv = _clock(boots, engine_time) + salt
+    return _ciphers_of(priv_protocol, key).decrypt(iv, data)

@@ -89,6 +89,27 @@ def test_key_localisation_is_cached() -> None:
     assert not any(b"cached-password" in key[0] for key in usm._cache)
 
 
+@pytest.mark.parametrize("priv", sorted(PRIV_SERVICES))
+def test_ciphers_equal_pysnmps_for_every_length_under_one_key(priv: str) -> None:
+    """usm.py keeps one cipher context per key and moves it to each message's IV; messages of every
+    length, one after another under the same key, must read in pysnmp as they do alone, and back."""
+    service = PRIV_SERVICES[priv]
+    key = usm.priv_key(b"privpass123", "SHA256", priv, ENGINE_ID)
+    rng = random.Random(priv)
+    for length in [*range(0, 70), 1400, 1401, 65, 3, 0, 16, 17]:
+        plaintext = rng.randbytes(length)
+        boots, engine_time = rng.randrange(2**31), rng.randrange(2**31)
+        ours = usm.encrypt(priv, key, boots, engine_time, plaintext)
+        theirs = bytes(service.decrypt_data(univ.OctetString(key), (boots, engine_time, univ.OctetString(ours.salt)),
+                                            univ.OctetString(ours.data)))
+        assert theirs[:length] == plaintext, length
+        encrypted, salt = service.encrypt_data(univ.OctetString(key), (boots, engine_time, None), plaintext)
+        back = usm.decrypt(priv, key, boots, engine_time, bytes(salt), bytes(encrypted))
+        assert back[:length] == plaintext, length
+        if priv != "DES":  # a stream mode: exactly as long as the plaintext
+            assert len(ours.data) == len(back) == length
+
+
 def _pysnmp_read(data: bytes, user: v3.User, state: v3.EngineState) -> tuple[dict[str, object], bytes]:
     """Decode with pyasn1 and check MAC and cipher with pysnmp's USM services."""
     message, rest = decoder.decode(data, asn1Spec=SNMPv3Message())
