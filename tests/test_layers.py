@@ -41,7 +41,10 @@ def _module_name(path: Path) -> str:
 
 
 def _modules() -> dict[str, Path]:
-    return {_module_name(path): path for path in sorted(ROOT.rglob("*.py"))}
+    """Every module of the package: its .py file, or for a C extension its .pyi stub."""
+    modules = {_module_name(path): path for path in sorted(ROOT.rglob("*.py"))}
+    stubs = {_module_name(path): path for path in sorted(ROOT.rglob("*.pyi"))}
+    return {**stubs, **modules}
 
 
 MODULES = _modules()

@@ -22,8 +22,9 @@ from tests.support.paths import REPO
 
 pytestmark = pytest.mark.packaging
 
-# Files under probe_exporter/ that are not data the package reads.
-_NOT_DATA_SUFFIXES = (".py", ".pyc")
+# Files under probe_exporter/ that are not data the package reads: sources, and the C extension an
+# editable install builds in place (the wheel carries its own build of it).
+_NOT_DATA_SUFFIXES = (".py", ".pyc", ".c", ".so")
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ def test_the_wheel_carries_every_data_file(wheel: Path) -> None:
     module_files = {path.relative_to(REPO).as_posix() for path in (REPO / "modules").rglob("*") if path.is_file()}
     assert package_files and module_files
     names = set(zipfile.ZipFile(wheel).namelist())
-    data_prefix = wheel.name.split("-py3")[0] + ".data/data/share/probe-exporter/"
+    data_prefix = "-".join(wheel.name.split("-")[:2]) + ".data/data/share/probe-exporter/"
     assert sorted(package_files - names) == []
     assert sorted(name for name in module_files if data_prefix + name not in names) == []
 
@@ -128,6 +129,14 @@ def test_the_wheel_carries_the_license(wheel: Path) -> None:
         assert archive.read(name).decode() == license_text
         metadata = archive.read(name.split(".dist-info/")[0] + ".dist-info/METADATA").decode()
     assert "Apache-2.0" in metadata
+
+
+def test_the_installed_wheel_reads_varbinds_in_c(installed: Path) -> None:
+    """The wheel is built with the optional C varbind reader where a compiler is (as here)."""
+    reader = subprocess.run([str(installed / "bin" / "python"), "-c",
+                             "from probe_exporter.probers.snmp import ber; print(ber.varbind_reader())"],
+                            check=True, capture_output=True, text=True, cwd=installed).stdout.strip()
+    assert reader == "c"
 
 
 def test_the_installed_exporter_runs_outside_the_checkout(installed: Path) -> None:

@@ -28,6 +28,15 @@ VALUES: list[Any] = [
 OIDS = [(1, 3, 6, 1, 2, 1, 2, 2, 1, 10, n) for n in (1, 127, 128, 16383, 16384, 4294967295)]
 
 
+@pytest.fixture(autouse=True, params=["c", "python"])
+def varbind_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with both varbind readers: the C extension and the Python fallback."""
+    if request.param == "python":
+        monkeypatch.setattr(ber, "_varbinds", ber._varbinds_python)
+    assert ber.varbind_reader() == request.param
+    return str(request.param)
+
+
 def _response(varbinds: list[tuple[tuple[int, ...], Any]], error_status: int = 0, api: Any = v2c) -> bytes:
     pdu = api.GetResponsePDU() if api is v1 else api.ResponsePDU()
     api.apiPDU.set_defaults(pdu)

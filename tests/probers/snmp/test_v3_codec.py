@@ -20,6 +20,7 @@ from pysnmp.proto.secmod.rfc7860.auth import hmacsha2
 
 from probe_exporter.probers.snmp import ber, usm, v3
 from probe_exporter.probers.snmp.values import INTEGER, OCTETS
+from tests.probers.snmp.mutations import mutations
 
 AUTH_SERVICES = {
     "MD5": hmacmd5.HmacMd5(),
@@ -241,25 +242,6 @@ def test_engine_clock_moves_on_and_learns_only_newer() -> None:
     assert (state.boots, state.time, state.synced_at) == (3, 5, 61.0)
 
 
-def _mutations(message: bytes, rng: random.Random, count: int) -> list[bytes]:
-    """The message, then `count` copies with one to three bytes changed, inserted or cut off."""
-    out = [message]
-    for _ in range(count):
-        mutated = bytearray(message)
-        for _ in range(rng.randint(1, 3)):
-            if not mutated:
-                break
-            choice = rng.random()
-            if choice < 0.5:
-                mutated[rng.randrange(len(mutated))] = rng.randrange(256)
-            elif choice < 0.8:
-                del mutated[rng.randrange(len(mutated)):]
-            else:
-                mutated.insert(rng.randrange(len(mutated)), rng.randrange(256))
-        out.append(bytes(mutated))
-    return out
-
-
 @pytest.mark.parametrize("level", [1, 3])
 def test_the_usual_shape_reader_agrees_with_the_checked_one(level: int) -> None:
     """decode_message reads the usual answer without a call per field; whatever that reader accepts
@@ -276,7 +258,7 @@ def test_the_usual_shape_reader_agrees_with_the_checked_one(level: int) -> None:
                              + ber.encode_tlv(0x30, varbinds))
         message = v3.encode_message(7, user, state, v3.scoped_pdu(state.engine_id, b"ctx", pdu), 0.0)
         assert v3._decode_usual(message) is not None
-        for data in _mutations(message, rng, 1500):
+        for data in [message, *mutations(message, rng, 1500)]:
             usual = v3._decode_usual(data)
             if usual is None:
                 continue

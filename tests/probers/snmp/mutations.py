@@ -1,0 +1,31 @@
+"""Mutated copies of a well-formed message, for the tests that hold two decoders to the same answer."""
+
+from __future__ import annotations
+
+import random
+
+# Long-form length bytes, valid and not: where a reader's length handling differs, these find it.
+_LENGTH_BYTES = (0x80, 0x81, 0x82, 0x84, 0x85, 0xFF)
+
+
+def mutations(data: bytes, rng: random.Random, count: int) -> list[bytes]:
+    """`count` copies of `data` with one to four bytes changed, set to a long-form length byte,
+    inserted or cut off from there on."""
+    out = []
+    for _ in range(count):
+        mutated = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            if not mutated:
+                break
+            choice = rng.random()
+            spot = rng.randrange(len(mutated))
+            if choice < 0.4:
+                mutated[spot] = rng.randrange(256)
+            elif choice < 0.55:
+                mutated[spot] = rng.choice(_LENGTH_BYTES)
+            elif choice < 0.8:
+                del mutated[spot:]
+            else:
+                mutated.insert(spot, rng.randrange(256))
+        out.append(bytes(mutated))
+    return out
