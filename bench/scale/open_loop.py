@@ -5,7 +5,8 @@ Open loop means a probe is sent on schedule whether or not the earlier ones have
 Prometheus servers scraping one exporter do. Reported per exporter and rate: the achieved rate (probes
 answered with probe_success 1 per second of the run, against the offered rate), and how far the
 reported probe_duration_seconds sits above the true 50 ms (p50, p99): the exporter's own queueing and
-event-loop lag showing up as target latency. Both exporters run with their default flags.
+event-loop lag showing up as target latency; and the exporter's CPU per probe (process tree). Both
+exporters run with their default flags.
 
     .venv/bin/python bench/scale/open_loop.py [--rates 1000,1500] [--seconds 20]
 """
@@ -25,6 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from storm import BLACKBOX, MODULES, PYTHON, REPO, TARGET, free_port, get, started
+
+from bench.proctree import cpu_seconds
 
 TARGET_SECONDS = 0.050
 DURATION = re.compile(rb"^probe_duration_seconds ([0-9.e+-]+)$", re.M)
@@ -85,17 +88,21 @@ def main() -> None:
             for rate in rates:  # interleaved, so both see the same machine at each rate
                 for name, argv in exporters.items():
                     port = free_port()
-                    with started(argv(port), f"http://127.0.0.1:{port}/-/healthy", workdir / f"{name}.log"):
+                    with started(argv(port), f"http://127.0.0.1:{port}/-/healthy", workdir / f"{name}.log") as process:
                         asyncio.run(get(port, path))  # warm up
+                        cpu_before = cpu_seconds(process.pid)
                         results[(name, rate)] = asyncio.run(open_loop(port, path, rate, args.seconds))
+                        results[(name, rate)]["cpu_ms"] = ((cpu_seconds(process.pid) - cpu_before) * 1000
+                                                           / (rate * args.seconds))
         finally:
             target.terminate()
             target.wait()
     print(f"open loop, {args.seconds:g} s per rate, target answers after {TARGET_SECONDS * 1000:g} ms")
-    print(f"{'exporter':<18} {'offered/s':>9} {'achieved/s':>10} {'ok':>7} {'excess p50 ms':>13} {'excess p99 ms':>13}")
+    print(f"{'exporter':<18} {'offered/s':>9} {'achieved/s':>10} {'ok':>7} {'excess p50 ms':>13} {'excess p99 ms':>13} "
+          f"{'CPU ms/probe':>12}")
     for (name, rate), row in results.items():
         print(f"{name:<18} {rate:>9.0f} {row['achieved']:>10.0f} {row['ok_share']:>7.1%} "
-              f"{row['excess_p50_ms']:>13.2f} {row['excess_p99_ms']:>13.2f}")
+              f"{row['excess_p50_ms']:>13.2f} {row['excess_p99_ms']:>13.2f} {row['cpu_ms']:>12.2f}")
     for rate in rates:
         ours, theirs = results[("probe_exporter", rate)], results[("blackbox_exporter", rate)]
         bound = max(1.1 * theirs["excess_p99_ms"], theirs["excess_p99_ms"] + 1.0)
