@@ -216,16 +216,23 @@ def _encode_length(length: int) -> bytes:
 
 
 def encode_tlv(tag: int, content: bytes) -> bytes:
-    return bytes((tag,)) + _encode_length(len(content)) + content
+    length = len(content)
+    if length < 0x80:  # most fields of a request: no call for the length
+        return bytes((tag, length)) + content
+    return bytes((tag,)) + _encode_length(length) + content
 
 
 def encode_int(value: int) -> bytes:
-    return encode_tlv(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big", signed=True))
+    size = value.bit_length() // 8 + 1
+    return bytes((0x02, size)) + value.to_bytes(size, "big", signed=True)
 
 
 def encode_oid(oid: tuple[int, ...]) -> bytes:
     if len(oid) < 2:
         oid = (*oid, 0) if oid else (0, 0)
+    first = oid[0] * 40 + oid[1]
+    if first < 0x80 and (len(oid) == 2 or max(oid[2:]) < 0x80):  # one byte an arc: most OIDs asked for
+        return bytes((first, *oid[2:]))
     out = bytearray()
     for arc in (oid[0] * 40 + oid[1], *oid[2:]):
         chunk = [arc & 0x7F]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import struct
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pyasn1.codec.ber import decoder, encoder
+from pyasn1.type import univ
 from pysnmp.proto import rfc1902, rfc1905
 from pysnmp.proto.api import v1, v2c
 
@@ -88,6 +90,19 @@ def test_requests_encode_as_pysnmp_does(pdu_type: int, api_class: str) -> None:
     v2c.apiMessage.set_pdu(message, pdu)
     expected = bytes(encoder.encode(message))
     assert ber.encode_request(1, b"secret", pdu_type, 99, OIDS, 25 if pdu_type == ber.GET_BULK else 0) == expected
+
+
+def test_oids_and_integers_encode_as_pysnmp_does() -> None:
+    """Both branches of encode_oid (one byte an arc, and arcs of several bytes) and encode_int's sizes."""
+    rng = random.Random(7)
+    oids = [(1, 3), (2, 47), (2, 48), (1, 3, 6, 1, 2, 1, 1, 1, 0), (1, 3, 6, 127), (1, 3, 6, 128), (2, 100, 3)]
+    oids += [(1, 3, *(rng.choice((0, 1, 127, 128, 255, 16383, 16384, 2**32 - 1)) for _ in range(rng.randrange(8))))
+             for _ in range(300)]
+    for oid in oids:
+        assert ber.encode_tlv(0x06, ber.encode_oid(oid)) == bytes(encoder.encode(univ.ObjectIdentifier(oid))), oid
+        assert ber.decode_oid(ber.encode_oid(oid)) == oid
+    for value in (0, 1, -1, 127, 128, -128, -129, 255, 256, 2**31 - 1, -(2**31), 2**63):
+        assert ber.encode_int(value) == bytes(encoder.encode(univ.Integer(value))), value
 
 
 @pytest.mark.parametrize("data", [b"", b"\x30", b"\x30\x03\x02\x01", b"\x04\x00", b"\x30\x05\x02\x01\x01\x04\x00"])
