@@ -6,6 +6,7 @@ from __future__ import annotations
 import html.parser
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -136,6 +137,8 @@ def test_the_installed_wheel_reads_varbinds_in_c(installed: Path) -> None:
     reader = subprocess.run([str(installed / "bin" / "python"), "-c",
                              "from probe_exporter.probers.snmp import ber; print(ber.varbind_reader())"],
                             check=True, capture_output=True, text=True, cwd=installed).stdout.strip()
+    if reader != "c" and shutil.which("cc") is None and not os.environ.get("CI"):
+        pytest.skip("no C compiler here: the wheel reads varbinds in Python (CI machines have one)")
     assert reader == "c"
 
 

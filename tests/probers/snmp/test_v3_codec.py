@@ -20,7 +20,7 @@ from pysnmp.proto.secmod.rfc7860.auth import hmacsha2
 
 from probe_exporter.probers.snmp import ber, usm, v3
 from probe_exporter.probers.snmp.values import INTEGER, OCTETS
-from tests.probers.snmp.mutations import mutations
+from tests.probers.snmp.differential import mutations
 
 AUTH_SERVICES = {
     "MD5": hmacmd5.HmacMd5(),
