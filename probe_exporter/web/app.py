@@ -49,7 +49,7 @@ def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) ->
                   telemetry=_NO_TELEMETRY)
     app.state.exporter = exporter
     app.state.web_config = web_config
-    # Innermost: the hot paths, after everything below has seen the request (hotpath.py).
+    # Added first, so it runs innermost: the middleware added after it sees the request first (hotpath.py).
     app.add_middleware(HotPathMiddleware, routes={"/probe": (frozenset(routes.PROBE_METHODS), routes.probe),
                                                   "/snmp": (frozenset({"GET"}), snmp.snmp)})
     # Inside the security middleware below, so it sees the request's own method.

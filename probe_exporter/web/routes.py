@@ -34,7 +34,7 @@ PROBE_METHODS = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH"]
 
 
 async def probe(request: Request) -> Response:
-    """/probe, mounted by create_app as a plain Starlette route (see there)."""
+    """/probe, answered by web/hotpath.py (and mounted by create_app as a plain route, see there)."""
     exporter = _exporter(request)
     params = first_params(request)
     names = probe_module_names(request, exporter.config, DEFAULT_MODULE)

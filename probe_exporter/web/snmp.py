@@ -50,7 +50,7 @@ def _bad_request(message: str) -> Response:
 
 
 async def snmp(request: Request) -> Response:
-    """/snmp, mounted by create_app as a plain Starlette route (as /probe)."""
+    """/snmp, answered by web/hotpath.py (and mounted by create_app as a plain route, as /probe)."""
     exporter: Exporter = request.app.state.exporter
     query = request.query_params
     targets = query.getlist("target")

@@ -4,7 +4,7 @@
 pyasn1 builds and clones a typed object per varbind field (60-85 µs of CPU per varbind with
 pysnmp on top, most of an if_mib scrape); this reads the few shapes a response can have with
 slicing and int.from_bytes (~1.9 µs per varbind), and the varbind list in C where the optional
-extension `_berfast` was built (~0.3 µs; the same results and errors, checked on mutated packets).
+extension `_berfast` was built (~0.5 µs; the same results and errors, checked on mutated packets).
 Verified varbind-for-varbind against pysnmp's own encoder and decoder (tests/probers/snmp/test_ber.py,
 bench/snmp/bench_decode.py). Used by the community request path (community.py) and, inside the USM
 envelope, by SNMPv3 (v3.py).
