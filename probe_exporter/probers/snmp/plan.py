@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from probe_exporter.config.snmp import DynamicFilter, Lookup, Metric, SnmpModule
 from probe_exporter.config.types import Regex
+from probe_exporter.exposition import LabelSet
 from probe_exporter.probers.snmp.values import parse_oid
 
 # Types whose string form depends on the value of the column just before them (last arc - 1).
@@ -43,6 +44,10 @@ class MetricPlan:
     # before this metric's samples can be rendered: its lookups and combined-type column come from
     # them. 0: it needs no other PDU (progressive.py renders those as they arrive).
     ready_after: int = 0
+    # Without lookups a row's labels come from its index alone, the same in every scrape of every
+    # target: index -> the prepared labels, kept across scrapes and shared by the recipe's metrics
+    # (render.py bounds it). None when lookups take part.
+    index_labels: dict[tuple[int, ...], LabelSet] | None = None
 
 
 @dataclass
@@ -133,6 +138,7 @@ def _progressive(module: SnmpModule, gets: list[tuple[int, ...]], walks: list[tu
 def compile_module(module: SnmpModule) -> ModulePlan:
     metrics: dict[tuple[int, ...], MetricPlan] = {}
     recipes: dict[str, int] = {}
+    index_labels: dict[int, dict[tuple[int, ...], LabelSet]] = {}
     for metric in module.metrics:
         oid = parse_oid(metric.oid)
         lookups = [LookupPlan(lookup, parse_oid(lookup.oid) if lookup.oid else (),
@@ -141,8 +147,10 @@ def compile_module(module: SnmpModule) -> ModulePlan:
         previous = _previous_column(oid) if metric.type in COMBINED_TYPES else None
         # Two metrics on one OID: upstream's trie keeps the last one.
         recipe = repr(([i.model_dump() for i in metric.indexes], [lookup.model_dump() for lookup in metric.lookups]))
-        metrics[oid] = MetricPlan(metric, oid, previous, lookups, label_recipe=recipes.setdefault(recipe, len(recipes)),
-                                  scaled=metric.scale != 0.0 or metric.offset != 0.0)
+        label_recipe = recipes.setdefault(recipe, len(recipes))
+        metrics[oid] = MetricPlan(metric, oid, previous, lookups, label_recipe=label_recipe,
+                                  scaled=metric.scale != 0.0 or metric.offset != 0.0,
+                                  index_labels=None if lookups else index_labels.setdefault(label_recipe, {}))
     walks = [parse_oid(oid) for oid in module.walk]
     gets = [parse_oid(oid) for oid in module.get]
     for metric_plan in metrics.values():

@@ -163,6 +163,10 @@ def _scaled(metric: MetricConfig, value: float) -> float:
     return value + metric.offset
 
 
+# Rows whose index-only labels a label recipe keeps across scrapes (MetricPlan.index_labels): 0.8-1 kB
+# each, so at most ~4 MB a recipe; past this many distinct rows (thousands of hosts' hrSWRun) it starts over.
+MAX_INDEX_LABELS = 4096
+
 # (label recipe, index) -> the row's labels, prepared.
 LabelCache = dict[tuple[int, tuple[int, ...]], LabelSet]
 
@@ -175,7 +179,16 @@ def render_pdu(out: Families, plan: MetricPlan, index: tuple[int, ...], value: V
     row = (plan.label_recipe, index)
     cached = label_cache.get(row)
     if cached is None:
-        cached = label_cache[row] = LabelSet(_labels(plan, index, pdus, wrap_counters))
+        kept = plan.index_labels
+        if kept is None:
+            cached = LabelSet(_labels(plan, index, pdus, wrap_counters))
+        else:  # labels from the index alone: made once across scrapes
+            cached = kept.get(index)
+            if cached is None:
+                if len(kept) >= MAX_INDEX_LABELS:
+                    kept.clear()
+                cached = kept[index] = LabelSet(_labels(plan, index, pdus, wrap_counters))
+        label_cache[row] = cached
     labels = cached.labels
     kind = metric.type
     if kind == "gauge" or kind == "counter":  # most samples: the row's labels as they are

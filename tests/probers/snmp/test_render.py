@@ -262,3 +262,54 @@ def test_one_lookup_match_agrees_with_the_shortest_prefix_rule(shared_snmp_yml: 
                 assert plan.match(pdu_oid) == plan.match_by_length(pdu_oid), pdu_oid
                 checked += 1
     assert checked > 10_000
+
+
+def _table_module() -> dict:
+    return {"metrics": [
+        {"name": "runName", "oid": "1.3.6.1.4.1.1.2", "type": "DisplayString",
+         "indexes": [{"labelname": "runIndex", "type": "gauge"}]},
+        {"name": "runMemory", "oid": "1.3.6.1.4.1.1.3", "type": "gauge",
+         "indexes": [{"labelname": "runIndex", "type": "gauge"}]},
+        {"name": "withLookup", "oid": "1.3.6.1.4.1.1.4", "type": "gauge",
+         "indexes": [{"labelname": "runIndex", "type": "gauge"}],
+         "lookups": [{"labels": ["runIndex"], "labelname": "runName", "oid": "1.3.6.1.4.1.1.2",
+                      "type": "DisplayString"}]}]}
+
+
+def _render_plan(plan: object, pdus: list) -> list[str]:
+    out = Families()
+    render_module(plan, pdus, out)  # type: ignore[arg-type]
+    return [line for line in render_text(collect_sorted([_Collector(out)])).decode().splitlines()
+            if not line.startswith("#")]
+
+
+def test_index_only_labels_are_kept_across_scrapes_and_lookups_are_not() -> None:
+    plan = compile_module(SnmpModule.model_validate(_table_module()))
+    by_name = {p.metric.name: p for p in plan.metrics.values()}
+    kept = by_name["runName"].index_labels
+    assert kept is not None and kept is by_name["runMemory"].index_labels  # one recipe, one store
+    assert by_name["withLookup"].index_labels is None
+    first = [((*BASE, 2, 7), (OCTETS, b"init")), ((*BASE, 3, 7), (INTEGER, 10)), ((*BASE, 4, 7), (INTEGER, 1))]
+    assert _render_plan(plan, first) == ['runMemory{runIndex="7"} 10', 'runName{runIndex="7",runName="init"} 1',
+                                         'withLookup{runIndex="7",runName="init"} 1']
+    assert set(kept) == {(7,)}
+    row = kept[(7,)]
+    # The next scrape: the process has another name; the kept row serves, the lookup is made anew.
+    second = [((*BASE, 2, 7), (OCTETS, b"sshd")), ((*BASE, 3, 7), (INTEGER, 11)), ((*BASE, 4, 7), (INTEGER, 1))]
+    assert _render_plan(plan, second) == ['runMemory{runIndex="7"} 11', 'runName{runIndex="7",runName="sshd"} 1',
+                                          'withLookup{runIndex="7",runName="sshd"} 1']
+    assert kept[(7,)] is row
+
+
+def test_kept_index_labels_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from probe_exporter.probers.snmp import render
+
+    monkeypatch.setattr(render, "MAX_INDEX_LABELS", 10)
+    plan = compile_module(SnmpModule.model_validate(_table_module()))
+    kept = next(p for p in plan.metrics.values() if p.metric.name == "runMemory").index_labels
+    assert kept is not None
+    for scrape in range(3):
+        pdus = [((*BASE, 3, scrape * 100 + row), (INTEGER, row)) for row in range(25)]
+        lines = _render_plan(plan, pdus)
+        assert len(lines) == 25 and f'runMemory{{runIndex="{scrape * 100 + 24}"}} 24' in lines
+        assert len(kept) <= 10
