@@ -49,17 +49,18 @@ def create_app(exporter: Exporter, web_config: WebConfigSource | None = None) ->
                   telemetry=_NO_TELEMETRY)
     app.state.exporter = exporter
     app.state.web_config = web_config
+    hot_paths = {"/probe": (routes.PROBE_METHODS, routes.probe), "/snmp": (["GET"], snmp.snmp)}
     # Added first, so it runs innermost: the middleware added after it sees the request first (hotpath.py).
-    app.add_middleware(HotPathMiddleware, routes={"/probe": (frozenset(routes.PROBE_METHODS), routes.probe),
-                                                  "/snmp": (frozenset({"GET"}), snmp.snmp)})
+    app.add_middleware(HotPathMiddleware, routes={path: (frozenset(methods), endpoint)
+                                                  for path, (methods, endpoint) in hot_paths.items()})
     # Inside the security middleware below, so it sees the request's own method.
     app.add_middleware(HeadAsGetMiddleware)
     if web_config is not None:
         app.add_middleware(WebSecurityMiddleware, source=web_config)
-    # /probe and /snmp, as routes too: HotPathMiddleware answers them, and a method it does not take
-    # gets the router's 405. Plain Starlette routes (openapi_docs documents them by hand).
-    app.add_route("/probe", routes.probe, methods=routes.PROBE_METHODS, include_in_schema=False)
-    app.add_route("/snmp", snmp.snmp, methods=["GET"], include_in_schema=False)
+    # The hot paths as routes too: a method HotPathMiddleware does not take gets the router's 405.
+    # Plain Starlette routes (openapi_docs documents them by hand).
+    for path, (methods, endpoint) in hot_paths.items():
+        app.add_route(path, endpoint, methods=methods, include_in_schema=False)
     app.include_router(routes.router)
     app.include_router(snmp.router)
     settings = exporter.settings

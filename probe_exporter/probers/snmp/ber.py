@@ -234,7 +234,7 @@ def encode_oid(oid: tuple[int, ...]) -> bytes:
     if first < 0x80 and (len(oid) == 2 or max(oid[2:]) < 0x80):  # one byte an arc: most OIDs asked for
         return bytes((first, *oid[2:]))
     out = bytearray()
-    for arc in (oid[0] * 40 + oid[1], *oid[2:]):
+    for arc in (first, *oid[2:]):
         chunk = [arc & 0x7F]
         arc >>= 7
         while arc:

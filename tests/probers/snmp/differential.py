@@ -9,6 +9,11 @@ from types import ModuleType
 
 import pytest
 
+from probe_exporter.probers.snmp import ber
+
+# What community.py and engine.py catch from a decoder: any of them is "the packet is not readable".
+DECODE_ERRORS = (ber.BerError, IndexError, ValueError)
+
 # Long-form length bytes, valid and not: where a reader's length handling differs, these find it.
 _LENGTH_BYTES = (0x80, 0x81, 0x82, 0x84, 0x85, 0xFF)
 

@@ -15,8 +15,8 @@ from probe_exporter.config import Config, load_config
 from probe_exporter.exposition import collect_sorted, render_text
 from probe_exporter.pipeline import run_probe
 from probe_exporter.probers.snmp import ber, v3
+from tests.probers.snmp.differential import DECODE_ERRORS
 
-DECODE_ERRORS = (ber.BerError, IndexError, ValueError)  # what community.py and engine.py catch
 USER = v3.User(b"fuzz", 3, "SHA256", "AES", b"authpass123", b"privpass123")
 STATE = v3.EngineState(b"\x80\x00\x1f\x88\x04fuzz-engine", 1, 500, 0.0)
 PDU = ber.encode_pdu(ber.GET_BULK, 17, [(1, 3, 6, 1, 2, 1, 1)], 10)
