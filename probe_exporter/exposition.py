@@ -121,6 +121,14 @@ class LabelSet:
         return extended
 
 
+NO_LABELS = LabelSet({})
+
+# Bound on the caches of prepared text keyed by what probers produce (names and label values are
+# mostly constants, but a target's certificate subject is not): past this many entries one starts over.
+MAX_CACHED_TEXTS = 4096
+_CHECKED_NAMES: set[str] = set()
+_TEXT_HEADERS: dict[tuple[str, str, str], str] = {}
+
 # A TextFamily series: (sort key, text line, labels, value).
 _Series = tuple[tuple[int | str, ...], str, Mapping[str, str], float]
 _KEY_THEN_LINE = itemgetter(0, 1)  # never compares the labels dicts
@@ -136,6 +144,20 @@ class TextFamily(Metric):
     def __init__(self, name: str, documentation: str, typ: str) -> None:
         super().__init__(name, documentation, typ)
         self.series: list[_Series] = []
+
+    @classmethod
+    def gauge(cls, name: str, documentation: str) -> TextFamily:
+        """A gauge family of the exporter's own (a probe's probe_* families): prometheus_client checks
+        the name once per distinct name, not on each of the ~15 families of every probe response."""
+        if name not in _CHECKED_NAMES:
+            cls(name, documentation, "gauge")  # raises on an invalid name
+            if len(_CHECKED_NAMES) >= MAX_CACHED_TEXTS:
+                _CHECKED_NAMES.clear()
+            _CHECKED_NAMES.add(name)
+        family = cls.__new__(cls)
+        family.name, family.documentation, family.unit, family.type = name, documentation, "", "gauge"
+        family.series = []
+        return family
 
     def add(self, labels: LabelSet, value: float) -> None:
         self.series.append((labels.key, f"{self.name}{labels.text} {go_float(value)}\n", labels.labels, value))
@@ -239,11 +261,22 @@ def render_text(families: Iterable[Metric]) -> bytes:
         lines = _sample_lines(family, _milliseconds)
         if not lines:
             continue
-        name = _header_name(family)
-        kind = _TEXT_TYPE.get(family.type, family.type)
-        out.append(f"# HELP {name} {_escape_help(family.documentation)}\n# TYPE {name} {kind}\n")
+        out.append(_text_header(_header_name(family), family.documentation, family.type))
         out.extend(lines)
     return "".join(out).encode()
+
+
+def _text_header(name: str, documentation: str, kind: str) -> str:
+    """The HELP and TYPE lines, made once for each family a response has in common with earlier ones."""
+    key = (name, documentation, kind)
+    header = _TEXT_HEADERS.get(key)
+    if header is None:
+        text_kind = _TEXT_TYPE.get(kind, kind)
+        header = f"# HELP {name} {_escape_help(documentation)}\n# TYPE {name} {text_kind}\n"
+        if len(_TEXT_HEADERS) >= MAX_CACHED_TEXTS:
+            _TEXT_HEADERS.clear()
+        _TEXT_HEADERS[key] = header
+    return header
 
 
 def render_openmetrics(families: Iterable[Metric]) -> bytes:

@@ -11,9 +11,8 @@ from collections.abc import Iterator, Sequence
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import CollectorRegistry
-from prometheus_client.samples import Sample
 
-from probe_exporter.exposition import series_count
+from probe_exporter.exposition import MAX_CACHED_TEXTS, NO_LABELS, LabelSet, TextFamily, series_count
 
 
 class Gauge:
@@ -43,6 +42,21 @@ class GaugeVec:
         if child is None:
             child = self.children[values] = Gauge()
         return child
+
+
+# (label names, values) -> their LabelSet: a prober's label values are mostly constants (HTTP's
+# phases, TLS versions), so the prepared sets are kept.
+_LABEL_SETS: dict[tuple[tuple[str, ...], tuple[str, ...]], LabelSet] = {}
+
+
+def _label_set(names: tuple[str, ...], values: tuple[str, ...]) -> LabelSet:
+    key = (names, values)
+    labels = _LABEL_SETS.get(key)
+    if labels is None:
+        if len(_LABEL_SETS) >= MAX_CACHED_TEXTS:
+            _LABEL_SETS.clear()
+        labels = _LABEL_SETS[key] = LabelSet(dict(zip(names, map(str, values), strict=True)))
+    return labels
 
 
 class ProbeMetrics:
@@ -84,13 +98,14 @@ class ProbeMetrics:
         return gauges + sum(series_count(family) for family in self._extra)
 
     def collect(self) -> Iterator[Metric]:
+        # TextFamily: each line formatted once here, no Sample objects (a probe response is ~15 families).
         for name, (documentation, metric) in self._families.items():
-            family = Metric(name, documentation, "gauge")
+            family = TextFamily.gauge(name, documentation)
             if isinstance(metric, Gauge):
-                family.samples.append(Sample(name, {}, metric.value))
+                family.add(NO_LABELS, metric.value)
             else:
                 for values, child in metric.children.items():
-                    family.samples.append(Sample(name, dict(zip(metric.labelnames, values, strict=True)), child.value))
+                    family.add(_label_set(metric.labelnames, values), child.value)
             yield family
         yield from self._extra
 

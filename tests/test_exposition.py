@@ -156,3 +156,43 @@ def test_sample_timestamps_are_written() -> None:
     assert render([_Static(family)])[0].decode().endswith("m 1 1700000000123\n")
     openmetrics = render([_Static(family)], "application/openmetrics-text")[0].decode()
     assert "m 1 1.700000000123e+09\n" in openmetrics
+
+
+def _as_prometheus_client_families(metrics: ProbeMetrics) -> _Static:
+    """The same probe metrics as plain prometheus_client families and samples (what collect() built
+    before it made TextFamily lines): the reference the prepared lines are held to."""
+    families = []
+    for family in metrics.collect():
+        plain = Metric(family.name, family.documentation, family.type)
+        plain.samples = list(family.samples)
+        families.append(plain)
+    return _Static(*families)
+
+
+@pytest.mark.parametrize("accept", [None, "application/openmetrics-text"])
+def test_probe_metrics_lines_equal_the_sample_path(accept: str | None) -> None:
+    metrics = ProbeMetrics()
+    metrics.set("probe_success", "Displays whether or not the probe was a success", 1)
+    metrics.set("probe_duration_seconds", "A \\ help\nwith a newline", 0.000123)
+    metrics.set("probe_ip_addr_hash", "hash", 3668918509)
+    vec = metrics.gauge_vec("probe_http_duration_seconds", "phases", ["phase"])
+    for phase, seconds in (("transfer", 0.5), ("connect", 1e-7), ("resolve", 0)):
+        vec.labels(phase).set(seconds)
+    info = metrics.gauge_vec("probe_tls_version_info", "version", ["version", "n"])
+    info.labels('TLS "1.3"', 7).set(1)  # type: ignore[arg-type]  # a plugin's non-string value is shown as text
+    ours = render([metrics], accept)[0].decode()
+    assert ours == render([_as_prometheus_client_families(metrics)], accept)[0].decode()
+    assert 'probe_tls_version_info{n="7",version="TLS \\"1.3\\""} 1\n' in ours
+    assert "# HELP probe_duration_seconds A \\\\ help\\nwith a newline\n" in ours
+    assert "probe_http_duration_seconds{phase=\"connect\"} 1e-07\n" in ours
+
+
+def test_probe_metrics_same_name_other_help_and_invalid_names() -> None:
+    for help_text in ("first help", "second help"):  # the header cache is keyed by the help text too
+        metrics = ProbeMetrics()
+        metrics.set("probe_x", help_text, 1)
+        assert render([metrics])[0].decode().startswith(f"# HELP probe_x {help_text}\n")
+    bad = ProbeMetrics()
+    bad.set("", "a name prometheus_client refuses", 1)
+    with pytest.raises(ValueError, match="metric name cannot be empty"):
+        render([bad])
