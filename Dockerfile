@@ -14,7 +14,8 @@
 
 # --- build: wheels of the exporter and its runtime dependencies, every prober's extra (no test tools) ---
 FROM python:3.11-slim AS build
-# A C compiler for the SNMP varbind reader (probers/snmp/_berfast.c); only this stage has it.
+# A C compiler for the SNMP prober's optional C parts (probers/snmp/_berfast.c, _renderfast.c); only this
+# stage has it.
 RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml setup.py README.md LICENSE ./

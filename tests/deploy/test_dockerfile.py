@@ -221,7 +221,8 @@ def test_dockerignore_sends_only_what_the_build_copies(stages: list[list[dict[st
             assert _in_context(relative, rules), f"{relative} is copied but excluded by .dockerignore"
     for excluded in (".venv/bin/python", ".git/HEAD", "tests/conftest.py", "bench/results/x.txt",
                      "probe_exporter/__pycache__/cli.cpython-311.pyc", "build/lib/x.py", ".env",
-                     "probe_exporter/probers/snmp/_berfast.cpython-311-x86_64-linux-gnu.so"):
+                     "probe_exporter/probers/snmp/_berfast.cpython-311-x86_64-linux-gnu.so",
+                     "probe_exporter/probers/snmp/_renderfast.cpython-311-x86_64-linux-gnu.so"):
         assert not _in_context(excluded, rules), excluded
 
 

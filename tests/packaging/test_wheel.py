@@ -132,14 +132,15 @@ def test_the_wheel_carries_the_license(wheel: Path) -> None:
     assert "Apache-2.0" in metadata
 
 
-def test_the_installed_wheel_reads_varbinds_in_c(installed: Path) -> None:
-    """The wheel is built with the optional C varbind reader where a compiler is (as here)."""
-    reader = subprocess.run([str(installed / "bin" / "python"), "-c",
-                             "from probe_exporter.probers.snmp import ber; print(ber.varbind_reader())"],
-                            check=True, capture_output=True, text=True, cwd=installed).stdout.strip()
-    if reader != "c" and shutil.which("cc") is None and not os.environ.get("CI"):
-        pytest.skip("no C compiler here: the wheel reads varbinds in Python (CI machines have one)")
-    assert reader == "c"
+def test_the_installed_wheel_reads_and_renders_varbinds_in_c(installed: Path) -> None:
+    """The wheel is built with the optional C parts of the SNMP prober where a compiler is (as here)."""
+    paths = subprocess.run([str(installed / "bin" / "python"), "-c",
+                            "from probe_exporter.probers.snmp import ber, render; "
+                            "print(ber.varbind_reader(), render.pdu_renderer())"],
+                           check=True, capture_output=True, text=True, cwd=installed).stdout.split()
+    if paths != ["c", "c"] and shutil.which("cc") is None and not os.environ.get("CI"):
+        pytest.skip("no C compiler here: the wheel reads and renders varbinds in Python (CI machines have one)")
+    assert paths == ["c", "c"]
 
 
 def test_the_installed_exporter_runs_outside_the_checkout(installed: Path) -> None:

@@ -48,6 +48,9 @@ class MetricPlan:
     # target: index -> the prepared labels, kept across scrapes and shared by the recipe's metrics
     # (render.py bounds it). None when lookups take part.
     index_labels: dict[tuple[int, ...], LabelSet] | None = None
+    # (name, help, type, label_recipe, mode) of a metric render_pdu's C path serves (_renderfast.c),
+    # see _fast(). None: every sample goes through the Python path.
+    fast: tuple[str, str, str, int, int] | None = None
 
 
 @dataclass
@@ -135,6 +138,18 @@ def _progressive(module: SnmpModule, gets: list[tuple[int, ...]], walks: list[tu
     return not any(_overlaps(a, b) for i, a in enumerate(roots) for b in roots[i + 1:])
 
 
+# _renderfast.c's modes: the PDU as a number (gauges, counters), or as a string label (1 OctetString,
+# 2 DisplayString) with the sample 1.
+_FAST_MODES = {"gauge": 0, "counter": 0, "OctetString": 1, "DisplayString": 2}
+
+
+def _fast(metric: Metric, label_recipe: int, scaled: bool) -> tuple[str, str, str, int, int] | None:
+    mode = _FAST_MODES.get(metric.type)
+    if mode is None or scaled or metric.regex_extracts or (mode == 1 and metric.display_hint):
+        return None
+    return metric.name, metric.help, metric.type, label_recipe, mode
+
+
 def compile_module(module: SnmpModule) -> ModulePlan:
     metrics: dict[tuple[int, ...], MetricPlan] = {}
     recipes: dict[str, int] = {}
@@ -148,9 +163,10 @@ def compile_module(module: SnmpModule) -> ModulePlan:
         # Two metrics on one OID: upstream's trie keeps the last one.
         recipe = repr(([i.model_dump() for i in metric.indexes], [lookup.model_dump() for lookup in metric.lookups]))
         label_recipe = recipes.setdefault(recipe, len(recipes))
-        metrics[oid] = MetricPlan(metric, oid, previous, lookups, label_recipe=label_recipe,
-                                  scaled=metric.scale != 0.0 or metric.offset != 0.0,
-                                  index_labels=None if lookups else index_labels.setdefault(label_recipe, {}))
+        scaled = metric.scale != 0.0 or metric.offset != 0.0
+        metrics[oid] = MetricPlan(metric, oid, previous, lookups, label_recipe=label_recipe, scaled=scaled,
+                                  index_labels=None if lookups else index_labels.setdefault(label_recipe, {}),
+                                  fast=_fast(metric, label_recipe, scaled))
     walks = [parse_oid(oid) for oid in module.walk]
     gets = [parse_oid(oid) for oid in module.get]
     for metric_plan in metrics.values():

@@ -26,8 +26,9 @@ import contextlib
 from collections import deque
 from collections.abc import Iterator
 
+from probe_exporter.probers.snmp import render
 from probe_exporter.probers.snmp.plan import MetricPlan, ModulePlan
-from probe_exporter.probers.snmp.render import RENDER_SLICE, Families, LabelCache, full_collections_deferred, render_pdu
+from probe_exporter.probers.snmp.render import RENDER_SLICE, Families, LabelCache, full_collections_deferred
 from probe_exporter.probers.snmp.values import Value
 from probe_exporter.probers.snmp.walk import OidValue
 
@@ -104,6 +105,7 @@ class ProgressiveRender:
     def _take(self, pdus: list[OidValue]) -> None:
         by_oid, match, done = self._by_oid, self._plan.match, self._phases_done
         out, wrap, rendered, label_cache = self._out, self._wrap, self._out.rendered, self._label_cache
+        render_pdu = render.render_pdu
         for oid, value in pdus:
             by_oid[oid] = value
             found = match(oid)
@@ -117,6 +119,7 @@ class ProgressiveRender:
 
     def _render_waiting(self, waiting: list[_Waiting]) -> None:
         by_oid, out, wrap, label_cache = self._by_oid, self._out, self._wrap, self._label_cache
+        render_pdu = render.render_pdu
         for metric_plan, index, value in waiting:
             render_pdu(out, metric_plan, index, value, by_oid, wrap, out.rendered, label_cache)
 

@@ -10,15 +10,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from probe_exporter.config.snmp import Metric as MetricConfig
-from probe_exporter.exposition import LabelSet, TextFamily
+from probe_exporter.exposition import LabelSet, TextFamily, go_float
 from probe_exporter.probers.snmp import datetimes
 from probe_exporter.probers.snmp.plan import COMBINED_TYPES, MetricPlan, ModulePlan
 from probe_exporter.probers.snmp.strings import as_int, display_string, index_as_string, value_as_string
-from probe_exporter.probers.snmp.values import COUNTER64, DOUBLE, FLOAT, INTEGER, OCTETS, UNSIGNED, Value
+from probe_exporter.probers.snmp.values import (
+    COUNTER64,
+    DOUBLE,
+    FLOAT,
+    INTEGER,
+    IPADDRESS,
+    NULL,
+    OCTETS,
+    OID,
+    UNSIGNED,
+    Value,
+)
+
+try:
+    from probe_exporter.probers.snmp import _renderfast
+except ImportError:  # built without a C compiler
+    _renderfast = None  # type: ignore[assignment]
 
 __all__ = ["Families", "Rendered", "display_string", "render_module"]
 
@@ -171,24 +187,29 @@ MAX_INDEX_LABELS = 4096
 LabelCache = dict[tuple[int, tuple[int, ...]], LabelSet]
 
 
-def render_pdu(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Value,
-             pdus: dict[tuple[int, ...], Value], wrap_counters: bool, rendered: Rendered,
-             label_cache: LabelCache) -> None:
+def _row_labels(plan: MetricPlan, index: tuple[int, ...], pdus: dict[tuple[int, ...], Value],
+                wrap_counters: bool) -> LabelSet:
+    """The labels of the row at `index`, prepared (callers keep them in the scrape's LabelCache)."""
+    kept = plan.index_labels
+    if kept is None:
+        return LabelSet(_labels(plan, index, pdus, wrap_counters))
+    cached = kept.get(index)  # labels from the index alone: made once across scrapes
+    if cached is None:
+        if len(kept) >= MAX_INDEX_LABELS:
+            kept.clear()
+        cached = kept[index] = LabelSet(_labels(plan, index, pdus, wrap_counters))
+    return cached
+
+
+def _render_pdu_python(out: Families, plan: MetricPlan, index: tuple[int, ...], value: Value,
+                       pdus: dict[tuple[int, ...], Value], wrap_counters: bool, rendered: Rendered,
+                       label_cache: LabelCache) -> None:
     """pduToSamples for one PDU."""
     metric = plan.metric
     row = (plan.label_recipe, index)
     cached = label_cache.get(row)
     if cached is None:
-        kept = plan.index_labels
-        if kept is None:
-            cached = LabelSet(_labels(plan, index, pdus, wrap_counters))
-        else:  # labels from the index alone: made once across scrapes
-            cached = kept.get(index)
-            if cached is None:
-                if len(kept) >= MAX_INDEX_LABELS:
-                    kept.clear()
-                cached = kept[index] = LabelSet(_labels(plan, index, pdus, wrap_counters))
-        label_cache[row] = cached
+        cached = label_cache[row] = _row_labels(plan, index, pdus, wrap_counters)
     labels = cached.labels
     kind = metric.type
     if kind == "gauge" or kind == "counter":  # most samples: the row's labels as they are
@@ -353,6 +374,21 @@ def parse_go_float(text: str) -> float:
     return value
 
 
+# The common case (MetricPlan.fast) in C when the optional extension was built (_renderfast.c: the
+# same families and errors, checked by tests/probers/snmp/test_render_fast.py), else in Python.
+render_pdu: Callable[[Families, MetricPlan, tuple[int, ...], Value, dict[tuple[int, ...], Value], bool, Rendered,
+                      LabelCache], None] = _render_pdu_python
+if _renderfast is not None:
+    _renderfast.configure(_render_pdu_python, _row_labels, go_float, INTEGER, UNSIGNED, COUNTER64, OCTETS, OID,
+                          IPADDRESS, NULL)
+    render_pdu = _renderfast.render_pdu
+
+
+def pdu_renderer() -> str:
+    """Which render_pdu serves: "c" (the extension) or "python"."""
+    return "python" if render_pdu is _render_pdu_python else "c"
+
+
 # Varbinds rendered between two yields to the event loop (~5 ms of CPU at ~5 µs a varbind).
 RENDER_SLICE = 1000
 
@@ -369,6 +405,7 @@ def _render_slices(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], 
             yield
     rendered = out.rendered
     match = plan.match
+    render_one = render_pdu
     label_cache: LabelCache = {}
     countdown = RENDER_SLICE
     for oid, value in by_oid.items():
@@ -380,7 +417,7 @@ def _render_slices(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], 
         if found is None:
             continue
         metric_plan, index = found
-        render_pdu(out, metric_plan, index, value, by_oid, wrap_counters, rendered, label_cache)
+        render_one(out, metric_plan, index, value, by_oid, wrap_counters, rendered, label_cache)
 
 
 def render_module(plan: ModulePlan, pdus: list[tuple[tuple[int, ...], Value]], out: Families,

@@ -129,12 +129,11 @@ def value_as_string(value: Value, kind: str, display_hint: str = "") -> str:
             hinted = apply_display_hint(display_hint, data)
             if hinted is not None:
                 return valid_utf8(hinted)
-        arcs = tuple(data)
         if kind in ("OctetString", "DisplayString"):
             if kind == "DisplayString":
                 return valid_utf8(data)
             return ("0x" + data.hex().upper()) if data else ""
-        text, _, _ = index_as_string(arcs, kind)
+        text, _, _ = index_as_string(tuple(data), kind)
         return text
     if tag in (INTEGER, UNSIGNED, COUNTER64):
         return str(data)

@@ -3,13 +3,14 @@ decoders to the same answer."""
 
 from __future__ import annotations
 
+import importlib
 import os
 import random
 from types import ModuleType
 
 import pytest
 
-from probe_exporter.probers.snmp import ber
+from probe_exporter.probers.snmp import ber, render
 
 # What community.py and engine.py catch from a decoder: any of them is "the packet is not readable".
 DECODE_ERRORS = (ber.BerError, IndexError, ValueError)
@@ -41,14 +42,44 @@ def mutations(data: bytes, rng: random.Random, count: int) -> list[bytes]:
     return out
 
 
-def require_c_reader() -> ModuleType:
-    """The C varbind reader (probers/snmp/_berfast.c): pip builds it wherever a C compiler is. Without
-    one the tests of it skip on a laptop, and fail in CI, whose machines have a compiler."""
+def _require_extension(name: str, what: str) -> ModuleType:
+    """An optional C part of the SNMP prober: pip builds it wherever a C compiler is. Without one the
+    tests of it skip on a laptop, and fail in CI, whose machines have a compiler."""
     try:
-        from probe_exporter.probers.snmp import _berfast
+        return importlib.import_module(f"probe_exporter.probers.snmp.{name}")
     except ImportError:
         if os.environ.get("CI"):
-            pytest.fail("probe_exporter.probers.snmp._berfast was not built: is a C compiler installed?")
-        pytest.skip("the C varbind reader was not built (no C compiler): the Python reader is in use",
-                    allow_module_level=True)
-    return _berfast
+            pytest.fail(f"probe_exporter.probers.snmp.{name} was not built: is a C compiler installed?")
+        pytest.skip(f"the C {what} was not built (no C compiler): the Python one is in use", allow_module_level=True)
+
+
+def require_c_reader() -> ModuleType:
+    """The C varbind reader (probers/snmp/_berfast.c)."""
+    return _require_extension("_berfast", "varbind reader")
+
+
+def require_c_renderer() -> ModuleType:
+    """The C path of render_pdu (probers/snmp/_renderfast.c)."""
+    return _require_extension("_renderfast", "renderer")
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def varbind_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """For the decoder tests that import it: each runs with the C varbind reader and the Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(ber, "_varbinds", ber._varbinds_python)
+    else:
+        require_c_reader()
+    assert ber.varbind_reader() == request.param
+    return str(request.param)
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def pdu_renderer(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """For the render tests that import it: each runs with render_pdu's C path and with the Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(render, "render_pdu", render._render_pdu_python)
+    else:
+        require_c_renderer()
+    assert render.pdu_renderer() == request.param
+    return str(request.param)

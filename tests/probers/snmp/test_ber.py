@@ -17,7 +17,7 @@ from probe_exporter.config import Config, load_config
 from probe_exporter.exposition import collect_sorted, render_text
 from probe_exporter.pipeline import run_probe
 from probe_exporter.probers.snmp import ber, engine, values
-from tests.probers.snmp.differential import require_c_reader
+from tests.probers.snmp.differential import varbind_reader  # noqa: F401  (autouse: both readers)
 
 VALUES: list[Any] = [
     rfc1902.Integer32(-5), rfc1902.Integer32(2147483647), rfc1902.Integer32(0),
@@ -29,17 +29,6 @@ VALUES: list[Any] = [
     rfc1902.Opaque(b"\x01\x02"), v2c.null, rfc1905.noSuchObject, rfc1905.noSuchInstance, rfc1905.endOfMibView,
 ]
 OIDS = [(1, 3, 6, 1, 2, 1, 2, 2, 1, 10, n) for n in (1, 127, 128, 16383, 16384, 4294967295)]
-
-
-@pytest.fixture(autouse=True, params=["c", "python"])
-def varbind_reader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs with both varbind readers: the C extension and the Python fallback."""
-    if request.param == "python":
-        monkeypatch.setattr(ber, "_varbinds", ber._varbinds_python)
-    else:
-        require_c_reader()
-    assert ber.varbind_reader() == request.param
-    return str(request.param)
 
 
 def _response(varbinds: list[tuple[tuple[int, ...], Any]], error_status: int = 0, api: Any = v2c) -> bytes:

@@ -19,6 +19,7 @@ from probe_exporter.probers.snmp import render, scrape
 from probe_exporter.probers.snmp.plan import compile_module
 from probe_exporter.probers.snmp.progressive import ProgressiveRender
 from probe_exporter.probers.snmp.values import OCTETS, UNSIGNED
+from tests.probers.snmp.differential import pdu_renderer  # noqa: F401  (autouse: both render paths)
 from tests.probers.snmp.test_render_slices import IF_TABLE, ROWS, _huge_walk, _steady
 
 IF_X_TABLE = (1, 3, 6, 1, 2, 1, 31, 1, 1, 1)

@@ -15,6 +15,7 @@ from probe_exporter.probers.snmp.plan import compile_module
 from probe_exporter.probers.snmp.render import Families, expand_template, parse_go_float, render_module
 from probe_exporter.probers.snmp.strings import index_as_string, valid_utf8, value_as_string
 from probe_exporter.probers.snmp.values import COUNTER64, FLOAT, INTEGER, IPADDRESS, OCTETS, OID, UNSIGNED
+from tests.probers.snmp.differential import pdu_renderer  # noqa: F401  (autouse: both render paths)
 
 
 @pytest.mark.parametrize(("arcs", "kind", "fixed", "implied", "expected", "rest"), [

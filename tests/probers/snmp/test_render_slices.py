@@ -20,6 +20,7 @@ from probe_exporter.probers.snmp.community import CommunityTransport
 from probe_exporter.probers.snmp.plan import compile_module
 from probe_exporter.probers.snmp.values import OCTETS, UNSIGNED
 from probe_exporter.settings import Settings
+from tests.probers.snmp.differential import pdu_renderer  # noqa: F401  (autouse: both render paths)
 
 ROWS = 10_000
 IF_TABLE = (1, 3, 6, 1, 2, 1, 2, 2, 1)

@@ -1,0 +1,9 @@
+from collections.abc import Callable
+from typing import Any
+
+def configure(python_render_pdu: Callable[..., None], row_labels: Callable[..., Any],
+              go_float: Callable[[float], str], integer: int, unsigned: int, counter64: int, octets: int, oid: int,
+              ipaddress: int, null: int) -> None: ...
+def render_pdu(out: Any, plan: Any, index: tuple[int, ...], value: Any, pdus: dict[tuple[int, ...], Any],
+               wrap_counters: bool, rendered: Any, label_cache: dict[Any, Any]) -> None: ...
+def spell_whole(number: float) -> str: ...
