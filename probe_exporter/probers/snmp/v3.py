@@ -169,6 +169,11 @@ def encode_message(msg_id: int, user: User | None, state: EngineState | None, sc
 
 def peek_msg_id(data: bytes) -> int | None:
     """The msgID of a v3 message, or None when `data` is not one (then it may be v1/v2c)."""
+    # Every v1/v2c answer: a one-byte version INTEGER other than 3 right after the outer header.
+    if len(data) > 6 and data[0] == 0x30:
+        version_at = 2 if data[1] < 0x80 else 2 + (data[1] & 0x7F)
+        if data[version_at:version_at + 2] == b"\x02\x01" and data[version_at + 2:version_at + 3] != b"\x03":
+            return None
     tag, pos, _ = ber.tlv(data, 0)
     if tag != 0x30:
         return None

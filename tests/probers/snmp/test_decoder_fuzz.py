@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from probe_exporter.config import Config, load_config
 from probe_exporter.exposition import collect_sorted, render_text
 from probe_exporter.pipeline import run_probe
-from probe_exporter.probers.snmp import ber, v3
-from tests.probers.snmp.differential import DECODE_ERRORS
+from probe_exporter.probers.snmp import ber, community, v3
+from tests.probers.snmp.differential import DECODE_ERRORS, mutations
 
 USER = v3.User(b"fuzz", 3, "SHA256", "AES", b"authpass123", b"privpass123")
 STATE = v3.EngineState(b"\x80\x00\x1f\x88\x04fuzz-engine", 1, 500, 0.0)
@@ -216,3 +216,36 @@ async def test_an_answer_of_the_other_version_fails_cleanly(config: Config, auth
     assert not outcome.success
     assert "internal error" not in log, log
     assert "is not an SNMPv3 message" in log or "is an SNMPv3 message" in log, log
+
+
+def _peek_by_fields(data: bytes) -> int | None:
+    """peek_msg_id without its shortcut for v1/v2c: the outer SEQUENCE, the version, the msgID."""
+    tag, pos, _ = ber.tlv(data, 0)
+    if tag != 0x30:
+        return None
+    tag, start, stop = ber.tlv(data, pos)
+    if tag != 0x02 or ber.signed(data[start:stop]) != 3:
+        return None
+    _, pos, _ = ber.tlv(data, stop)
+    tag, start, stop = ber.tlv(data, pos)
+    return ber.signed(data[start:stop]) if tag == 0x02 else None
+
+
+def test_the_v1_v2c_shortcut_of_peek_msg_id_changes_no_answer() -> None:
+    """Where the shortcut says "not v3" for a packet the full read refuses, the v1/v2c decoder refuses
+    it too: community.parse_answer drops exactly the same packets and routes the rest the same way."""
+    rng = random.Random(11)
+    for data in [V2C_RESPONSE, V3_MESSAGE, V3_PLAIN, *mutations(V2C_RESPONSE, rng, 4000),
+                 *mutations(V3_MESSAGE, rng, 4000)]:
+        try:
+            expected: object = _peek_by_fields(data)
+        except DECODE_ERRORS:
+            expected = "refused"
+        try:
+            found: object = v3.peek_msg_id(data)
+        except DECODE_ERRORS:
+            found = "refused"
+        if found != expected:
+            assert found is None and expected == "refused", data.hex()
+            assert community.parse_answer(data) is None, data.hex()
+    assert v3.peek_msg_id(V2C_RESPONSE) is None and v3.peek_msg_id(V3_MESSAGE) == 17
