@@ -163,16 +163,67 @@ static int needs_escape(PyObject *text) {
            PyUnicode_FindChar(text, '\n', 0, PY_SSIZE_T_MAX, 1) != -1;
 }
 
+/* One piece of a string being assembled: a slice of a str, or ASCII text from C. */
+typedef struct {
+    PyObject *text; /* NULL: `ascii` */
+    Py_ssize_t start, length;
+    const char *ascii;
+} Piece;
+
+static Piece whole(PyObject *text) {
+    return (Piece){text, 0, PyUnicode_GET_LENGTH(text), NULL};
+}
+
+static Piece ascii(const char *text) {
+    return (Piece){NULL, 0, (Py_ssize_t)strlen(text), text};
+}
+
+/* The pieces joined into a new str, in one allocation (PyUnicode_FromFormat parses its format on
+ * every call, which cost more than the copying). */
+static PyObject *assemble(const Piece *pieces, int count) {
+    Py_ssize_t length = 0;
+    Py_UCS4 widest = 127;
+    for (int i = 0; i < count; i++) {
+        length += pieces[i].length;
+        if (pieces[i].text != NULL && PyUnicode_MAX_CHAR_VALUE(pieces[i].text) > widest) {
+            widest = PyUnicode_MAX_CHAR_VALUE(pieces[i].text);
+        }
+    }
+    PyObject *out = PyUnicode_New(length, widest);
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t at = 0;
+    for (int i = 0; i < count; i++) {
+        const Piece *piece = &pieces[i];
+        if (piece->text != NULL) {
+            if (PyUnicode_CopyCharacters(out, at, piece->text, piece->start, piece->length) < 0) {
+                Py_DECREF(out);
+                return NULL;
+            }
+        } else {
+            for (Py_ssize_t j = 0; j < piece->length; j++) {
+                PyUnicode_WRITE(PyUnicode_KIND(out), PyUnicode_DATA(out), at + j, (Py_UCS1)piece->ascii[j]);
+            }
+        }
+        at += piece->length;
+    }
+    return out;
+}
+
 /* LabelSet.with_label(name, value)'s text, key and labels, from the row's LabelSet fields (`name` is
  * not among its labels); 0 when C does not do it. */
-static int with_string_label(PyObject *base_key, PyObject *base_labels, PyObject *base_names, PyObject *base_pieces,
-                             PyObject *name, PyObject *value, PyObject **text, PyObject **key, PyObject **labels) {
-    if (!PyTuple_CheckExact(base_key) || !PyDict_CheckExact(base_labels) || !PyList_CheckExact(base_names) ||
-        !PyList_CheckExact(base_pieces) || needs_escape(value)) {
+static int with_string_label(PyObject *base_text, PyObject *base_key, PyObject *base_labels, PyObject *base_names,
+                             PyObject *base_pieces, PyObject *name, PyObject *value, PyObject **text, PyObject **key,
+                             PyObject **labels) {
+    if (!PyUnicode_CheckExact(base_text) || !PyTuple_CheckExact(base_key) ||
+        !PyDict_CheckExact(base_labels) || !PyList_CheckExact(base_names) || !PyList_CheckExact(base_pieces) ||
+        needs_escape(value)) {
         return 0;
     }
     Py_ssize_t count = PyList_GET_SIZE(base_names);
-    if (PyList_GET_SIZE(base_pieces) != count || PyTuple_GET_SIZE(base_key) != count + 1) {
+    if (PyList_GET_SIZE(base_pieces) != count || PyTuple_GET_SIZE(base_key) != count + 1 ||
+        (count > 0 && PyUnicode_GET_LENGTH(base_text) < 2)) {
         return 0;
     }
     /* bisect_left over the sorted names: where the new label goes. */
@@ -188,38 +239,40 @@ static int with_string_label(PyObject *base_key, PyObject *base_labels, PyObject
             break;
         }
     }
-    PyObject *piece = PyUnicode_FromFormat("%U=\"%U\"", name, value);
-    PyObject *pieces = piece == NULL ? NULL : PyList_New(count + 1);
-    if (pieces == NULL) {
-        Py_XDECREF(piece);
-        return -1;
-    }
     *key = PyTuple_New(count + 2);
     PyObject *length = PyLong_FromSsize_t(count + 1);
     if (*key == NULL || length == NULL) {
         Py_XDECREF(length);
-        Py_DECREF(piece);
-        Py_DECREF(pieces);
         return -1;
     }
     PyTuple_SET_ITEM(*key, 0, length);
     for (Py_ssize_t i = 0, j = 0; i <= count; i++) {
-        if (i == position) {
-            PyList_SET_ITEM(pieces, i, Py_NewRef(piece));
-            PyTuple_SET_ITEM(*key, i + 1, Py_NewRef(value));
-        } else {
-            PyList_SET_ITEM(pieces, i, Py_NewRef(PyList_GET_ITEM(base_pieces, j)));
-            PyTuple_SET_ITEM(*key, i + 1, Py_NewRef(PyTuple_GET_ITEM(base_key, j + 1)));
-            j++;
-        }
+        PyObject *item = i == position ? value : PyTuple_GET_ITEM(base_key, 1 + j++);
+        PyTuple_SET_ITEM(*key, i + 1, Py_NewRef(item));
     }
-    Py_DECREF(piece);
-    PyObject *comma = PyUnicode_FromString(",");
-    PyObject *joined = comma == NULL ? NULL : PyUnicode_Join(comma, pieces);
-    Py_XDECREF(comma);
-    Py_DECREF(pieces);
-    *text = joined == NULL ? NULL : PyUnicode_FromFormat("{%U}", joined);
-    Py_XDECREF(joined);
+    if (position == count && count > 0) { /* the usual case: the text so far, then the new label */
+        Piece parts[] = {{base_text, 0, PyUnicode_GET_LENGTH(base_text) - 1, NULL}, ascii(","), whole(name),
+                         ascii("=\""), whole(value), ascii("\"}")};
+        *text = assemble(parts, 6);
+    } else {
+        PyObject *piece = assemble((Piece[]){whole(name), ascii("=\""), whole(value), ascii("\"")}, 4);
+        PyObject *pieces = piece == NULL ? NULL : PyList_New(count + 1);
+        if (pieces == NULL) {
+            Py_XDECREF(piece);
+            return -1;
+        }
+        for (Py_ssize_t i = 0, j = 0; i <= count; i++) {
+            PyObject *item = i == position ? piece : PyList_GET_ITEM(base_pieces, j++);
+            PyList_SET_ITEM(pieces, i, Py_NewRef(item));
+        }
+        Py_DECREF(piece);
+        PyObject *comma = PyUnicode_FromString(",");
+        PyObject *joined = comma == NULL ? NULL : PyUnicode_Join(comma, pieces);
+        Py_XDECREF(comma);
+        Py_DECREF(pieces);
+        *text = joined == NULL ? NULL : assemble((Piece[]){ascii("{"), whole(joined), ascii("}")}, 3);
+        Py_XDECREF(joined);
+    }
     if (*text == NULL) {
         return -1;
     }
@@ -354,8 +407,8 @@ static PyObject *render_pdu(PyObject *self, PyObject *const *args, Py_ssize_t na
         }
         base_text = text, base_key = key, base_labels = labels;
         text = key = labels = NULL;
-        int made = with_string_label(base_key, base_labels, base_names, base_pieces, name, string, &text, &key,
-                                     &labels);
+        int made = with_string_label(base_text, base_key, base_labels, base_names, base_pieces, name, string, &text,
+                                     &key, &labels);
         if (made < 0) {
             goto done;
         }
@@ -382,13 +435,13 @@ static PyObject *render_pdu(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (number == floor(number) && fabs(number) < EXACT_LIMIT) {
         char spelled[40];
         spell_whole(number, spelled, sizeof spelled);
-        line = PyUnicode_FromFormat("%U%U %s\n", name, text, spelled);
+        line = assemble((Piece[]){whole(name), whole(text), ascii(" "), ascii(spelled), ascii("\n")}, 5);
     } else {
         PyObject *go_text = PyObject_CallOneArg(go_float, number_object);
         if (go_text == NULL) {
             goto done;
         }
-        line = PyUnicode_FromFormat("%U%U %U\n", name, text, go_text);
+        line = assemble((Piece[]){whole(name), whole(text), ascii(" "), whole(go_text), ascii("\n")}, 5);
         Py_DECREF(go_text);
     }
     if (line == NULL) {
