@@ -26,9 +26,7 @@
 static PyObject *python_render_pdu = NULL; /* render._render_pdu_python */
 static PyObject *make_row_labels = NULL;   /* render._row_labels(plan, index, pdus, wrap) -> LabelSet */
 static PyObject *go_float = NULL;          /* exposition.go_float, for the numbers spelled in Python */
-static long kind_integer, kind_unsigned, kind_counter64;
-
-static long kind_octets, kind_oid, kind_ipaddress, kind_null;
+static long kind_integer, kind_unsigned, kind_counter64, kind_octets, kind_oid, kind_ipaddress, kind_null;
 
 static PyObject *s_fast, *s_families, *s_seen, *s_documentation, *s_type, *s_series, *s_key, *s_text, *s_labels;
 static PyObject *s_names, *s_pieces, *s_gauge;
@@ -62,19 +60,26 @@ static void spell_whole(double number, char *out, size_t size) {
     }
 }
 
+/* A PDU value (kind, data) as values.py makes it: its kind and data; 0 for anything else. */
+static int read_value(PyObject *value, long *tag, PyObject **data) {
+    if (!PyTuple_CheckExact(value) || PyTuple_GET_SIZE(value) != 2 || !PyLong_CheckExact(PyTuple_GET_ITEM(value, 0))) {
+        return 0;
+    }
+    *tag = PyLong_AsLong(PyTuple_GET_ITEM(value, 0));
+    if (*tag == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    *data = PyTuple_GET_ITEM(value, 1);
+    return 1;
+}
+
 /* The PDU's number, as render_pdu computes it for gauges and counters; 0 when C does not read this
  * value (the caller falls back). */
 static int pdu_number(PyObject *value, int wrap, double *number) {
-    if (!PyTuple_CheckExact(value) || PyTuple_GET_SIZE(value) != 2) {
-        return 0;
-    }
-    PyObject *tag_object = PyTuple_GET_ITEM(value, 0), *data = PyTuple_GET_ITEM(value, 1);
-    if (!PyLong_CheckExact(tag_object) || !PyLong_CheckExact(data)) {
-        return 0;
-    }
-    long tag = PyLong_AsLong(tag_object);
-    if (tag == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
+    long tag;
+    PyObject *data;
+    if (!read_value(value, &tag, &data) || !PyLong_CheckExact(data)) {
         return 0;
     }
     if (tag == kind_counter64 && wrap) {
@@ -100,16 +105,9 @@ static int pdu_number(PyObject *value, int wrap, double *number) {
 /* strings.value_as_string(value, kind) for OctetString (mode 1) and DisplayString (mode 2) without a
  * display hint; NULL without an exception when C does not read this value. */
 static PyObject *pdu_string(PyObject *value, int mode) {
-    if (!PyTuple_CheckExact(value) || PyTuple_GET_SIZE(value) != 2) {
-        return NULL;
-    }
-    PyObject *tag_object = PyTuple_GET_ITEM(value, 0), *data = PyTuple_GET_ITEM(value, 1);
-    if (!PyLong_CheckExact(tag_object)) {
-        return NULL;
-    }
-    long tag = PyLong_AsLong(tag_object);
-    if (tag == -1 && PyErr_Occurred()) {
-        PyErr_Clear();
+    long tag;
+    PyObject *data;
+    if (!read_value(value, &tag, &data)) {
         return NULL;
     }
     if (tag == kind_octets && PyBytes_CheckExact(data)) {
@@ -212,13 +210,12 @@ static PyObject *assemble(const Piece *pieces, int count) {
 }
 
 /* LabelSet.with_label(name, value)'s text, key and labels, from the row's LabelSet fields (`name` is
- * not among its labels); 0 when C does not do it. */
+ * not among its labels, `value` needs no escapes); 0 when C does not do it. */
 static int with_string_label(PyObject *base_text, PyObject *base_key, PyObject *base_labels, PyObject *base_names,
                              PyObject *base_pieces, PyObject *name, PyObject *value, PyObject **text, PyObject **key,
                              PyObject **labels) {
     if (!PyUnicode_CheckExact(base_text) || !PyTuple_CheckExact(base_key) ||
-        !PyDict_CheckExact(base_labels) || !PyList_CheckExact(base_names) || !PyList_CheckExact(base_pieces) ||
-        needs_escape(value)) {
+        !PyDict_CheckExact(base_labels) || !PyList_CheckExact(base_names) || !PyList_CheckExact(base_pieces)) {
         return 0;
     }
     Py_ssize_t count = PyList_GET_SIZE(base_names);
@@ -283,10 +280,6 @@ static int with_string_label(PyObject *base_text, PyObject *base_key, PyObject *
     return 1;
 }
 
-static PyObject *attr(PyObject *object, PyObject *name) {
-    return PyObject_GetAttr(object, name);
-}
-
 /* render_pdu(out, plan, index, value, pdus, wrap_counters, rendered, label_cache), as render.py's. */
 static PyObject *render_pdu(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 8) {
@@ -311,7 +304,7 @@ static PyObject *render_pdu(PyObject *self, PyObject *const *args, Py_ssize_t na
     PyObject *result = NULL;
     double number;
 
-    fast = attr(plan, s_fast);
+    fast = PyObject_GetAttr(plan, s_fast);
     if (fast == NULL) {
         goto done;
     }
@@ -354,8 +347,8 @@ static PyObject *render_pdu(PyObject *self, PyObject *const *args, Py_ssize_t na
     }
 
     /* Families.add's checks; anything but the plain case is left to it. */
-    families = attr(rendered, s_families);
-    seen_all = families == NULL ? NULL : attr(out, s_seen);
+    families = PyObject_GetAttr(rendered, s_families);
+    seen_all = families == NULL ? NULL : PyObject_GetAttr(out, s_seen);
     if (seen_all == NULL || !PyDict_CheckExact(families) || !PyDict_CheckExact(seen_all)) {
         goto done_or_python;
     }
@@ -364,8 +357,8 @@ static PyObject *render_pdu(PyObject *self, PyObject *const *args, Py_ssize_t na
         goto done_or_python;
     }
     Py_INCREF(family);
-    documentation = attr(family, s_documentation);
-    type = documentation == NULL ? NULL : attr(family, s_type);
+    documentation = PyObject_GetAttr(family, s_documentation);
+    type = documentation == NULL ? NULL : PyObject_GetAttr(family, s_type);
     if (type == NULL) {
         goto done;
     }
@@ -383,9 +376,9 @@ static PyObject *render_pdu(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (seen == NULL) {
         goto done_or_python;
     }
-    text = attr(cached, s_text);
-    labels = text == NULL ? NULL : attr(cached, s_labels);
-    key = labels == NULL ? NULL : attr(cached, s_key);
+    text = PyObject_GetAttr(cached, s_text);
+    labels = text == NULL ? NULL : PyObject_GetAttr(cached, s_labels);
+    key = labels == NULL ? NULL : PyObject_GetAttr(cached, s_key);
     if (key == NULL) {
         goto done;
     }
@@ -400,8 +393,8 @@ static PyObject *render_pdu(PyObject *self, PyObject *const *args, Py_ssize_t na
         if (present) {
             goto python;
         }
-        base_names = attr(cached, s_names);
-        base_pieces = base_names == NULL ? NULL : attr(cached, s_pieces);
+        base_names = PyObject_GetAttr(cached, s_names);
+        base_pieces = base_names == NULL ? NULL : PyObject_GetAttr(cached, s_pieces);
         if (base_pieces == NULL) {
             goto done;
         }
@@ -447,7 +440,7 @@ static PyObject *render_pdu(PyObject *self, PyObject *const *args, Py_ssize_t na
     if (line == NULL) {
         goto done;
     }
-    series = attr(family, s_series);
+    series = PyObject_GetAttr(family, s_series);
     if (series == NULL) {
         goto done;
     }
@@ -503,16 +496,16 @@ static PyObject *configure(PyObject *self, PyObject *args) {
                           &oid, &ipaddress, &null)) {
         return NULL;
     }
-    kind_octets = octets;
-    kind_oid = oid;
-    kind_ipaddress = ipaddress;
-    kind_null = null;
     Py_XSETREF(python_render_pdu, Py_NewRef(render));
     Py_XSETREF(make_row_labels, Py_NewRef(labels));
     Py_XSETREF(go_float, Py_NewRef(spell));
     kind_integer = integer;
     kind_unsigned = unsigned_;
     kind_counter64 = counter64;
+    kind_octets = octets;
+    kind_oid = oid;
+    kind_ipaddress = ipaddress;
+    kind_null = null;
     Py_RETURN_NONE;
 }
 

@@ -174,6 +174,11 @@ def peek_msg_id(data: bytes) -> int | None:
         version_at = 2 if data[1] < 0x80 else 2 + (data[1] & 0x7F)
         if data[version_at:version_at + 2] == b"\x02\x01" and data[version_at + 2:version_at + 3] != b"\x03":
             return None
+    return msg_id_by_fields(data)
+
+
+def msg_id_by_fields(data: bytes) -> int | None:
+    """peek_msg_id read field by field (the outer SEQUENCE, the version, the header's msgID)."""
     tag, pos, _ = ber.tlv(data, 0)
     if tag != 0x30:
         return None

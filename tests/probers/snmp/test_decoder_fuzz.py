@@ -218,19 +218,6 @@ async def test_an_answer_of_the_other_version_fails_cleanly(config: Config, auth
     assert "is not an SNMPv3 message" in log or "is an SNMPv3 message" in log, log
 
 
-def _peek_by_fields(data: bytes) -> int | None:
-    """peek_msg_id without its shortcut for v1/v2c: the outer SEQUENCE, the version, the msgID."""
-    tag, pos, _ = ber.tlv(data, 0)
-    if tag != 0x30:
-        return None
-    tag, start, stop = ber.tlv(data, pos)
-    if tag != 0x02 or ber.signed(data[start:stop]) != 3:
-        return None
-    _, pos, _ = ber.tlv(data, stop)
-    tag, start, stop = ber.tlv(data, pos)
-    return ber.signed(data[start:stop]) if tag == 0x02 else None
-
-
 def test_the_v1_v2c_shortcut_of_peek_msg_id_changes_no_answer() -> None:
     """Where the shortcut says "not v3" for a packet the full read refuses, the v1/v2c decoder refuses
     it too: community.parse_answer drops exactly the same packets and routes the rest the same way."""
@@ -238,7 +225,7 @@ def test_the_v1_v2c_shortcut_of_peek_msg_id_changes_no_answer() -> None:
     for data in [V2C_RESPONSE, V3_MESSAGE, V3_PLAIN, *mutations(V2C_RESPONSE, rng, 4000),
                  *mutations(V3_MESSAGE, rng, 4000)]:
         try:
-            expected: object = _peek_by_fields(data)
+            expected: object = v3.msg_id_by_fields(data)
         except DECODE_ERRORS:
             expected = "refused"
         try:
