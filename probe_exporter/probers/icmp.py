@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
+import os
 import random
 import socket
 import struct
@@ -44,7 +45,15 @@ IP_PMTUDISC_DO = getattr(socket, "IP_PMTUDISC_DO", 2)
 TRY_UNPRIVILEGED = True
 
 # A process-wide sequence with a random start, so restarted exporters do not probe in step (#411).
-_sequence = itertools.count(random.randrange(1 << 16))
+# Drawn again in each forked worker: workers inheriting one start would number their echoes in step.
+def _new_sequence() -> None:
+    global _sequence
+    _sequence = itertools.count(int.from_bytes(os.urandom(2), "big"))
+
+
+_sequence: itertools.count[int]
+_new_sequence()
+os.register_at_fork(after_in_child=_new_sequence)
 
 
 def payload(size: int) -> bytes:

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from probe_exporter.config import Module
 from probe_exporter.probers import icmp
+from tests.support.forking import in_forked_child
 from tests.support.network_probe import (
     ADDRESS_METRICS,
     ALWAYS,
@@ -213,3 +214,11 @@ def test_unreachable_fails_at_once(netns_results: dict[str, dict[str, object]]) 
     assert not result["success"]
     assert float(result["duration"]) < 0.1  # type: ignore[arg-type]
     assert "Error writing to socket: Network is unreachable" in str(result["reason"])
+
+
+def test_a_forked_worker_numbers_its_echoes_from_its_own_start() -> None:
+    """Workers inheriting their parent's sequence would number their echoes in step."""
+    def next_sequences() -> bytes:
+        return struct.pack("!3Q", *(next(icmp._sequence) for _ in range(3)))
+
+    assert in_forked_child(next_sequences) != next_sequences()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import itertools
-import random
+import os
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -152,9 +152,19 @@ def mac_length(auth_protocol: str) -> int:
 
 # --- privacy ----------------------------------------------------------------------------------------
 
-# Salts must not repeat under one key: a random start and a counter, as RFC 3414/3826 suggest.
-_des_salts = itertools.count(random.getrandbits(32))
-_aes_salts = itertools.count(random.getrandbits(64))
+# Salts must not repeat under one key: a random start and a counter, as RFC 3414/3826 suggest. Drawn
+# again in each forked worker: workers all counting on from their parent's start would send the same
+# salt, so the same AES IV within one engine-time second, under the same key.
+def _new_salts() -> None:
+    global _des_salts, _aes_salts
+    _des_salts = itertools.count(int.from_bytes(os.urandom(4), "big"))
+    _aes_salts = itertools.count(int.from_bytes(os.urandom(8), "big"))
+
+
+_des_salts: itertools.count[int]
+_aes_salts: itertools.count[int]
+_new_salts()
+os.register_at_fork(after_in_child=_new_salts)
 
 
 @dataclass(frozen=True)

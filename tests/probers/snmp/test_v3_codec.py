@@ -21,6 +21,7 @@ from pysnmp.proto.secmod.rfc7860.auth import hmacsha2
 from probe_exporter.probers.snmp import ber, usm, v3
 from probe_exporter.probers.snmp.values import INTEGER, OCTETS
 from tests.probers.snmp.differential import mutations
+from tests.support.forking import in_forked_child
 
 AUTH_SERVICES = {
     "MD5": hmacmd5.HmacMd5(),
@@ -265,3 +266,19 @@ def test_the_usual_shape_reader_agrees_with_the_checked_one(level: int) -> None:
             accepted += 1
             assert usual == v3._decode_checked(data), data.hex()
     assert accepted > 1000
+
+
+def test_a_forked_worker_draws_its_own_privacy_salts() -> None:
+    """Workers fork from one parent: counting on from its salt counters, two workers would send the
+    same salt (so the same AES IV within an engine-time second) under one user's key."""
+    aes_key, des_key = bytes(range(16)), bytes(range(16, 32))
+
+    def salts() -> bytes:
+        return (usm.encrypt("AES", aes_key, 1, 2, b"scoped pdu").salt
+                + usm.encrypt("DES", des_key, 1, 2, b"scoped pdu").salt)
+
+    child = in_forked_child(salts)
+    parent = salts()  # what the parent draws next, as a sibling forked before the draw would
+    assert len(child) == len(parent) == 16
+    assert child[:8] != parent[:8]  # AES: 64-bit salts
+    assert child[8:] != parent[8:]  # DES: boots, then a 32-bit counter
